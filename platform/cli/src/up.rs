@@ -1,0 +1,321 @@
+//! `micros up`: every service as a supervised child process of this one, on 127.0.0.1,
+//! with SQLite under a data directory.
+//!
+//! Children start in dependency order, each told where its dependencies listen; each
+//! reports readiness by writing its bound address to a file. A child that dies is
+//! restarted on the same port (a few times, with backoff). Ctrl-C or SIGTERM sends
+//! SIGTERM to every child, waits for their drain, and exits 0.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use micros_platform::{
+    auth::{Authenticator, Role},
+    service::ServiceEntry,
+};
+use nix::{sys::signal::Signal, unistd::Pid};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncRead, BufReader},
+    process::{Child, Command},
+    signal::unix::{SignalKind, signal},
+};
+
+use crate::{registry, token::load_or_create_secret};
+
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// Where SQLite files, the token secret and run files live.
+    #[arg(long, default_value = ".micros")]
+    data_dir: PathBuf,
+    /// The first service's port; the others follow in order. 0 picks free ports.
+    #[arg(long, default_value_t = 50051)]
+    base_port: u16,
+    /// A TOML config file every service reads (service-specific keys under [service]
+    /// apply to each service, so keep it to shared sections).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// How long a child may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a child may take to drain after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Restarts allowed within [`RESTART_WINDOW`] before `micros up` gives up.
+const MAX_RESTARTS: usize = 5;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+struct Running {
+    entry: ServiceEntry,
+    addr: String,
+    child: Child,
+    restarts: Vec<Instant>,
+}
+
+struct Launch<'a> {
+    exe: PathBuf,
+    data_dir: &'a Path,
+    config: Option<&'a Path>,
+    secret: &'a SecretString,
+    authenticator: &'a Authenticator,
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.clone();
+    std::fs::create_dir_all(data_dir.join("run"))
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let secret = load_or_create_secret(&data_dir)?;
+    let authenticator = Authenticator::from_secret(&secret, "micros");
+    let launch = Launch {
+        exe: std::env::current_exe().context("cannot find the micros executable")?,
+        data_dir: &data_dir,
+        config: args.config.as_deref(),
+        secret: &secret,
+        authenticator: &authenticator,
+    };
+
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+
+    let mut running: Vec<Running> = Vec::new();
+    for (index, entry) in registry::in_start_order()?.into_iter().enumerate() {
+        let port = if args.base_port == 0 {
+            0
+        } else {
+            args.base_port
+                .checked_add(u16::try_from(index)?)
+                .context("--base-port leaves no room for every service")?
+        };
+        let started = tokio::select! {
+            started = start(&launch, entry, port, &running) => started,
+            _ = terminate.recv() => Err(anyhow::anyhow!("SIGTERM during start-up")),
+            _ = interrupt.recv() => Err(anyhow::anyhow!("interrupted during start-up")),
+        };
+        match started {
+            Ok(service) => running.push(service),
+            Err(error) => {
+                stop_all(&mut running).await;
+                return Err(error);
+            }
+        }
+    }
+
+    print_banner(&launch, &running)?;
+
+    let outcome = supervise(&launch, &mut running, &mut terminate, &mut interrupt).await;
+    eprintln!("micros up: stopping {} services", running.len());
+    stop_all(&mut running).await;
+    outcome
+}
+
+async fn supervise(
+    launch: &Launch<'_>,
+    running: &mut [Running],
+    terminate: &mut tokio::signal::unix::Signal,
+    interrupt: &mut tokio::signal::unix::Signal,
+) -> anyhow::Result<()> {
+    loop {
+        let exited = first_exit(running);
+        tokio::select! {
+            _ = terminate.recv() => return Ok(()),
+            _ = interrupt.recv() => return Ok(()),
+            (index, status) = exited => {
+                let service = &mut running[index];
+                let name = service.entry.descriptor.name;
+                eprintln!("micros up: {name} exited ({status}); restarting");
+                let now = Instant::now();
+                service.restarts.retain(|at| now.duration_since(*at) < RESTART_WINDOW);
+                if service.restarts.len() >= MAX_RESTARTS {
+                    bail!("{name} exited {MAX_RESTARTS} times within {RESTART_WINDOW:?}; giving up");
+                }
+                tokio::time::sleep(Duration::from_millis(250 << service.restarts.len())).await;
+                let port: u16 = service
+                    .addr
+                    .rsplit(':')
+                    .next()
+                    .and_then(|port| port.parse().ok())
+                    .context("a child reported an address without a port")?;
+                let entry = service.entry;
+                let mut restarts = std::mem::take(&mut service.restarts);
+                restarts.push(now);
+                let (before, after) = running.split_at_mut(index);
+                let mut restarted = start(launch, entry, port, before).await?;
+                restarted.restarts = restarts;
+                after[0] = restarted;
+            }
+        }
+    }
+}
+
+/// Waits for the first child to exit and says which, with its exit status.
+async fn first_exit(running: &mut [Running]) -> (usize, String) {
+    if running.is_empty() {
+        return std::future::pending().await;
+    }
+    let waits = running
+        .iter_mut()
+        .map(|service| Box::pin(service.child.wait()));
+    let (status, index, _) = futures::future::select_all(waits).await;
+    (
+        index,
+        status.map_or_else(|error| error.to_string(), |status| status.to_string()),
+    )
+}
+
+async fn start(
+    launch: &Launch<'_>,
+    entry: ServiceEntry,
+    port: u16,
+    started: &[Running],
+) -> anyhow::Result<Running> {
+    let name = entry.descriptor.name;
+    let ready_file = launch.data_dir.join("run").join(format!("{name}.addr"));
+    let _ = std::fs::remove_file(&ready_file);
+
+    let mut command = Command::new(&launch.exe);
+    command
+        .arg("serve")
+        .arg(name)
+        .arg("--ready-file")
+        .arg(&ready_file)
+        .env("MICROS__SERVER__PORT", port.to_string())
+        .env(
+            "MICROS__STORE__URL",
+            format!("sqlite://{}", launch.data_dir.join("data").display()),
+        )
+        .env("MICROS__AUTH__TOKEN_SECRET", launch.secret.expose_secret())
+        .env(
+            "MICROS__AUTH__SERVICE_TOKEN",
+            launch.authenticator.issue(
+                &format!("service:{name}"),
+                service_roles(name),
+                Duration::from_secs(365 * 24 * 3600),
+            )?,
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(config) = launch.config {
+        command.arg("--config").arg(config);
+    }
+    for dependency in entry.descriptor.depends_on {
+        let addr = started
+            .iter()
+            .find(|service| service.entry.descriptor.name == *dependency)
+            .map(|service| service.addr.clone())
+            .with_context(|| format!("{name} depends on {dependency}, which is not running"))?;
+        command.env(
+            format!("MICROS__CLIENTS__{}__URL", dependency.to_uppercase().replace('-', "_")),
+            format!("http://{addr}"),
+        );
+    }
+
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot start {name}"))?;
+    if let Some(stdout) = child.stdout.take() {
+        tokio::spawn(forward(name, stdout));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        tokio::spawn(forward(name, stderr));
+    }
+
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Ok(addr) = std::fs::read_to_string(&ready_file) {
+            return Ok(Running {
+                entry,
+                addr: addr.trim().to_owned(),
+                child,
+                restarts: Vec::new(),
+            });
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{name} exited before it was ready ({status}); its log is above");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill().await;
+            bail!("{name} was not ready within {READY_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The roles of the token a service presents when it calls the others.
+fn service_roles(name: &str) -> &'static [Role] {
+    match name {
+        "orchestrator" => &[Role::Lifecycle, Role::Admin, Role::Viewer],
+        _ => &[Role::Viewer],
+    }
+}
+
+async fn forward(name: &'static str, stream: impl AsyncRead + Unpin) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        eprintln!("{name:>12} | {line}");
+    }
+}
+
+/// SIGTERM to every child, newest first (dependents before their dependencies).
+async fn stop_all(running: &mut Vec<Running>) {
+    while let Some(mut service) = running.pop() {
+        let name = service.entry.descriptor.name;
+        if let Some(pid) = service.child.id() {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        }
+        match tokio::time::timeout(STOP_TIMEOUT, service.child.wait()).await {
+            Ok(Ok(status)) if status.success() => {}
+            Ok(Ok(status)) => eprintln!("micros up: {name} stopped with {status}"),
+            Ok(Err(error)) => eprintln!("micros up: waiting for {name} failed: {error}"),
+            Err(_) => {
+                eprintln!("micros up: {name} did not stop within {STOP_TIMEOUT:?}; killing it");
+                let _ = service.child.kill().await;
+            }
+        }
+    }
+}
+
+fn print_banner(launch: &Launch<'_>, running: &[Running]) -> anyhow::Result<()> {
+    let roles = [Role::Viewer, Role::Admin, Role::Operator, Role::Approver];
+    let token = launch
+        .authenticator
+        .issue("dev", &roles, Duration::from_secs(30 * 24 * 3600))?;
+    let addresses: BTreeMap<&str, &str> = running
+        .iter()
+        .map(|service| (service.entry.descriptor.name, service.addr.as_str()))
+        .collect();
+    let catalog = addresses.get("catalog").copied().unwrap_or("127.0.0.1:50051");
+    let demo = format!("demo-{}", &demo_suffix());
+
+    println!("Micros is up. Data: {} (SQLite). Ctrl-C stops every service.", launch.data_dir.display());
+    println!();
+    for service in running {
+        println!("  {:<14} {}", service.entry.descriptor.name, service.addr);
+    }
+    println!();
+    println!("Development token (principal dev; roles viewer, admin, operator, approver; 30 days):");
+    println!("  export MICROS_TOKEN={token}");
+    println!();
+    println!("Try:");
+    println!("  grpcurl -plaintext {catalog} list");
+    println!(
+        "  grpcurl -plaintext -H 'authorization: Bearer {token}' -d '{{\"name\": \"Demo\", \"url\": \"{demo}.example.com\", \"region\": \"us-east\"}}' {catalog} micros.catalog.v1.CatalogService/CreateSite"
+    );
+    println!(
+        "  grpcurl -plaintext -H 'authorization: Bearer {token}' -d '{{}}' {catalog} micros.catalog.v1.CatalogService/ListSites"
+    );
+    println!();
+    Ok(())
+}
+
+/// Six hex digits, so the printed example creates a site whose URL is new each run.
+fn demo_suffix() -> String {
+    use rand::Rng;
+    format!("{:06x}", rand::rng().random_range(0..0x0100_0000u32))
+}

@@ -1,0 +1,138 @@
+//! Calling another Micros service: by name from `clients.<name>` in config, with the
+//! caller's credentials, a default deadline sent as `grpc-timeout`, W3C trace context,
+//! and [`retry_idempotent`] for calls that are safe to repeat.
+
+use std::{collections::BTreeMap, future::Future, str::FromStr, time::Duration};
+
+use backon::{ExponentialBuilder, Retryable};
+use secrecy::{ExposeSecret, SecretString};
+use tonic::{
+    Code, Status,
+    metadata::MetadataValue,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Channel, Endpoint},
+};
+use tonic_tracing_opentelemetry::middleware::client::{OtelGrpcLayer, OtelGrpcService};
+use tower::Layer;
+
+use crate::config::ClientConfig;
+
+/// The channel type every generated client is built on.
+pub type ServiceChannel = InterceptedService<OtelGrpcService<Channel>, Credentials>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no client is configured for service `{0}`: set clients.{0}.url (MICROS__CLIENTS__{upper}__URL)", upper = .0.to_uppercase())]
+    NotConfigured(String),
+    #[error("invalid URL `{url}` for service `{service}`: {source}")]
+    InvalidUrl {
+        service: String,
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("the token for calls to other services is not a valid header value")]
+    InvalidToken,
+}
+
+/// Adds `authorization` and a default deadline to every outgoing call.
+#[derive(Clone)]
+pub struct Credentials {
+    authorization: Option<MetadataValue<tonic::metadata::Ascii>>,
+    timeout: Duration,
+}
+
+impl Interceptor for Credentials {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(value) = &self.authorization
+            && !request.metadata().contains_key("authorization")
+        {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        if !request.metadata().contains_key("grpc-timeout") {
+            request.set_timeout(self.timeout);
+        }
+        Ok(request)
+    }
+}
+
+/// Connects to services named in config, presenting one token.
+#[derive(Clone)]
+pub struct Clients {
+    clients: BTreeMap<String, ClientConfig>,
+    token: Option<SecretString>,
+}
+
+impl Clients {
+    /// `token` is the bearer token presented on every call (a service identity or an
+    /// operator's token); `None` sends none.
+    pub fn new(clients: BTreeMap<String, ClientConfig>, token: Option<SecretString>) -> Self {
+        Self { clients, token }
+    }
+
+    /// A lazily connecting channel to `service`; connection errors surface on the first
+    /// call as UNAVAILABLE, which [`retry_idempotent`] retries.
+    pub fn channel(&self, service: &str) -> Result<ServiceChannel, ClientError> {
+        let config = self
+            .clients
+            .get(service)
+            .ok_or_else(|| ClientError::NotConfigured(service.to_owned()))?;
+        connect(service, config, self.token.as_ref())
+    }
+}
+
+/// A channel to one address; [`Clients::channel`] is the usual way in.
+pub fn connect(
+    service: &str,
+    config: &ClientConfig,
+    token: Option<&SecretString>,
+) -> Result<ServiceChannel, ClientError> {
+    let endpoint = Endpoint::from_str(&config.url).map_err(|source| ClientError::InvalidUrl {
+        service: service.to_owned(),
+        url: config.url.clone(),
+        source,
+    })?;
+    let channel = endpoint
+        .connect_timeout(config.connect_timeout)
+        .tcp_nodelay(true)
+        .connect_lazy();
+    let authorization = token
+        .map(|token| {
+            MetadataValue::try_from(format!("Bearer {}", token.expose_secret()))
+                .map_err(|_| ClientError::InvalidToken)
+        })
+        .transpose()?;
+    Ok(InterceptedService::new(
+        OtelGrpcLayer.layer(channel),
+        Credentials {
+            authorization,
+            timeout: config.timeout,
+        },
+    ))
+}
+
+/// Codes worth another try for a call that is safe to repeat.
+pub fn is_retryable(code: Code) -> bool {
+    matches!(code, Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted)
+}
+
+/// Repeats an idempotent call with exponential backoff (at most 5 tries, jittered)
+/// while it fails with a [retryable](is_retryable) code.
+pub async fn retry_idempotent<T, F, Fut>(call: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    call.retry(
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(2))
+            .with_max_times(4)
+            .with_jitter(),
+    )
+    .when(|status: &Status| is_retryable(status.code()))
+    .notify(|status: &Status, delay| {
+        tracing::debug!(code = ?status.code(), ?delay, "retrying idempotent call");
+    })
+    .await
+}

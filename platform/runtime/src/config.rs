@@ -1,0 +1,392 @@
+//! Typed configuration: defaults in code, then an optional TOML file, then `MICROS__…`
+//! environment variables (`MICROS__SERVER__PORT=50051`), then [`Validate`].
+//!
+//! Every struct denies unknown fields, so a typo (`MICROS__SERVR__PORT`) stops start-up
+//! with a message naming the key instead of being silently ignored.
+
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+/// The environment variable prefix; nested keys are separated by `__`.
+pub const ENV_PREFIX: &str = "MICROS";
+/// Names a TOML file to read after the defaults.
+pub const CONFIG_FILE_ENV: &str = "MICROS_CONFIG";
+
+/// A service's whole configuration: the runtime sections every service shares, and the
+/// service's own section under `service`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config<S> {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Other services this one calls, by name (`clients.catalog.url`).
+    #[serde(default)]
+    pub clients: BTreeMap<String, ClientConfig>,
+    #[serde(default)]
+    pub service: S,
+}
+
+impl<S: Default> Default for Config<S> {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            telemetry: TelemetryConfig::default(),
+            auth: AuthConfig::default(),
+            store: StoreConfig::default(),
+            clients: BTreeMap::new(),
+            service: S::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub host: IpAddr,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+    /// Upper bound for any call; a shorter `grpc-timeout` from the client wins.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Calls in flight at once; beyond it calls are shed with RESOURCE_EXHAUSTED.
+    pub concurrency_limit: usize,
+    /// After SIGTERM, how long health reports NOT_SERVING before the listener closes,
+    /// so that load balancers stop sending new calls first.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_delay: Duration,
+    /// How long in-flight calls may take to finish once the listener has closed.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            request_timeout: Duration::from_secs(30),
+            concurrency_limit: 256,
+            shutdown_delay: Duration::ZERO,
+            drain_timeout: Duration::from_secs(25),
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// `tracing_subscriber::EnvFilter` syntax; `RUST_LOG` overrides it.
+    pub log_filter: String,
+    pub log_format: LogFormat,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_filter: "info,sqlx=warn".to_owned(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HMAC key that signs and verifies bearer tokens (HS256). Required.
+    #[serde(serialize_with = "serialize_secret")]
+    pub token_secret: SecretString,
+    /// The `iss` claim tokens must carry.
+    pub issuer: String,
+    /// The token this service presents when it calls others (a service identity).
+    #[serde(serialize_with = "serialize_secret")]
+    pub service_token: SecretString,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            token_secret: SecretString::from(""),
+            issuer: "micros".to_owned(),
+            service_token: SecretString::from(""),
+        }
+    }
+}
+
+/// Defaults are serialized as the first config layer; a secret is written as it is so
+/// that a default survives the round trip (defaults hold no real secret).
+fn serialize_secret<S: serde::Serializer>(
+    secret: &SecretString,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use secrecy::ExposeSecret;
+    serializer.serialize_str(secret.expose_secret())
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://<directory>` (one file per database in it) or
+    /// `postgres://user@host:port` (one database per service database on that server).
+    pub url: String,
+    /// Database names are `<prefix><name>`, e.g. `micros_catalog`.
+    pub database_prefix: String,
+    pub max_connections: u32,
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://.micros/data".to_owned(),
+            database_prefix: "micros_".to_owned(),
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where to reach another service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// `http://host:port`; in Kubernetes the Service's DNS name.
+    pub url: String,
+    #[serde(default = "default_client_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+fn default_client_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+
+/// Checks that only the whole configuration can make (ranges, cross-field rules).
+pub trait Validate {
+    fn validate(&self) -> Result<(), String>;
+}
+
+/// No service-specific settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoSettings {}
+
+impl Validate for NoSettings {
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("invalid configuration: {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+    #[error("invalid configuration: service: {0}")]
+    Service(String),
+}
+
+/// Where configuration comes from, beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// A TOML file; when absent, `MICROS_CONFIG` may name one.
+    pub file: Option<PathBuf>,
+    /// Explicit `MICROS__…` variables; `None` reads the process environment.
+    pub env: Option<BTreeMap<String, String>>,
+}
+
+/// Loads `Config<S>` from `defaults`, the file, the environment, then validates it.
+pub fn load<S>(defaults: Config<S>, sources: &Sources) -> Result<Config<S>, ConfigError>
+where
+    S: Serialize + DeserializeOwned + Default + Validate,
+{
+    let mut builder =
+        config::Config::builder().add_source(config::Config::try_from(&defaults)?);
+    let file = sources
+        .file
+        .clone()
+        .or_else(|| std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from));
+    if let Some(file) = file {
+        builder = builder.add_source(config::File::from(file.as_path()).required(true));
+    }
+    let mut environment = config::Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true);
+    if let Some(env) = &sources.env {
+        environment = environment.source(Some(env.clone().into_iter().collect()));
+    }
+    let loaded: Config<S> = builder.add_source(environment).build()?.try_deserialize()?;
+    loaded.validate()?;
+    Ok(loaded)
+}
+
+impl<S: Validate> Config<S> {
+    fn validate(&self) -> Result<(), ConfigError> {
+        use secrecy::ExposeSecret;
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_owned(),
+            })
+        };
+        if self.server.concurrency_limit == 0 {
+            return invalid("server.concurrency_limit", "must be at least 1");
+        }
+        if self.server.request_timeout.is_zero() {
+            return invalid("server.request_timeout", "must be longer than zero");
+        }
+        if self.auth.token_secret.expose_secret().len() < 32 {
+            return invalid(
+                "auth.token_secret",
+                "must be set to at least 32 characters (MICROS__AUTH__TOKEN_SECRET); \
+                 `micros up` generates one for local use",
+            );
+        }
+        if !(self.store.url.starts_with("sqlite://") || self.store.url.starts_with("postgres://"))
+        {
+            return invalid("store.url", "must start with sqlite:// or postgres://");
+        }
+        if self.store.max_connections == 0 {
+            return invalid("store.max_connections", "must be at least 1");
+        }
+        for (name, client) in &self.clients {
+            if !(client.url.starts_with("http://") || client.url.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    key: "clients",
+                    message: format!("clients.{name}.url must start with http:// or https://"),
+                });
+            }
+        }
+        self.service.validate().map_err(ConfigError::Service)
+    }
+}
+
+/// The data directory of a `sqlite://` store URL, for tools that put files beside it.
+pub fn sqlite_dir(url: &str) -> Option<&Path> {
+    url.strip_prefix("sqlite://").map(Path::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Sources {
+        let mut all: BTreeMap<String, String> = [(
+            "MICROS__AUTH__TOKEN_SECRET".to_owned(),
+            "0123456789abcdef0123456789abcdef".to_owned(),
+        )]
+        .into();
+        all.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Sources {
+            file: None,
+            env: Some(all),
+        }
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let config = load(
+            Config::<NoSettings>::default(),
+            &env(&[
+                ("MICROS__SERVER__PORT", "50071"),
+                ("MICROS__SERVER__REQUEST_TIMEOUT", "1500ms"),
+                ("MICROS__CLIENTS__CATALOG__URL", "http://catalog:50051"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.server.port, 50071);
+        assert_eq!(config.server.request_timeout, Duration::from_millis(1500));
+        assert_eq!(config.clients["catalog"].url, "http://catalog:50051");
+        assert_eq!(config.clients["catalog"].timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let error = load(
+            Config::<NoSettings>::default(),
+            &env(&[("MICROS__SERVR__PORT", "1")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("servr"), "{error}");
+    }
+
+    #[test]
+    fn unknown_nested_key_is_named() {
+        let error = load(
+            Config::<NoSettings>::default(),
+            &env(&[("MICROS__SERVER__PROT", "1")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("prot"), "{error}");
+    }
+
+    #[test]
+    fn invalid_value_is_refused() {
+        let error = load(
+            Config::<NoSettings>::default(),
+            &env(&[("MICROS__SERVER__CONCURRENCY_LIMIT", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("server.concurrency_limit"), "{error}");
+    }
+
+    #[test]
+    fn missing_secret_is_refused() {
+        let sources = Sources {
+            file: None,
+            env: Some(BTreeMap::new()),
+        };
+        let error = load(Config::<NoSettings>::default(), &sources)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("auth.token_secret"), "{error}");
+    }
+
+    #[test]
+    fn file_is_read_before_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("micros.toml");
+        std::fs::write(&file, "[server]\nport = 1234\nconcurrency_limit = 7\n").unwrap();
+        let mut sources = env(&[("MICROS__SERVER__PORT", "4321")]);
+        sources.file = Some(file);
+        let config = load(Config::<NoSettings>::default(), &sources).unwrap();
+        assert_eq!(config.server.port, 4321);
+        assert_eq!(config.server.concurrency_limit, 7);
+    }
+}

@@ -1,0 +1,262 @@
+//! The tower layers every Micros server runs, one per concern. [`crate::server`] stacks
+//! them in one place, in this order (outermost first):
+//!
+//! 1. trace: extract W3C trace context, open a span per call (tonic-tracing-opentelemetry);
+//! 2. overload: a global concurrency limit with load shedding, answered RESOURCE_EXHAUSTED
+//!    at once instead of queueing ([`overload_response`]);
+//! 3. deadline: the smaller of the server's limit and the client's `grpc-timeout`,
+//!    answered DEADLINE_EXCEEDED ([`DeadlineLayer`]);
+//! 4. auth: bearer token to [`Principal`](crate::auth::Principal) ([`AuthLayer`]).
+//!
+//! Health and reflection skip auth: probes and grpcurl carry no token.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use http::{Request, Response};
+use tonic::{Code, body::Body};
+use tower::{BoxError, Layer, Service};
+
+use crate::{auth::Authenticator, error::status_with_info};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Paths served without a token.
+pub fn is_exempt_from_auth(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/")
+        || path.starts_with("/grpc.reflection.v1.ServerReflection/")
+        || path.starts_with("/grpc.reflection.v1alpha.ServerReflection/")
+}
+
+/// Paths the trace layer leaves out: probes every few seconds would drown real calls.
+pub fn is_traced(path: &str) -> bool {
+    !path.starts_with("/grpc.health.v1.Health/")
+}
+
+fn status_response(
+    code: Code,
+    message: impl Into<String>,
+    reason: &str,
+    metadata: HashMap<String, String>,
+) -> Response<Body> {
+    status_with_info(code, message, reason, "micros.platform", metadata).into_http()
+}
+
+/// An error from a layer below the load shedder; the trace layer needs a type that
+/// implements `std::error::Error`, which `BoxError` does not.
+#[derive(Debug)]
+pub struct LayerError(BoxError);
+
+impl std::fmt::Display for LayerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for LayerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl From<BoxError> for LayerError {
+    fn from(error: BoxError) -> Self {
+        Self(error)
+    }
+}
+
+/// Turns tower's load-shed refusal into RESOURCE_EXHAUSTED with `ErrorInfo`; any other
+/// error from below becomes its status.
+pub fn overload_response(
+    limit: usize,
+) -> impl Fn(Result<Response<Body>, BoxError>) -> Result<Response<Body>, LayerError> + Clone {
+    move |result| match result {
+        Ok(response) => Ok(response),
+        Err(error) if error.is::<tower::load_shed::error::Overloaded>() => Ok(status_response(
+            Code::ResourceExhausted,
+            format!("the server is at its limit of {limit} calls in flight; retry with backoff"),
+            "OVERLOADED",
+            HashMap::from([("concurrency_limit".to_owned(), limit.to_string())]),
+        )),
+        Err(error) => Ok(tonic::Status::from_error(error).into_http()),
+    }
+}
+
+/// Bounds every call by the server's timeout, or the client's `grpc-timeout` if sooner.
+#[derive(Debug, Clone)]
+pub struct DeadlineLayer {
+    limit: Duration,
+}
+
+impl DeadlineLayer {
+    pub fn new(limit: Duration) -> Self {
+        Self { limit }
+    }
+}
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = Deadline<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Deadline {
+            inner,
+            limit: self.limit,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Deadline<S> {
+    inner: S,
+    limit: Duration,
+}
+
+impl<S> Service<Request<Body>> for Deadline<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let client = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_grpc_timeout);
+        let deadline = client.map_or(self.limit, |client| client.min(self.limit));
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            match tokio::time::timeout(deadline, call).await {
+                Ok(result) => result,
+                Err(_) => Ok(status_response(
+                    Code::DeadlineExceeded,
+                    format!("the call did not finish within {deadline:?}"),
+                    "DEADLINE_EXCEEDED",
+                    HashMap::from([("deadline_ms".to_owned(), deadline.as_millis().to_string())]),
+                )),
+            }
+        })
+    }
+}
+
+/// The `grpc-timeout` header: at most 8 digits and a unit (H, M, S, m, u, n).
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at_checked(value.len().checked_sub(1)?)?;
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// Verifies the bearer token and attaches the principal; see [`crate::auth`].
+#[derive(Debug, Clone)]
+pub struct AuthLayer {
+    authenticator: Arc<Authenticator>,
+}
+
+impl AuthLayer {
+    pub fn new(authenticator: Arc<Authenticator>) -> Self {
+        Self { authenticator }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Auth {
+            inner,
+            authenticator: self.authenticator.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Auth<S> {
+    inner: S,
+    authenticator: Arc<Authenticator>,
+}
+
+impl<S> Service<Request<Body>> for Auth<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        if is_exempt_from_auth(request.uri().path()) {
+            return Box::pin(self.inner.call(request));
+        }
+        let header = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        match self.authenticator.verify_header(header) {
+            Ok(principal) => {
+                tracing::Span::current().record("principal", principal.name.as_str());
+                request.extensions_mut().insert(principal);
+                Box::pin(self.inner.call(request))
+            }
+            Err(error) => {
+                let response = tonic::Status::from(error).into_http();
+                Box::pin(async move { Ok(response) })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_units() {
+        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_grpc_timeout("100u"), Some(Duration::from_micros(100)));
+        assert_eq!(parse_grpc_timeout("S"), None);
+        assert_eq!(parse_grpc_timeout("123456789S"), None);
+        assert_eq!(parse_grpc_timeout("5x"), None);
+        assert_eq!(parse_grpc_timeout(""), None);
+        assert_eq!(parse_grpc_timeout("1é"), None);
+    }
+
+    #[test]
+    fn probes_and_reflection_skip_auth() {
+        assert!(is_exempt_from_auth("/grpc.health.v1.Health/Check"));
+        assert!(is_exempt_from_auth(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+        ));
+        assert!(!is_exempt_from_auth("/micros.catalog.v1.CatalogService/GetSite"));
+    }
+}

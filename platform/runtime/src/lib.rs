@@ -1,0 +1,28 @@
+//! The Micros platform: what every service shares, written once.
+//!
+//! * [`ids`]: typed, prefixed UUIDv7 identifiers;
+//! * [`config`]: defaults, file, `MICROS__…` environment, validation;
+//! * [`telemetry`]: tracing and OTLP export;
+//! * [`server`] and [`layers`]: the gRPC server with health, reflection, trace,
+//!   load shedding, deadlines and auth; graceful drain;
+//! * [`paging`]: page tokens and sizes for list RPCs;
+//! * [`client`]: calling other services by name;
+//! * [`auth`]: bearer tokens, principals and roles;
+//! * [`error`]: the one mapping from errors to `tonic::Status` with `ErrorInfo`;
+//! * [`store`]: SQLite and PostgreSQL pools with per-backend migrations;
+//! * [`service`]: what a service declares and how it runs;
+//! * [`testing`] (feature `testing`): fresh databases and real servers for tests.
+
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod layers;
+pub mod paging;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -1,0 +1,102 @@
+//! Logs and traces. Only the platform installs subscribers and exporters.
+//!
+//! `tracing` to stderr always; spans exported with OTLP/gRPC when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set (use `http://host:4317`: an endpoint without a
+//! scheme means https in opentelemetry-otlp 0.33). W3C trace context is the global
+//! propagator, so the server and client layers carry `traceparent` on every hop.
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
+
+use crate::config::{LogFormat, TelemetryConfig};
+
+/// Flushes and shuts the exporter down when dropped, so the last spans are not lost.
+#[must_use = "dropping the guard shuts telemetry down"]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(error) = provider.shutdown()
+        {
+            eprintln!("telemetry: shutting the span exporter down failed: {error}");
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("invalid log filter `{filter}`: {message}")]
+    Filter { filter: String, message: String },
+    #[error("cannot build the OTLP exporter: {0}")]
+    Exporter(String),
+}
+
+/// Installs the global subscriber for `service`; call once, first thing in `main`.
+pub fn init(service: &str, config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(filter) if !filter.is_empty() => filter,
+        _ => config.log_filter.clone(),
+    };
+    let env_filter = EnvFilter::try_new(&filter).map_err(|error| TelemetryError::Filter {
+        filter: filter.clone(),
+        message: error.to_string(),
+    })?;
+
+    let fmt = match config.log_format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+
+    let provider = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(otlp_provider(service)?),
+        _ => None,
+    };
+    let otel = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer().with_tracer(provider.tracer(service.to_owned()))
+    });
+
+    // A second init (tests that start several services in one process) keeps the first.
+    let _ = tracing_subscriber::registry()
+        .with(env_filter)
+        .with(fmt)
+        .with(otel)
+        .try_init();
+    Ok(TelemetryGuard { provider })
+}
+
+fn otlp_provider(service: &str) -> Result<SdkTracerProvider, TelemetryError> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()
+        .map_err(|error| TelemetryError::Exporter(error.to_string()))?;
+    let service_name =
+        std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| format!("micros-{service}"));
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(Resource::builder().with_service_name(service_name).build())
+        .build())
+}
+
+/// Logs for tests, only with `TEST_LOG=1`, so a failing test's output stays readable.
+pub fn init_for_tests() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        let _ = tracing_subscriber::registry()
+            .with(EnvFilter::new(
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn".to_owned()),
+            ))
+            .with(tracing_subscriber::fmt::layer().with_test_writer())
+            .try_init();
+    }
+}
