@@ -12,7 +12,11 @@ mod token;
 mod up;
 
 #[derive(Parser)]
-#[command(name = "micros", version, about = "Micros: safe tenant lifecycle for a multi-tenant platform")]
+#[command(
+    name = "micros",
+    version,
+    about = "Micros: safe tenant lifecycle for a multi-tenant platform"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

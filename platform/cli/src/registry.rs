@@ -23,11 +23,11 @@ pub fn in_start_order() -> anyhow::Result<Vec<ServiceEntry>> {
     let mut ordered: Vec<ServiceEntry> = Vec::new();
     while !pending.is_empty() {
         let ready = pending.iter().position(|entry| {
-            entry
-                .descriptor
-                .depends_on
-                .iter()
-                .all(|dependency| ordered.iter().any(|done| done.descriptor.name == *dependency))
+            entry.descriptor.depends_on.iter().all(|dependency| {
+                ordered
+                    .iter()
+                    .any(|done| done.descriptor.name == *dependency)
+            })
         });
         match ready {
             Some(index) => ordered.push(pending.remove(index)),

@@ -1,7 +1,10 @@
 //! `micros token`: a bearer token for local use, signed with the secret that
 //! `micros up` keeps in its data directory (or `MICROS__AUTH__TOKEN_SECRET`).
 
-use std::{path::{Path, PathBuf}, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::Context;
 use micros_platform::auth::{Authenticator, Role};
@@ -31,7 +34,11 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
         Ok(secret) if !secret.is_empty() => SecretString::from(secret),
         _ => read_secret(&args.data_dir)?,
     };
-    let token = Authenticator::from_secret(&secret, "micros").issue(&args.principal, &args.roles, args.ttl)?;
+    let token = Authenticator::from_secret(&secret, "micros").issue(
+        &args.principal,
+        &args.roles,
+        args.ttl,
+    )?;
     println!("{token}");
     Ok(())
 }
@@ -39,7 +46,10 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
 fn read_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
     let path = data_dir.join(SECRET_FILE);
     let secret = std::fs::read_to_string(&path).with_context(|| {
-        format!("cannot read {}: run `micros up` first, or set MICROS__AUTH__TOKEN_SECRET", path.display())
+        format!(
+            "cannot read {}: run `micros up` first, or set MICROS__AUTH__TOKEN_SECRET",
+            path.display()
+        )
     })?;
     Ok(SecretString::from(secret.trim().to_owned()))
 }

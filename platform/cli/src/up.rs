@@ -8,6 +8,7 @@
 
 use std::{
     collections::BTreeMap,
+    io::Write as _,
     path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
@@ -211,7 +212,10 @@ async fn start(
             .map(|service| service.addr.clone())
             .with_context(|| format!("{name} depends on {dependency}, which is not running"))?;
         command.env(
-            format!("MICROS__CLIENTS__{}__URL", dependency.to_uppercase().replace('-', "_")),
+            format!(
+                "MICROS__CLIENTS__{}__URL",
+                dependency.to_uppercase().replace('-', "_")
+            ),
             format!("http://{addr}"),
         );
     }
@@ -258,7 +262,7 @@ fn service_roles(name: &str) -> &'static [Role] {
 async fn forward(name: &'static str, stream: impl AsyncRead + Unpin) {
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        eprintln!("{name:>12} | {line}");
+        let _ = writeln!(std::io::stderr(), "{name:>12} | {line}");
     }
 }
 
@@ -290,27 +294,31 @@ fn print_banner(launch: &Launch<'_>, running: &[Running]) -> anyhow::Result<()> 
         .iter()
         .map(|service| (service.entry.descriptor.name, service.addr.as_str()))
         .collect();
-    let catalog = addresses.get("catalog").copied().unwrap_or("127.0.0.1:50051");
-    let demo = format!("demo-{}", &demo_suffix());
-
-    println!("Micros is up. Data: {} (SQLite). Ctrl-C stops every service.", launch.data_dir.display());
-    println!();
-    for service in running {
-        println!("  {:<14} {}", service.entry.descriptor.name, service.addr);
-    }
-    println!();
-    println!("Development token (principal dev; roles viewer, admin, operator, approver; 30 days):");
-    println!("  export MICROS_TOKEN={token}");
-    println!();
-    println!("Try:");
-    println!("  grpcurl -plaintext {catalog} list");
-    println!(
-        "  grpcurl -plaintext -H 'authorization: Bearer {token}' -d '{{\"name\": \"Demo\", \"url\": \"{demo}.example.com\", \"region\": \"us-east\"}}' {catalog} micros.catalog.v1.CatalogService/CreateSite"
+    let catalog = addresses
+        .get("catalog")
+        .copied()
+        .unwrap_or("127.0.0.1:50051");
+    let demo = format!("demo-{}", demo_suffix());
+    let services: String = running
+        .iter()
+        .map(|service| format!("  {:<14} {}\n", service.entry.descriptor.name, service.addr))
+        .collect();
+    let bearer = format!("-H 'authorization: Bearer {token}'");
+    let create =
+        format!(r#"'{{"name": "Demo", "url": "{demo}.example.com", "region": "us-east"}}'"#);
+    let banner = format!(
+        "Micros is up. Data: {data} (SQLite). Ctrl-C stops every service.\n\n\
+         {services}\n\
+         Development token (principal dev; roles viewer, admin, operator, approver; 30 days):\n\
+         \x20 export MICROS_TOKEN={token}\n\n\
+         Try:\n\
+         \x20 grpcurl -plaintext {catalog} list\n\
+         \x20 grpcurl -plaintext {bearer} -d {create} {catalog} micros.catalog.v1.CatalogService/CreateSite\n\
+         \x20 grpcurl -plaintext {bearer} -d '{{}}' {catalog} micros.catalog.v1.CatalogService/ListSites\n\n",
+        data = launch.data_dir.display(),
     );
-    println!(
-        "  grpcurl -plaintext -H 'authorization: Bearer {token}' -d '{{}}' {catalog} micros.catalog.v1.CatalogService/ListSites"
-    );
-    println!();
+    // A closed stdout (the reader went away) must not take the services down with it.
+    let _ = std::io::stdout().write_all(banner.as_bytes());
     Ok(())
 }
 

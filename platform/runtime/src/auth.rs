@@ -186,7 +186,12 @@ impl Authenticator {
     }
 
     /// A signed token for `principal` with `roles`, valid for `ttl`.
-    pub fn issue(&self, principal: &str, roles: &[Role], ttl: Duration) -> Result<String, AuthError> {
+    pub fn issue(
+        &self,
+        principal: &str,
+        roles: &[Role],
+        ttl: Duration,
+    ) -> Result<String, AuthError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -254,9 +259,15 @@ mod tests {
     fn issued_token_verifies_with_roles() {
         let auth = authenticator("0123456789abcdef0123456789abcdef");
         let token = auth
-            .issue("alice", &[Role::Admin, Role::Viewer], Duration::from_secs(60))
+            .issue(
+                "alice",
+                &[Role::Admin, Role::Viewer],
+                Duration::from_secs(60),
+            )
             .unwrap();
-        let principal = auth.verify_header(Some(&format!("Bearer {token}"))).unwrap();
+        let principal = auth
+            .verify_header(Some(&format!("Bearer {token}")))
+            .unwrap();
         assert_eq!(principal.name, "alice");
         assert!(principal.has(Role::Admin));
         assert!(!principal.has(Role::Lifecycle));
@@ -276,7 +287,10 @@ mod tests {
     #[test]
     fn header_shapes() {
         let auth = authenticator("0123456789abcdef0123456789abcdef");
-        assert!(matches!(auth.verify_header(None), Err(AuthError::MissingToken)));
+        assert!(matches!(
+            auth.verify_header(None),
+            Err(AuthError::MissingToken)
+        ));
         assert!(matches!(
             auth.verify_header(Some("Basic abc")),
             Err(AuthError::MalformedHeader)

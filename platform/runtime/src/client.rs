@@ -13,12 +13,30 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 use tonic_tracing_opentelemetry::middleware::client::{OtelGrpcLayer, OtelGrpcService};
-use tower::Layer;
+use tower::{Layer, util::MapErr};
 
 use crate::config::ClientConfig;
 
 /// The channel type every generated client is built on.
-pub type ServiceChannel = InterceptedService<OtelGrpcService<Channel>, Credentials>;
+pub type ServiceChannel = InterceptedService<
+    MapErr<OtelGrpcService<Channel>, fn(tonic::transport::Error) -> Status>,
+    Credentials,
+>;
+
+/// tonic's channel enforces the call's deadline itself and reports it as CANCELLED
+/// ("Timeout expired"); callers should see DEADLINE_EXCEEDED, as gRPC specifies.
+fn deadline_as_deadline_exceeded(error: tonic::transport::Error) -> Status {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(cause) = source {
+        if cause.is::<tonic::TimeoutExpired>() {
+            return Status::deadline_exceeded(
+                "the call's deadline passed before the service answered",
+            );
+        }
+        source = cause.source();
+    }
+    Status::from_error(Box::new(error))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -47,7 +65,9 @@ impl Interceptor for Credentials {
         if let Some(value) = &self.authorization
             && !request.metadata().contains_key("authorization")
         {
-            request.metadata_mut().insert("authorization", value.clone());
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
         }
         if !request.metadata().contains_key("grpc-timeout") {
             request.set_timeout(self.timeout);
@@ -103,7 +123,10 @@ pub fn connect(
         })
         .transpose()?;
     Ok(InterceptedService::new(
-        OtelGrpcLayer.layer(channel),
+        MapErr::new(
+            OtelGrpcLayer.layer(channel),
+            deadline_as_deadline_exceeded as fn(tonic::transport::Error) -> Status,
+        ),
         Credentials {
             authorization,
             timeout: config.timeout,
@@ -113,7 +136,10 @@ pub fn connect(
 
 /// Codes worth another try for a call that is safe to repeat.
 pub fn is_retryable(code: Code) -> bool {
-    matches!(code, Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted)
+    matches!(
+        code,
+        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted
+    )
 }
 
 /// Repeats an idempotent call with exponential backoff (at most 5 tries, jittered)

@@ -232,8 +232,7 @@ pub fn load<S>(defaults: Config<S>, sources: &Sources) -> Result<Config<S>, Conf
 where
     S: Serialize + DeserializeOwned + Default + Validate,
 {
-    let mut builder =
-        config::Config::builder().add_source(config::Config::try_from(&defaults)?);
+    let mut builder = config::Config::builder().add_source(config::Config::try_from(&defaults)?);
     let file = sources
         .file
         .clone()
@@ -275,8 +274,7 @@ impl<S: Validate> Config<S> {
                  `micros up` generates one for local use",
             );
         }
-        if !(self.store.url.starts_with("sqlite://") || self.store.url.starts_with("postgres://"))
-        {
+        if !(self.store.url.starts_with("sqlite://") || self.store.url.starts_with("postgres://")) {
             return invalid("store.url", "must start with sqlite:// or postgres://");
         }
         if self.store.max_connections == 0 {

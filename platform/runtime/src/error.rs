@@ -167,9 +167,10 @@ impl Problem for InvalidArgument {
             ],
             Self::Id {
                 field,
-                source: IdError::Malformed {
-                    expected, input, ..
-                },
+                source:
+                    IdError::Malformed {
+                        expected, input, ..
+                    },
             } => {
                 let mut metadata = vec![("field", field.clone()), ("value", input.clone())];
                 if let Some(kind) = expected {

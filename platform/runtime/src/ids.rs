@@ -220,15 +220,19 @@ fn parse_any(input: &str, expected: Option<Kind>) -> Result<(Kind, Uuid), IdErro
     let (prefix, hex) = input
         .split_once('_')
         .ok_or_else(|| malformed("it has no `<kind>_` prefix"))?;
-    let kind = Kind::from_prefix(prefix).ok_or_else(|| malformed("the prefix names no kind of ID"))?;
+    let kind =
+        Kind::from_prefix(prefix).ok_or_else(|| malformed("the prefix names no kind of ID"))?;
     if hex.len() != 32
         || !hex
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     {
-        return Err(malformed("the part after the prefix must be 32 lower-case hex digits"));
+        return Err(malformed(
+            "the part after the prefix must be 32 lower-case hex digits",
+        ));
     }
-    let uuid = Uuid::try_parse(hex).map_err(|_| malformed("the part after the prefix is not a UUID"))?;
+    let uuid =
+        Uuid::try_parse(hex).map_err(|_| malformed("the part after the prefix is not a UUID"))?;
     if uuid.get_version_num() != 7 {
         return Err(malformed("the UUID is not version 7"));
     }
@@ -367,8 +371,14 @@ mod tests {
             }
         );
         let message = error.to_string();
-        assert!(message.contains("expected a site ID (`site_…`)"), "{message}");
-        assert!(message.contains("is an app installation ID (`app_…`)"), "{message}");
+        assert!(
+            message.contains("expected a site ID (`site_…`)"),
+            "{message}"
+        );
+        assert!(
+            message.contains("is an app installation ID (`app_…`)"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -383,7 +393,13 @@ mod tests {
             "site_0193a2b4c5d64e8f9a0b1c2d3e4f5a6b",
         ] {
             assert!(
-                matches!(SiteId::parse(input), Err(IdError::Malformed { expected: Some(Kind::Site), .. })),
+                matches!(
+                    SiteId::parse(input),
+                    Err(IdError::Malformed {
+                        expected: Some(Kind::Site),
+                        ..
+                    })
+                ),
                 "{input:?} should be malformed"
             );
         }

@@ -136,7 +136,14 @@ where
             .get("grpc-timeout")
             .and_then(|value| value.to_str().ok())
             .and_then(parse_grpc_timeout);
-        let deadline = client.map_or(self.limit, |client| client.min(self.limit));
+        // tonic wraps every connection in its own `grpc-timeout` guard, outside this
+        // layer, which answers CANCELLED; ending a millisecond earlier makes this
+        // layer's DEADLINE_EXCEEDED (with ErrorInfo) the answer the client sees.
+        let deadline = client.map_or(self.limit, |client| {
+            client
+                .saturating_sub(Duration::from_millis(1))
+                .min(self.limit)
+        });
         let call = self.inner.call(request);
         Box::pin(async move {
             match tokio::time::timeout(deadline, call).await {
@@ -257,6 +264,8 @@ mod tests {
         assert!(is_exempt_from_auth(
             "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
         ));
-        assert!(!is_exempt_from_auth("/micros.catalog.v1.CatalogService/GetSite"));
+        assert!(!is_exempt_from_auth(
+            "/micros.catalog.v1.CatalogService/GetSite"
+        ));
     }
 }

@@ -13,10 +13,7 @@ use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc};
 use http::{Request, Response};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{
-    body::Body,
-    server::NamedService,
-    service::RoutesBuilder,
-    transport::server::TcpIncoming,
+    body::Body, server::NamedService, service::RoutesBuilder, transport::server::TcpIncoming,
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::{Service, ServiceBuilder, limit::GlobalConcurrencyLimitLayer};
@@ -91,7 +88,9 @@ impl ServerBuilder {
             .map_err(|source| ServerError::Bind { addr, source })?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_service_status("", ServingStatus::NotServing).await;
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
         for name in &self.names {
             health
                 .set_service_status(*name, ServingStatus::NotServing)
@@ -159,7 +158,10 @@ impl Server {
         } = self;
         let limit = config.concurrency_limit;
         let layers = ServiceBuilder::new()
-            .layer(tonic_tracing_opentelemetry::middleware::server::OtelGrpcLayer::default().filter(is_traced))
+            .layer(
+                tonic_tracing_opentelemetry::middleware::server::OtelGrpcLayer::default()
+                    .filter(is_traced),
+            )
             .map_result(overload_response(limit))
             .load_shed()
             .layer(GlobalConcurrencyLimitLayer::new(limit))

@@ -30,19 +30,13 @@ pub struct ServiceDescriptor {
 
 /// Implemented once per service crate.
 pub trait MicrosService: 'static {
-    type Settings: Serialize
-        + DeserializeOwned
-        + Default
-        + Clone
-        + Validate
-        + Send
-        + Sync
-        + 'static;
+    type Settings: Serialize + DeserializeOwned + Default + Clone + Validate + Send + Sync + 'static;
 
     const DESCRIPTOR: ServiceDescriptor;
 
     /// Opens stores, runs migrations, adds gRPC services and binds.
-    fn build(config: Config<Self::Settings>) -> impl Future<Output = anyhow::Result<Server>> + Send;
+    fn build(config: Config<Self::Settings>)
+    -> impl Future<Output = anyhow::Result<Server>> + Send;
 
     /// Platform defaults with the descriptor's port.
     fn default_config() -> Config<Self::Settings> {

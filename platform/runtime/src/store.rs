@@ -5,14 +5,13 @@
 //! times BIGINT unix microseconds, `$1` placeholders. DDL differs per backend, so each
 //! service keeps `migrations/sqlite` and `migrations/postgres`; they run at open.
 
-use std::{path::Path, sync::Once, time::{SystemTime, UNIX_EPOCH}};
-
-use sqlx::{
-    AnyPool, Executor,
-    any::AnyPoolOptions,
-    error::ErrorKind,
-    migrate::Migrator,
+use std::{
+    path::Path,
+    sync::Once,
+    time::{SystemTime, UNIX_EPOCH},
 };
+
+use sqlx::{AnyPool, Executor, any::AnyPoolOptions, error::ErrorKind, migrate::Migrator};
 use tonic::Code;
 
 use crate::{config::StoreConfig, error::Problem};
@@ -304,7 +303,19 @@ mod tests {
         let now = SystemTime::now();
         let micros = unix_micros(now);
         assert_eq!(unix_micros(from_unix_micros(micros)), micros);
-        assert_eq!(timestamp(1_500_000), prost_types::Timestamp { seconds: 1, nanos: 500_000_000 });
-        assert_eq!(timestamp(-1), prost_types::Timestamp { seconds: -1, nanos: 999_999_000 });
+        assert_eq!(
+            timestamp(1_500_000),
+            prost_types::Timestamp {
+                seconds: 1,
+                nanos: 500_000_000
+            }
+        );
+        assert_eq!(
+            timestamp(-1),
+            prost_types::Timestamp {
+                seconds: -1,
+                nanos: 999_999_000
+            }
+        );
     }
 }

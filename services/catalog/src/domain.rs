@@ -57,14 +57,18 @@ impl SiteUrl {
         }
         let labels: Vec<&str> = host.split('.').collect();
         if labels.len() < 2 {
-            return Err(invalid("the host name needs at least two labels, like acme.example.com"));
+            return Err(invalid(
+                "the host name needs at least two labels, like acme.example.com",
+            ));
         }
         let valid_label = |label: &&str| {
             !label.is_empty()
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         };
         if !labels.iter().all(valid_label) {
             return Err(invalid(
@@ -133,8 +137,15 @@ mod tests {
 
     #[test]
     fn urls_are_canonical() {
-        for input in ["acme.example.com", "https://ACME.example.com/", " acme.example.com "] {
-            assert_eq!(SiteUrl::parse("url", input).unwrap().as_str(), "https://acme.example.com");
+        for input in [
+            "acme.example.com",
+            "https://ACME.example.com/",
+            " acme.example.com ",
+        ] {
+            assert_eq!(
+                SiteUrl::parse("url", input).unwrap().as_str(),
+                "https://acme.example.com"
+            );
         }
     }
 

@@ -9,9 +9,7 @@ use micros_platform::{
     paging,
     store::{timestamp, unix_micros},
 };
-use micros_proto::catalog::v1::{
-    self as pb, catalog_service_server::CatalogService,
-};
+use micros_proto::catalog::v1::{self as pb, catalog_service_server::CatalogService};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -61,7 +59,10 @@ impl CatalogService for CatalogApi {
             region: domain::region(&request.region, &self.settings.regions)
                 .map_err(CatalogError::from)?,
         };
-        let site = self.sites.create(&new, unix_micros(SystemTime::now())).await?;
+        let site = self
+            .sites
+            .create(&new, unix_micros(SystemTime::now()))
+            .await?;
         tracing::info!(site_id = %site.site_id, url = site.url.as_str(), "site created");
         Ok(Response::new(site_to_proto(site)))
     }
@@ -91,13 +92,13 @@ impl CatalogService for CatalogApi {
         require_role(&request, Role::Viewer).map_err(CatalogError::from)?;
         let request = request.into_inner();
         let url = SiteUrl::parse("url", &request.url).map_err(CatalogError::from)?;
-        let site = self
-            .sites
-            .by_url(url.as_str())
-            .await?
-            .ok_or_else(|| CatalogError::UrlNotFound {
-                url: url.as_str().to_owned(),
-            })?;
+        let site =
+            self.sites
+                .by_url(url.as_str())
+                .await?
+                .ok_or_else(|| CatalogError::UrlNotFound {
+                    url: url.as_str().to_owned(),
+                })?;
         Ok(Response::new(site_to_proto(Self::visible(
             site,
             request.show_deleted,

@@ -41,7 +41,9 @@ impl SiteStore {
             Ok(_) => self
                 .get(&new.site_id.to_string())
                 .await?
-                .ok_or(CatalogError::SiteNotFound { site_id: new.site_id }),
+                .ok_or(CatalogError::SiteNotFound {
+                    site_id: new.site_id,
+                }),
             Err(error) => {
                 match StoreError::conflict_or(error, || format!("site {}", new.site_id)) {
                     StoreError::Conflict { .. } => self.explain_conflict(new).await,
@@ -61,7 +63,9 @@ impl SiteStore {
             return if same {
                 Ok(existing)
             } else {
-                Err(CatalogError::SiteIdTaken { site_id: new.site_id })
+                Err(CatalogError::SiteIdTaken {
+                    site_id: new.site_id,
+                })
             };
         }
         match self.by_url(new.url.as_str()).await? {
@@ -128,7 +132,9 @@ fn site_from_row(row: &AnyRow) -> Result<Site, CatalogError> {
         url: SiteUrl::from_stored(row.try_get("url").map_err(StoreError::from)?),
         region: row.try_get("region").map_err(StoreError::from)?,
         state: SiteState::parse(&state).ok_or_else(|| {
-            StoreError::Database(sqlx::Error::Decode(format!("unknown site state {state}").into()))
+            StoreError::Database(sqlx::Error::Decode(
+                format!("unknown site state {state}").into(),
+            ))
         })?,
         create_time: row.try_get("create_time").map_err(StoreError::from)?,
         delete_time: row.try_get("delete_time").map_err(StoreError::from)?,

@@ -78,8 +78,16 @@ async fn create_with_caller_id_is_idempotent_and_urls_are_unique() {
             site_id: site_id.clone(),
             ..new_site("Acme", "acme.example.com")
         };
-        let first = client.create_site(request.clone()).await.unwrap().into_inner();
-        let again = client.create_site(request.clone()).await.unwrap().into_inner();
+        let first = client
+            .create_site(request.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        let again = client
+            .create_site(request.clone())
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(first, again, "{backend:?}");
 
         let changed = client
@@ -90,7 +98,10 @@ async fn create_with_caller_id_is_idempotent_and_urls_are_unique() {
             .await
             .unwrap_err();
         assert_eq!(changed.code(), Code::AlreadyExists);
-        assert_eq!(changed.get_details_error_info().unwrap().reason, "SITE_ID_TAKEN");
+        assert_eq!(
+            changed.get_details_error_info().unwrap().reason,
+            "SITE_ID_TAKEN"
+        );
 
         let taken = client
             .create_site(new_site("Impostor", "acme.example.com"))
@@ -153,7 +164,11 @@ async fn bad_fields_are_named() {
     let (service, mut client) = catalog(Backend::Sqlite).await;
     let cases = [
         (new_site("", "acme.example.com"), "name", "MISSING_FIELD"),
-        (new_site("Acme", "http://acme.example.com"), "url", "INVALID_SITE_URL"),
+        (
+            new_site("Acme", "http://acme.example.com"),
+            "url",
+            "INVALID_SITE_URL",
+        ),
         (
             CreateSiteRequest {
                 region: "mars-1".to_owned(),
@@ -167,7 +182,10 @@ async fn bad_fields_are_named() {
         let status = client.create_site(request).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
         let info = status.get_details_error_info().unwrap();
-        assert_eq!((info.reason.as_str(), info.metadata["field"].as_str()), (reason, field));
+        assert_eq!(
+            (info.reason.as_str(), info.metadata["field"].as_str()),
+            (reason, field)
+        );
     }
     service.stop().await;
 }
@@ -184,7 +202,10 @@ async fn unknown_site_and_url_are_not_found() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    assert_eq!(status.get_details_error_info().unwrap().metadata["site_id"], missing);
+    assert_eq!(
+        status.get_details_error_info().unwrap().metadata["site_id"],
+        missing
+    );
     let status = client
         .resolve_site_url(ResolveSiteUrlRequest {
             url: "nobody.example.com".to_owned(),
@@ -193,7 +214,10 @@ async fn unknown_site_and_url_are_not_found() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    assert_eq!(status.get_details_error_info().unwrap().reason, "SITE_URL_NOT_FOUND");
+    assert_eq!(
+        status.get_details_error_info().unwrap().reason,
+        "SITE_URL_NOT_FOUND"
+    );
     service.stop().await;
 }
 
@@ -204,7 +228,10 @@ async fn list_pages_through_every_site_once() {
         let mut created = Vec::new();
         for index in 0..7 {
             let site = client
-                .create_site(new_site(&format!("Site {index}"), &format!("s{index}.example.com")))
+                .create_site(new_site(
+                    &format!("Site {index}"),
+                    &format!("s{index}.example.com"),
+                ))
                 .await
                 .unwrap()
                 .into_inner();
@@ -231,7 +258,10 @@ async fn list_pages_through_every_site_once() {
             }
             page_token = page.next_page_token;
         }
-        assert_eq!(seen, created, "{backend:?}: creation order, no gaps, no repeats");
+        assert_eq!(
+            seen, created,
+            "{backend:?}: creation order, no gaps, no repeats"
+        );
         assert_eq!(pages, 3);
 
         let status = client
@@ -243,7 +273,10 @@ async fn list_pages_through_every_site_once() {
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert_eq!(status.get_details_error_info().unwrap().reason, "INVALID_PAGE_TOKEN");
+        assert_eq!(
+            status.get_details_error_info().unwrap().reason,
+            "INVALID_PAGE_TOKEN"
+        );
         service.stop().await;
     }
 }
@@ -257,7 +290,10 @@ async fn credentials_and_roles_are_enforced() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
-    assert_eq!(status.get_details_error_info().unwrap().reason, "MISSING_CREDENTIALS");
+    assert_eq!(
+        status.get_details_error_info().unwrap().reason,
+        "MISSING_CREDENTIALS"
+    );
 
     let mut viewer = CatalogServiceClient::new(service.channel(&[Role::Viewer]));
     let status = viewer

