@@ -7,6 +7,7 @@
 //!   load shedding, deadlines and auth; graceful drain;
 //! * [`paging`]: page tokens and sizes for list RPCs;
 //! * [`client`]: calling other services by name;
+//! * [`clock`]: the injectable clock behind retention and expiry;
 //! * [`auth`]: bearer tokens, principals and roles;
 //! * [`error`]: the one mapping from errors to `tonic::Status` with `ErrorInfo`;
 //! * [`store`]: SQLite and PostgreSQL pools with per-backend migrations;
@@ -15,6 +16,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod ids;

@@ -10,6 +10,7 @@ use std::{future::Future, path::PathBuf, pin::Pin};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
+    clock::{self, SharedClock},
     config::{self, Config, Sources, Validate},
     server::{Server, shutdown_signal},
     telemetry,
@@ -35,14 +36,31 @@ pub trait MicrosService: 'static {
     const DESCRIPTOR: ServiceDescriptor;
 
     /// Opens stores, runs migrations, adds gRPC services and binds.
-    fn build(config: Config<Self::Settings>)
-    -> impl Future<Output = anyhow::Result<Server>> + Send;
+    fn build(
+        config: Config<Self::Settings>,
+        context: ServiceContext,
+    ) -> impl Future<Output = anyhow::Result<Server>> + Send;
 
     /// Platform defaults with the descriptor's port.
     fn default_config() -> Config<Self::Settings> {
         let mut config = Config::<Self::Settings>::default();
         config.server.port = Self::DESCRIPTOR.port;
         config
+    }
+}
+
+/// What a service gets from the process that runs it, beside its config.
+#[derive(Debug, Clone)]
+pub struct ServiceContext {
+    /// The wall clock in production; a [`crate::clock::TestClock`] in tests.
+    pub clock: SharedClock,
+}
+
+impl Default for ServiceContext {
+    fn default() -> Self {
+        Self {
+            clock: clock::system(),
+        }
     }
 }
 
@@ -58,7 +76,7 @@ pub struct RunOptions {
 pub async fn run<S: MicrosService>(options: RunOptions) -> anyhow::Result<()> {
     let config = config::load(S::default_config(), &options.sources)?;
     let _telemetry = telemetry::init(S::DESCRIPTOR.name, &config.telemetry)?;
-    let server = S::build(config).await?;
+    let server = S::build(config, ServiceContext::default()).await?;
     if let Some(ready_file) = &options.ready_file {
         let staging = ready_file.with_extension("tmp");
         std::fs::write(&staging, server.local_addr().to_string())?;

@@ -11,7 +11,7 @@ mod store;
 use micros_platform::{
     config::Config,
     server::{Server, ServerBuilder},
-    service::{MicrosService, ServiceDescriptor},
+    service::{MicrosService, ServiceContext, ServiceDescriptor},
     store::Store,
 };
 use micros_proto::catalog::v1::catalog_service_server::CatalogServiceServer;
@@ -32,7 +32,10 @@ impl MicrosService for Catalog {
         depends_on: &[],
     };
 
-    async fn build(config: Config<CatalogSettings>) -> anyhow::Result<Server> {
+    async fn build(
+        config: Config<CatalogSettings>,
+        _context: ServiceContext,
+    ) -> anyhow::Result<Server> {
         let store = Store::open(&config.store, "catalog", &micros_platform::migrations!()).await?;
         let api = grpc::CatalogApi::new(store::SiteStore::new(store), config.service.clone());
         Ok(ServerBuilder::new(&config.server, &config.auth)

@@ -6,7 +6,7 @@
 
 mod process;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 pub use process::{REQUIRE_GRPCURL_ENV, ServiceProcess, grpcurl, run_grpcurl};
 use secrecy::SecretString;
@@ -17,7 +17,8 @@ use crate::{
     client::{self, ServiceChannel},
     config::{ClientConfig, Config, StoreConfig},
     server::RunningServer,
-    service::MicrosService,
+    clock::TestClock,
+    service::{MicrosService, ServiceContext},
     store::{Backend, postgres_url},
 };
 
@@ -137,23 +138,41 @@ async fn drop_databases(server: &str, prefix: &str) -> Result<(), sqlx::Error> {
 pub struct TestService<S: MicrosService> {
     pub server: RunningServer,
     pub config: Config<S::Settings>,
+    /// The service's clock; advance it to let retention pass.
+    pub clock: TestClock,
     _store: TestStore,
 }
 
-/// Starts `S` on `backend` with `settings`.
+/// Starts `S` on `backend` with `settings` and a clock of its own.
 pub async fn spawn<S: MicrosService>(backend: Backend, settings: S::Settings) -> TestService<S> {
+    spawn_with::<S>(backend, settings, TestClock::new(), |_| {}).await
+}
+
+/// Starts `S` with `clock` (shared by services that must agree on time) after
+/// `configure` has adjusted its config (clients, limits).
+pub async fn spawn_with<S: MicrosService>(
+    backend: Backend,
+    settings: S::Settings,
+    clock: TestClock,
+    configure: impl FnOnce(&mut Config<S::Settings>),
+) -> TestService<S> {
     let store = TestStore::new(backend);
     let mut config = S::default_config();
     config.server.port = 0;
     config.store = store.config.clone();
     config.auth.token_secret = SecretString::from(TEST_TOKEN_SECRET);
     config.service = settings;
-    let server = S::build(config.clone())
+    configure(&mut config);
+    let context = ServiceContext {
+        clock: Arc::new(clock.clone()),
+    };
+    let server = S::build(config.clone(), context)
         .await
         .unwrap_or_else(|error| panic!("{} failed to start: {error:#}", S::DESCRIPTOR.name));
     TestService {
         server: server.spawn(),
         config,
+        clock,
         _store: store,
     }
 }
