@@ -32,6 +32,8 @@ pub struct Config<S> {
     pub auth: AuthConfig,
     #[serde(default)]
     pub store: StoreConfig,
+    #[serde(default)]
+    pub lifecycle: LifecycleConfig,
     /// Other services this one calls, by name (`clients.catalog.url`).
     #[serde(default)]
     pub clients: BTreeMap<String, ClientConfig>,
@@ -46,6 +48,7 @@ impl<S: Default> Default for Config<S> {
             telemetry: TelemetryConfig::default(),
             auth: AuthConfig::default(),
             store: StoreConfig::default(),
+            lifecycle: LifecycleConfig::default(),
             clients: BTreeMap::new(),
             service: S::default(),
         }
@@ -172,6 +175,31 @@ impl Default for StoreConfig {
     }
 }
 
+/// Soft-delete retention and history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecycleConfig {
+    /// How long soft-deleted data stays restorable before it may be purged, and how long
+    /// change-log history (point-in-time restore) is kept.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Rows deleted per statement when purging.
+    pub purge_batch_size: u32,
+    /// How often change-log history past retention is pruned.
+    #[serde(with = "humantime_serde")]
+    pub prune_interval: Duration,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        Self {
+            retention: Duration::from_secs(30 * 24 * 3600),
+            purge_batch_size: 5000,
+            prune_interval: Duration::from_secs(3600),
+        }
+    }
+}
+
 /// Where to reach another service.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -276,6 +304,12 @@ impl<S: Validate> Config<S> {
         }
         if !(self.store.url.starts_with("sqlite://") || self.store.url.starts_with("postgres://")) {
             return invalid("store.url", "must start with sqlite:// or postgres://");
+        }
+        if self.lifecycle.purge_batch_size == 0 {
+            return invalid("lifecycle.purge_batch_size", "must be at least 1");
+        }
+        if self.lifecycle.prune_interval.is_zero() {
+            return invalid("lifecycle.prune_interval", "must be longer than zero");
         }
         if self.store.max_connections == 0 {
             return invalid("store.max_connections", "must be at least 1");

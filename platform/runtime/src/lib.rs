@@ -11,6 +11,7 @@
 //! * [`auth`]: bearer tokens, principals and roles;
 //! * [`error`]: the one mapping from errors to `tonic::Status` with `ErrorInfo`;
 //! * [`store`]: SQLite and PostgreSQL pools with per-backend migrations;
+//! * [`lifecycle`]: tenant registry, soft delete, restore, purge, point in time, fingerprints;
 //! * [`service`]: what a service declares and how it runs;
 //! * [`testing`] (feature `testing`): fresh databases and real servers for tests.
 
@@ -21,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod ids;
 pub mod layers;
+pub mod lifecycle;
 pub mod paging;
 pub mod server;
 pub mod service;

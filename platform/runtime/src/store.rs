@@ -163,17 +163,28 @@ impl Store {
                 database: database.clone(),
                 source,
             })?;
-        let migrator = match backend {
-            Backend::Sqlite => &migrations.sqlite,
-            Backend::Postgres => &migrations.postgres,
+        let (mut lifecycle, service) = match backend {
+            Backend::Sqlite => (
+                sqlx::migrate!("./migrations/lifecycle/sqlite"),
+                &migrations.sqlite,
+            ),
+            Backend::Postgres => (
+                sqlx::migrate!("./migrations/lifecycle/postgres"),
+                &migrations.postgres,
+            ),
         };
-        migrator
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                database: database.clone(),
-                source,
-            })?;
+        // The platform's tables keep their own history so that each service numbers its
+        // migrations from 1 without colliding with them.
+        lifecycle.dangerous_set_table_name("_micros_lifecycle_migrations");
+        for migrator in [&lifecycle, service] {
+            migrator
+                .run(&pool)
+                .await
+                .map_err(|source| StoreError::Migrate {
+                    database: database.clone(),
+                    source,
+                })?;
+        }
         Ok(Store {
             pool,
             backend,
@@ -191,6 +202,28 @@ impl Store {
 
     pub fn database(&self) -> &str {
         &self.database
+    }
+
+    /// A transaction that writes. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so that a read-then-write transaction waits for other writers
+    /// instead of failing when it upgrades.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// A query yielding one column, `value`, with the elements of the JSON array of
+    /// strings bound at `param`: a call with any number of targets binds one parameter
+    /// and runs one statement.
+    pub fn json_strings(&self, param: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("SELECT value FROM json_each({param})"),
+            Backend::Postgres => {
+                format!("SELECT jsonb_array_elements_text({param}::jsonb) AS value")
+            }
+        }
     }
 
     pub async fn close(&self) {
@@ -272,6 +305,11 @@ pub fn from_unix_micros(micros: i64) -> SystemTime {
     } else {
         UNIX_EPOCH - magnitude
     }
+}
+
+/// A stored time as RFC 3339 with microseconds, for messages and error metadata.
+pub fn rfc3339(micros: i64) -> String {
+    humantime::format_rfc3339_micros(from_unix_micros(micros)).to_string()
 }
 
 /// A protobuf timestamp for a stored time.

@@ -1,0 +1,189 @@
+//! What the lifecycle refuses, and why.
+
+use tonic::Code;
+
+use crate::{
+    auth::AuthError,
+    error::{InvalidArgument, Problem},
+    ids::{OperationId, SiteId},
+    store::StoreError,
+};
+
+use super::model::Target;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error(transparent)]
+    InvalidArgument(#[from] InvalidArgument),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("site {site_id} is deleted")]
+    SiteDeleted { site_id: SiteId },
+    #[error("site {site_id} is not known to this service")]
+    SiteNotFound { site_id: SiteId },
+    #[error("site {site_id} is already deleted by operation {deleted_by}")]
+    AlreadyDeleted { site_id: SiteId, deleted_by: String },
+    #[error("site {site_id} was deleted by operation {deleted_by}, not {requested}")]
+    DeletedByAnotherOperation {
+        site_id: SiteId,
+        deleted_by: String,
+        requested: OperationId,
+    },
+    #[error("site {site_id} is not deleted")]
+    NotDeleted { site_id: SiteId },
+    #[error("site {site_id} is not active; restore it before restoring it to a point in time")]
+    NotActive { site_id: SiteId },
+    #[error("site {site_id} is purged; nothing is left to restore")]
+    Purged { site_id: SiteId },
+    #[error("{target} expires at {}; purging is refused before then", crate::store::rfc3339(*expire_time))]
+    PurgeBeforeExpiry { target: Target, expire_time: i64 },
+    #[error("site {site_id} is on hold; it cannot be purged until the hold is cleared")]
+    OnHold { site_id: SiteId },
+    #[error("operation {operation_id} was already used for a different {action} call")]
+    OperationReused {
+        operation_id: OperationId,
+        action: String,
+    },
+    #[error(
+        "point in time {} is before {}, the oldest history kept",
+        crate::store::rfc3339(*point_in_time), crate::store::rfc3339(*earliest)
+    )]
+    PointInTimeTooOld { point_in_time: i64, earliest: i64 },
+    #[error("{0}")]
+    Refused(Refusal),
+    /// A service used the machinery against its own declaration: a bug, not a request error.
+    #[error("lifecycle misuse: {0}")]
+    Misuse(String),
+}
+
+/// A refusal raised by a service's hook (the catalog's deletion budget, for one).
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub code: Code,
+    pub reason: &'static str,
+    pub domain: &'static str,
+    pub message: String,
+    pub metadata: Vec<(&'static str, String)>,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<sqlx::Error> for LifecycleError {
+    fn from(error: sqlx::Error) -> Self {
+        LifecycleError::Store(StoreError::Database(error))
+    }
+}
+
+impl Problem for LifecycleError {
+    fn code(&self) -> Code {
+        match self {
+            Self::InvalidArgument(inner) => inner.code(),
+            Self::Auth(inner) => inner.code(),
+            Self::Store(inner) => inner.code(),
+            Self::SiteDeleted { .. } | Self::SiteNotFound { .. } => Code::NotFound,
+            Self::OperationReused { .. } => Code::AlreadyExists,
+            Self::Refused(refusal) => refusal.code,
+            Self::Misuse(_) => Code::Internal,
+            Self::AlreadyDeleted { .. }
+            | Self::DeletedByAnotherOperation { .. }
+            | Self::NotDeleted { .. }
+            | Self::NotActive { .. }
+            | Self::Purged { .. }
+            | Self::PurgeBeforeExpiry { .. }
+            | Self::OnHold { .. }
+            | Self::PointInTimeTooOld { .. } => Code::FailedPrecondition,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidArgument(inner) => inner.reason(),
+            Self::Auth(inner) => inner.reason(),
+            Self::Store(inner) => inner.reason(),
+            Self::SiteDeleted { .. } => "SITE_DELETED",
+            Self::SiteNotFound { .. } => "SITE_NOT_FOUND",
+            Self::AlreadyDeleted { .. } => "SITE_ALREADY_DELETED",
+            Self::DeletedByAnotherOperation { .. } => "DELETED_BY_ANOTHER_OPERATION",
+            Self::NotDeleted { .. } => "SITE_NOT_DELETED",
+            Self::NotActive { .. } => "SITE_NOT_ACTIVE",
+            Self::Purged { .. } => "SITE_PURGED",
+            Self::PurgeBeforeExpiry { .. } => "PURGE_BEFORE_EXPIRY",
+            Self::OnHold { .. } => "TENANT_ON_HOLD",
+            Self::OperationReused { .. } => "OPERATION_ID_REUSED",
+            Self::PointInTimeTooOld { .. } => "POINT_IN_TIME_TOO_OLD",
+            Self::Refused(refusal) => refusal.reason,
+            Self::Misuse(_) => "LIFECYCLE_MISUSE",
+        }
+    }
+
+    fn domain(&self) -> &'static str {
+        match self {
+            Self::InvalidArgument(inner) => inner.domain(),
+            Self::Auth(inner) => inner.domain(),
+            Self::Store(inner) => inner.domain(),
+            Self::Refused(refusal) => refusal.domain,
+            _ => "micros.lifecycle",
+        }
+    }
+
+    fn metadata(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::InvalidArgument(inner) => inner.metadata(),
+            Self::Auth(inner) => inner.metadata(),
+            Self::Store(inner) => inner.metadata(),
+            Self::Refused(refusal) => refusal.metadata.clone(),
+            Self::Misuse(_) => Vec::new(),
+            Self::SiteDeleted { site_id }
+            | Self::SiteNotFound { site_id }
+            | Self::NotDeleted { site_id }
+            | Self::NotActive { site_id }
+            | Self::Purged { site_id }
+            | Self::OnHold { site_id } => vec![("site_id", site_id.to_string())],
+            Self::AlreadyDeleted {
+                site_id,
+                deleted_by,
+            } => vec![
+                ("site_id", site_id.to_string()),
+                ("deleted_by", deleted_by.clone()),
+            ],
+            Self::DeletedByAnotherOperation {
+                site_id,
+                deleted_by,
+                requested,
+            } => vec![
+                ("site_id", site_id.to_string()),
+                ("deleted_by", deleted_by.clone()),
+                ("requested_operation_id", requested.to_string()),
+            ],
+            Self::PurgeBeforeExpiry {
+                target,
+                expire_time,
+            } => vec![
+                ("target", target.key()),
+                ("expire_time", crate::store::rfc3339(*expire_time)),
+            ],
+            Self::OperationReused {
+                operation_id,
+                action,
+            } => vec![
+                ("operation_id", operation_id.to_string()),
+                ("action", action.clone()),
+            ],
+            Self::PointInTimeTooOld {
+                point_in_time,
+                earliest,
+            } => vec![
+                ("point_in_time", crate::store::rfc3339(*point_in_time)),
+                ("earliest", crate::store::rfc3339(*earliest)),
+            ],
+        }
+    }
+}
+
+crate::status_from_problem!(LifecycleError);

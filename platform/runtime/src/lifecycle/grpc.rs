@@ -1,0 +1,234 @@
+//! `micros.lifecycle.v1.TenantLifecycle`, generic over a service's declaration: a service
+//! registers it with one line, `LifecycleService::server(lifecycle)`. Only a principal
+//! with the `lifecycle` role (the orchestrator's service identity) may call it.
+
+use micros_proto::lifecycle::v1::{
+    self as pb,
+    restore_request::Source,
+    target::Kind,
+    tenant_lifecycle_server::{TenantLifecycle, TenantLifecycleServer},
+};
+use tonic::{Request, Response, Status};
+
+use super::{
+    Justification, Lifecycle, LifecycleError, LifecycleRequest, RestoreSource, Target,
+    TargetOutcome, TenantState,
+};
+use crate::{
+    auth::{Role, require_role},
+    error::{InvalidArgument, parse_id},
+    store::{timestamp, unix_micros},
+};
+
+pub struct LifecycleService {
+    lifecycle: Lifecycle,
+}
+
+impl LifecycleService {
+    /// The gRPC server for `lifecycle`, ready for `ServerBuilder::add_service`.
+    pub fn server(lifecycle: Lifecycle) -> TenantLifecycleServer<LifecycleService> {
+        TenantLifecycleServer::new(LifecycleService { lifecycle })
+    }
+}
+
+/// Parses proto targets into typed ones; the field path names the offending entry.
+pub fn parse_targets(targets: &[pb::Target]) -> Result<Vec<Target>, InvalidArgument> {
+    targets
+        .iter()
+        .enumerate()
+        .map(|(index, target)| match &target.kind {
+            Some(Kind::Site(site)) => Ok(Target::Site(parse_id(
+                &format!("targets[{index}].site.site_id"),
+                &site.site_id,
+            )?)),
+            Some(Kind::AppInstallation(app)) => Ok(Target::AppInstallation {
+                site_id: parse_id(
+                    &format!("targets[{index}].app_installation.site_id"),
+                    &app.site_id,
+                )?,
+                app_installation_id: parse_id(
+                    &format!("targets[{index}].app_installation.app_installation_id"),
+                    &app.app_installation_id,
+                )?,
+            }),
+            None => Err(InvalidArgument::missing(format!("targets[{index}]"))),
+        })
+        .collect()
+}
+
+/// The proto form of a typed target.
+pub fn target_to_proto(target: &Target) -> pb::Target {
+    pb::Target {
+        kind: Some(match target {
+            Target::Site(site_id) => Kind::Site(pb::SiteTarget {
+                site_id: site_id.to_string(),
+            }),
+            Target::AppInstallation {
+                site_id,
+                app_installation_id,
+            } => Kind::AppInstallation(pb::AppInstallationTarget {
+                site_id: site_id.to_string(),
+                app_installation_id: app_installation_id.to_string(),
+            }),
+        }),
+    }
+}
+
+pub fn outcome_to_proto(outcome: TargetOutcome) -> pb::TargetOutcome {
+    pb::TargetOutcome {
+        target: Some(target_to_proto(&outcome.target)),
+        state: match outcome.state {
+            TenantState::Active => pb::TenantState::Active,
+            TenantState::Deleted => pb::TenantState::Deleted,
+            TenantState::Purged => pb::TenantState::Purged,
+            TenantState::Absent => pb::TenantState::Absent,
+        } as i32,
+        counts: outcome
+            .counts
+            .into_iter()
+            .map(|count| pb::TableCount {
+                table: count.table,
+                live: count.live,
+                deleted: count.deleted,
+            })
+            .collect(),
+        fingerprint: outcome.fingerprint,
+        delete_time: outcome.delete_time.map(timestamp),
+        expire_time: outcome.expire_time.map(timestamp),
+        hold: outcome.hold,
+        rows_affected: outcome.rows_affected,
+    }
+}
+
+fn lifecycle_request<T>(
+    request: &Request<T>,
+    targets: &[pb::Target],
+    operation_id: &str,
+    justification: Option<&pb::Justification>,
+    validate_only: bool,
+) -> Result<LifecycleRequest, LifecycleError> {
+    let principal = require_role(request, Role::Lifecycle)?;
+    Ok(LifecycleRequest {
+        targets: parse_targets(targets)?,
+        operation_id: parse_id("operation_id", operation_id)?,
+        justification: Justification {
+            principal: principal.name,
+            reason: justification.map(|j| j.reason.clone()).unwrap_or_default(),
+            ticket: justification.map(|j| j.ticket.clone()).unwrap_or_default(),
+        },
+        validate_only,
+    })
+}
+
+fn outcomes(outcomes: Vec<TargetOutcome>) -> Vec<pb::TargetOutcome> {
+    outcomes.into_iter().map(outcome_to_proto).collect()
+}
+
+#[tonic::async_trait]
+impl TenantLifecycle for LifecycleService {
+    async fn soft_delete(
+        &self,
+        request: Request<pb::SoftDeleteRequest>,
+    ) -> Result<Response<pb::SoftDeleteResponse>, Status> {
+        let body = request.get_ref();
+        let call = lifecycle_request(
+            &request,
+            &body.targets,
+            &body.operation_id,
+            body.justification.as_ref(),
+            body.validate_only,
+        )?;
+        let done = self.lifecycle.soft_delete(&call).await?;
+        Ok(Response::new(pb::SoftDeleteResponse {
+            outcomes: outcomes(done),
+        }))
+    }
+
+    async fn restore(
+        &self,
+        request: Request<pb::RestoreRequest>,
+    ) -> Result<Response<pb::RestoreResponse>, Status> {
+        let body = request.get_ref();
+        let call = lifecycle_request(
+            &request,
+            &body.targets,
+            &body.operation_id,
+            body.justification.as_ref(),
+            body.validate_only,
+        )?;
+        let source = match &body.source {
+            Some(Source::UndoOperationId(operation)) => RestoreSource::Operation(
+                parse_id("undo_operation_id", operation).map_err(LifecycleError::from)?,
+            ),
+            Some(Source::PointInTime(at)) => {
+                let at = std::time::SystemTime::try_from(*at).map_err(|_| {
+                    LifecycleError::from(InvalidArgument::field(
+                        "point_in_time",
+                        "INVALID_TIMESTAMP",
+                        format!("{at:?}"),
+                        "is not a valid timestamp",
+                    ))
+                })?;
+                RestoreSource::PointInTime(unix_micros(at))
+            }
+            None => {
+                return Err(LifecycleError::from(InvalidArgument::missing(
+                    "undo_operation_id | point_in_time",
+                ))
+                .into());
+            }
+        };
+        let done = self.lifecycle.restore(&call, source).await?;
+        Ok(Response::new(pb::RestoreResponse {
+            outcomes: outcomes(done),
+        }))
+    }
+
+    async fn purge(
+        &self,
+        request: Request<pb::PurgeRequest>,
+    ) -> Result<Response<pb::PurgeResponse>, Status> {
+        let body = request.get_ref();
+        let call = lifecycle_request(
+            &request,
+            &body.targets,
+            &body.operation_id,
+            body.justification.as_ref(),
+            body.validate_only,
+        )?;
+        let done = self.lifecycle.purge(&call).await?;
+        Ok(Response::new(pb::PurgeResponse {
+            outcomes: outcomes(done),
+        }))
+    }
+
+    async fn describe(
+        &self,
+        request: Request<pb::DescribeRequest>,
+    ) -> Result<Response<pb::DescribeResponse>, Status> {
+        require_role(&request, Role::Lifecycle).map_err(LifecycleError::from)?;
+        let targets = parse_targets(&request.get_ref().targets).map_err(LifecycleError::from)?;
+        let done = self.lifecycle.describe(&targets).await?;
+        Ok(Response::new(pb::DescribeResponse {
+            outcomes: outcomes(done),
+        }))
+    }
+
+    async fn set_hold(
+        &self,
+        request: Request<pb::SetHoldRequest>,
+    ) -> Result<Response<pb::SetHoldResponse>, Status> {
+        let body = request.get_ref();
+        let call = lifecycle_request(
+            &request,
+            &body.targets,
+            &body.operation_id,
+            body.justification.as_ref(),
+            false,
+        )?;
+        let done = self.lifecycle.set_hold(&call, body.hold).await?;
+        Ok(Response::new(pb::SetHoldResponse {
+            outcomes: outcomes(done),
+        }))
+    }
+}

@@ -1,0 +1,216 @@
+//! The tenant lifecycle machinery, written once for every data-owning service.
+//!
+//! A service declares its tenant-owned tables ([`schema::TenantSchema`]) and, where it
+//! needs them, [`LifecycleHooks`]; the machinery gives it:
+//!
+//! * **site level**: a tenant registry per database; soft delete and restore flip the
+//!   site's registry row (state, deleting operation, delete and expire time, hold) and
+//!   never rewrite its data rows; domain code reaches rows only through a [`LiveTenant`],
+//!   handed out for active sites alone;
+//! * **row level**: rows owned by an app installation are marked with the deleting
+//!   operation, set-based, and revived by exactly that operation;
+//! * **point in time**: every write through a [`TenantTx`] logs the row's before-image in
+//!   the same transaction; a tenant's slice returns to any instant within retention;
+//! * **describe**: per-table counts and an order-independent fingerprint;
+//! * **purge** after expiry in bounded batches, keeping the registry row as a tombstone;
+//! * idempotency by operation ID, `validate_only`, and an audit record per destructive call.
+//!
+//! Every call with many targets runs a bounded number of statements per table.
+
+mod describe;
+mod error;
+pub mod grpc;
+mod model;
+mod operations;
+mod point_in_time;
+pub mod registry;
+pub mod schema;
+mod tenant;
+
+use std::{sync::Arc, time::Duration};
+
+pub use error::{LifecycleError, Refusal};
+pub use model::{
+    Justification, LifecycleRequest, RestoreSource, TableCount, Target, TargetOutcome, TenantState,
+};
+pub use tenant::{LiveTenant, TenantTx, Value};
+
+use crate::{
+    clock::SharedClock,
+    config::LifecycleConfig,
+    ids::SiteId,
+    store::{Store, unix_micros},
+};
+use schema::{TableSpec, TenantSchema};
+
+/// Where a service adds its own rules to lifecycle calls.
+#[tonic::async_trait]
+pub trait LifecycleHooks: Send + Sync + 'static {
+    /// Runs inside the soft-delete transaction of `sites` (site targets only), before
+    /// anything changes; a refusal aborts the whole call. With `validate_only` nothing it
+    /// records may persist (the transaction is rolled back anyway).
+    async fn before_site_soft_delete(
+        &self,
+        _connection: &mut sqlx::AnyConnection,
+        _sites: &[SiteId],
+        _request: &LifecycleRequest,
+    ) -> Result<(), Refusal> {
+        Ok(())
+    }
+
+    /// Runs after rows were purged (media deletes the blobs no row refers to any more).
+    async fn after_purge(&self, _sites: &[SiteId]) -> Result<(), LifecycleError> {
+        Ok(())
+    }
+}
+
+/// No service-specific rules.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHooks;
+
+impl LifecycleHooks for NoHooks {}
+
+/// One service database's lifecycle.
+#[derive(Clone)]
+pub struct Lifecycle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    schema: TenantSchema,
+    clock: SharedClock,
+    config: LifecycleConfig,
+    hooks: Arc<dyn LifecycleHooks>,
+}
+
+impl std::fmt::Debug for Lifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lifecycle")
+            .field("database", &self.inner.store.database())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lifecycle {
+    /// Checks the declaration against the database and returns the machinery.
+    pub async fn open(
+        store: Store,
+        schema: TenantSchema,
+        clock: SharedClock,
+        config: LifecycleConfig,
+        hooks: Arc<dyn LifecycleHooks>,
+    ) -> Result<Self, LifecycleError> {
+        schema.check().map_err(LifecycleError::Misuse)?;
+        for table in schema.tables {
+            let probe = format!(
+                "SELECT {} FROM {} WHERE 1 = 0",
+                table.column_list(),
+                table.name
+            );
+            sqlx::query(sqlx::AssertSqlSafe(probe))
+                .fetch_optional(store.pool())
+                .await
+                .map_err(|error| {
+                    LifecycleError::Misuse(format!(
+                        "table {} does not match its declaration in {}: {error}",
+                        table.name,
+                        store.database()
+                    ))
+                })?;
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                schema,
+                clock,
+                config,
+                hooks,
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn schema(&self) -> &TenantSchema {
+        &self.inner.schema
+    }
+
+    /// Now, by the service clock, in unix microseconds.
+    pub fn now(&self) -> i64 {
+        unix_micros(self.inner.clock.now())
+    }
+
+    pub fn retention(&self) -> Duration {
+        self.inner.config.retention
+    }
+
+    fn retention_micros(&self) -> i64 {
+        i64::try_from(self.inner.config.retention.as_micros()).unwrap_or(i64::MAX)
+    }
+
+    pub(crate) fn table(&self, name: &str) -> Result<&'static TableSpec, LifecycleError> {
+        self.inner
+            .schema
+            .tables
+            .iter()
+            .find(|table| table.name == name)
+            .ok_or_else(|| LifecycleError::Misuse(format!("{name} is not a declared tenant table")))
+    }
+
+    /// The handle for an active site; `SITE_DELETED` or `SITE_NOT_FOUND` otherwise.
+    pub async fn live(&self, site_id: SiteId) -> Result<LiveTenant, LifecycleError> {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM tenants WHERE site_id = $1")
+                .bind(site_id.to_string())
+                .fetch_optional(self.store().pool())
+                .await?;
+        match state.as_deref() {
+            Some("active") => Ok(LiveTenant {
+                site_id,
+                lifecycle: self.clone(),
+            }),
+            Some(_) => Err(LifecycleError::SiteDeleted { site_id }),
+            None => Err(LifecycleError::SiteNotFound { site_id }),
+        }
+    }
+
+    /// Registers the site as active if this database has never seen it, then hands out
+    /// its handle; a deleted or purged site stays refused.
+    pub async fn register(&self, site_id: SiteId) -> Result<LiveTenant, LifecycleError> {
+        sqlx::query(
+            "INSERT INTO tenants (site_id, state, create_time) VALUES ($1, 'active', $2)
+             ON CONFLICT (site_id) DO NOTHING",
+        )
+        .bind(site_id.to_string())
+        .bind(self.now())
+        .execute(self.store().pool())
+        .await?;
+        self.live(site_id).await
+    }
+
+    /// Deletes change-log history older than the retention period, in bounded batches.
+    pub async fn prune_history(&self) -> Result<u64, LifecycleError> {
+        point_in_time::prune(self).await
+    }
+
+    /// Prunes history now and then every `interval` until the process ends.
+    pub fn spawn_pruner(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let lifecycle = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            loop {
+                ticks.tick().await;
+                match lifecycle.prune_history().await {
+                    Ok(0) => {}
+                    Ok(pruned) => {
+                        tracing::info!(pruned, "pruned change-log history past retention")
+                    }
+                    Err(error) => tracing::warn!(%error, "pruning change-log history failed"),
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! The lifecycle's vocabulary, independent of gRPC.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AppInstallationId, OperationId, SiteId};
+
+/// What a lifecycle call acts on: typed, never a bare string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Target {
+    /// A whole tenant.
+    Site(SiteId),
+    /// One app installation on a site and the rows it owns.
+    AppInstallation {
+        site_id: SiteId,
+        app_installation_id: AppInstallationId,
+    },
+}
+
+impl Target {
+    pub fn site_id(&self) -> SiteId {
+        match self {
+            Target::Site(site_id) | Target::AppInstallation { site_id, .. } => *site_id,
+        }
+    }
+
+    /// `site_…` or `site_…:app_…`: how set-based SQL matches rows to targets.
+    pub fn key(&self) -> String {
+        match self {
+            Target::Site(site_id) => site_id.to_string(),
+            Target::AppInstallation {
+                site_id,
+                app_installation_id,
+            } => format!("{site_id}:{app_installation_id}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TenantState {
+    Active,
+    Deleted,
+    Purged,
+    /// This database holds nothing for the site.
+    Absent,
+}
+
+impl TenantState {
+    pub fn parse(text: &str) -> Option<TenantState> {
+        match text {
+            "active" => Some(TenantState::Active),
+            "deleted" => Some(TenantState::Deleted),
+            "purged" => Some(TenantState::Purged),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableCount {
+    pub table: String,
+    pub live: i64,
+    pub deleted: i64,
+}
+
+/// What a call did, or would do, to one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetOutcome {
+    pub target: Target,
+    pub state: TenantState,
+    pub counts: Vec<TableCount>,
+    /// Order-independent digest of the target's rows not deleted at row level.
+    pub fingerprint: String,
+    pub delete_time: Option<i64>,
+    pub expire_time: Option<i64>,
+    pub hold: bool,
+    /// Data rows this call changed for the target.
+    pub rows_affected: i64,
+}
+
+/// Who asked for a destructive call, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Justification {
+    pub principal: String,
+    pub reason: String,
+    pub ticket: String,
+}
+
+/// What a restore returns targets to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreSource {
+    /// Undo what this operation deleted.
+    Operation(OperationId),
+    /// Each target's state at this instant (unix microseconds).
+    PointInTime(i64),
+}
+
+/// A destructive lifecycle call.
+#[derive(Debug, Clone)]
+pub struct LifecycleRequest {
+    pub targets: Vec<Target>,
+    pub operation_id: OperationId,
+    pub justification: Justification,
+    pub validate_only: bool,
+}

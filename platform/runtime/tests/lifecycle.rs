@@ -1,0 +1,671 @@
+//! The lifecycle machinery on a small declared schema (notes, some owned by an app, and
+//! tags), on every configured backend: site level, row level, point in time, purge,
+//! idempotency, validate_only, holds, history pruning and audit.
+
+use std::{sync::Arc, time::Duration};
+
+use micros_platform::{
+    clock::TestClock,
+    config::LifecycleConfig,
+    ids::{AppInstallationId, OperationId, SiteId},
+    lifecycle::{
+        Justification, Lifecycle, LifecycleError, LifecycleRequest, LiveTenant, NoHooks,
+        RestoreSource, Target, TargetOutcome, TenantState, Value,
+        schema::{TableSpec, TenantSchema, int, text},
+    },
+    store::{Backend, Migrations, Store},
+    testing::{self, TestStore},
+};
+
+const SCHEMA: TenantSchema = TenantSchema {
+    tables: &[
+        TableSpec {
+            name: "notes",
+            key: "note_id",
+            columns: &[text("note_id"), text("app_id"), text("title"), int("size")],
+            owner: Some("app_id"),
+        },
+        TableSpec {
+            name: "tags",
+            key: "tag_id",
+            columns: &[text("tag_id"), text("note_id"), text("label")],
+            owner: None,
+        },
+    ],
+};
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+struct Fixture {
+    lifecycle: Lifecycle,
+    clock: TestClock,
+    _store: TestStore,
+}
+
+async fn fixture(backend: Backend) -> Fixture {
+    let store = TestStore::new(backend);
+    let migrations = Migrations {
+        sqlite: sqlx::migrate!("./tests/migrations/sqlite"),
+        postgres: sqlx::migrate!("./tests/migrations/postgres"),
+    };
+    let opened = Store::open(&store.config, "notes", &migrations)
+        .await
+        .unwrap();
+    let clock = TestClock::new();
+    let lifecycle = Lifecycle::open(
+        opened,
+        SCHEMA,
+        Arc::new(clock.clone()),
+        LifecycleConfig {
+            purge_batch_size: 7,
+            ..LifecycleConfig::default()
+        },
+        Arc::new(NoHooks),
+    )
+    .await
+    .unwrap();
+    Fixture {
+        lifecycle,
+        clock,
+        _store: store,
+    }
+}
+
+fn request(targets: Vec<Target>) -> LifecycleRequest {
+    LifecycleRequest {
+        targets,
+        operation_id: OperationId::new(),
+        justification: Justification {
+            principal: "test-orchestrator".to_owned(),
+            reason: "test".to_owned(),
+            ticket: "INC-1".to_owned(),
+        },
+        validate_only: false,
+    }
+}
+
+/// Writes `notes` notes (every third owned by `app`) with a tag each.
+async fn populate(
+    tenant: &LiveTenant,
+    notes: usize,
+    app: Option<AppInstallationId>,
+) -> Vec<String> {
+    let mut tx = tenant.begin().await.unwrap();
+    let mut keys = Vec::new();
+    for index in 0..notes {
+        let note_id = format!("note-{}-{index}", tenant.site_id());
+        let owner = app.filter(|_| index % 3 == 0).map(|app| app.to_string());
+        tx.insert(
+            "notes",
+            &[
+                ("note_id", Value::from(note_id.as_str())),
+                ("app_id", Value::from(owner)),
+                ("title", Value::from(format!("Note {index}"))),
+                ("size", Value::from(index as i64 * 10)),
+            ],
+        )
+        .await
+        .unwrap();
+        tx.insert(
+            "tags",
+            &[
+                ("tag_id", Value::from(format!("tag-{note_id}"))),
+                ("note_id", Value::from(note_id.as_str())),
+                ("label", Value::from("red")),
+            ],
+        )
+        .await
+        .unwrap();
+        keys.push(note_id);
+    }
+    tx.commit().await.unwrap();
+    keys
+}
+
+async fn describe(lifecycle: &Lifecycle, target: Target) -> TargetOutcome {
+    lifecycle.describe(&[target]).await.unwrap().remove(0)
+}
+
+async fn fingerprint(lifecycle: &Lifecycle, site_id: SiteId) -> String {
+    describe(lifecycle, Target::Site(site_id)).await.fingerprint
+}
+
+fn live(outcome: &TargetOutcome, table: &str) -> i64 {
+    outcome
+        .counts
+        .iter()
+        .find(|count| count.table == table)
+        .unwrap()
+        .live
+}
+
+#[tokio::test]
+async fn site_soft_delete_flips_the_registry_and_restore_brings_back_the_same_fingerprint() {
+    for backend in testing::backends() {
+        let Fixture {
+            lifecycle,
+            _store: _guard,
+            ..
+        } = fixture(backend).await;
+        let (a, b) = (SiteId::new(), SiteId::new());
+        let tenant_a = lifecycle.register(a).await.unwrap();
+        populate(&tenant_a, 10, None).await;
+        populate(&lifecycle.register(b).await.unwrap(), 5, None).await;
+        let (before_a, before_b) = (
+            fingerprint(&lifecycle, a).await,
+            fingerprint(&lifecycle, b).await,
+        );
+        assert_ne!(before_a, before_b);
+
+        let delete = request(vec![Target::Site(a)]);
+        let deleted = lifecycle.soft_delete(&delete).await.unwrap().remove(0);
+        assert_eq!(deleted.state, TenantState::Deleted, "{backend:?}");
+        assert_eq!(
+            deleted.rows_affected, 0,
+            "a site-level delete touches no data row"
+        );
+        assert_eq!(deleted.fingerprint, before_a);
+        assert_eq!(live(&deleted, "notes"), 10);
+        let expire = deleted.expire_time.unwrap() - deleted.delete_time.unwrap();
+        assert_eq!(
+            expire,
+            30 * 24 * 3600 * 1_000_000,
+            "30 days of retention by default"
+        );
+
+        assert!(matches!(
+            lifecycle.live(a).await,
+            Err(LifecycleError::SiteDeleted { .. })
+        ));
+        assert!(
+            matches!(
+                tenant_a.begin().await,
+                Err(LifecycleError::SiteDeleted { .. })
+            ),
+            "a handle taken before the delete cannot write after it"
+        );
+        assert_eq!(
+            fingerprint(&lifecycle, a).await,
+            before_a,
+            "same while deleted"
+        );
+        assert_eq!(
+            fingerprint(&lifecycle, b).await,
+            before_b,
+            "the neighbour is untouched"
+        );
+
+        let restore = request(vec![Target::Site(a)]);
+        let restored = lifecycle
+            .restore(&restore, RestoreSource::Operation(delete.operation_id))
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(restored.state, TenantState::Active);
+        assert_eq!(restored.fingerprint, before_a);
+        assert!(lifecycle.live(a).await.is_ok());
+        assert_eq!(fingerprint(&lifecycle, b).await, before_b);
+    }
+}
+
+#[tokio::test]
+async fn app_rows_deleted_by_an_operation_come_back_but_earlier_deletions_stay() {
+    for backend in testing::backends() {
+        let Fixture {
+            lifecycle,
+            _store: _guard,
+            ..
+        } = fixture(backend).await;
+        let site = SiteId::new();
+        let app = AppInstallationId::new();
+        let tenant = lifecycle.register(site).await.unwrap();
+        let notes = populate(&tenant, 9, Some(app)).await;
+        let mut tx = tenant.begin().await.unwrap();
+        assert_eq!(
+            tx.trash("notes", &notes[3], "usr_someone").await.unwrap(),
+            1
+        );
+        tx.commit().await.unwrap();
+        let app_target = Target::AppInstallation {
+            site_id: site,
+            app_installation_id: app,
+        };
+        let site_before = fingerprint(&lifecycle, site).await;
+        let app_before = describe(&lifecycle, app_target).await;
+        assert_eq!(
+            live(&app_before, "notes"),
+            2,
+            "notes 0 and 6; 3 was trashed by a user"
+        );
+
+        let uninstall = request(vec![app_target]);
+        let deleted = lifecycle.soft_delete(&uninstall).await.unwrap().remove(0);
+        assert_eq!(deleted.rows_affected, 2, "{backend:?}");
+        assert_eq!(
+            deleted.fingerprint, app_before.fingerprint,
+            "what was deleted"
+        );
+        assert_eq!(deleted.state, TenantState::Deleted);
+        let site_during = describe(&lifecycle, Target::Site(site)).await;
+        assert_eq!(live(&site_during, "notes"), 6);
+        assert_eq!(
+            site_during.state,
+            TenantState::Active,
+            "only the app's rows went"
+        );
+
+        let restored = lifecycle
+            .restore(
+                &request(vec![app_target]),
+                RestoreSource::Operation(uninstall.operation_id),
+            )
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(restored.fingerprint, app_before.fingerprint);
+        assert_eq!(restored.rows_affected, 2);
+        let site_after = describe(&lifecycle, Target::Site(site)).await;
+        assert_eq!(site_after.fingerprint, site_before);
+        assert_eq!(
+            live(&site_after, "notes"),
+            8,
+            "the user's trashed note stays deleted"
+        );
+    }
+}
+
+#[tokio::test]
+async fn wrong_site_for_an_app_matches_nothing() {
+    let Fixture {
+        lifecycle,
+        _store: _guard,
+        ..
+    } = fixture(Backend::Sqlite).await;
+    let (site, other) = (SiteId::new(), SiteId::new());
+    let app = AppInstallationId::new();
+    populate(&lifecycle.register(site).await.unwrap(), 6, Some(app)).await;
+    lifecycle.register(other).await.unwrap();
+    let before = fingerprint(&lifecycle, site).await;
+    let mismatched = Target::AppInstallation {
+        site_id: other,
+        app_installation_id: app,
+    };
+    let outcome = lifecycle
+        .soft_delete(&request(vec![mismatched]))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(outcome.rows_affected, 0);
+    assert_eq!(fingerprint(&lifecycle, site).await, before);
+}
+
+#[tokio::test]
+async fn point_in_time_restore_returns_one_tenant_and_can_itself_be_undone() {
+    for backend in testing::backends() {
+        let Fixture {
+            lifecycle,
+            _store: _guard,
+            ..
+        } = fixture(backend).await;
+        let (site, neighbour) = (SiteId::new(), SiteId::new());
+        let tenant = lifecycle.register(site).await.unwrap();
+        let notes = populate(&tenant, 6, None).await;
+        populate(&lifecycle.register(neighbour).await.unwrap(), 4, None).await;
+        let at_t = fingerprint(&lifecycle, site).await;
+        let neighbour_at_t = fingerprint(&lifecycle, neighbour).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let t = lifecycle.now();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+
+        let mut tx = tenant.begin().await.unwrap();
+        tx.update("notes", &notes[0], &[("title", Value::from("corrupted"))])
+            .await
+            .unwrap();
+        tx.update("notes", &notes[1], &[("size", Value::from(-1))])
+            .await
+            .unwrap();
+        tx.delete("notes", &notes[2]).await.unwrap();
+        tx.trash("notes", &notes[3], "usr_x").await.unwrap();
+        tx.insert(
+            "notes",
+            &[
+                ("note_id", Value::from("intruder")),
+                ("title", Value::from("new")),
+                ("size", Value::from(1)),
+            ],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let corrupted = fingerprint(&lifecycle, site).await;
+        assert_ne!(corrupted, at_t);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+
+        let before_restore = lifecycle.now();
+        let restored = lifecycle
+            .restore(
+                &request(vec![Target::Site(site)]),
+                RestoreSource::PointInTime(t),
+            )
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(restored.fingerprint, at_t, "{backend:?}");
+        assert_eq!(live(&restored, "notes"), 6);
+        assert_eq!(fingerprint(&lifecycle, neighbour).await, neighbour_at_t);
+
+        let undone = lifecycle
+            .restore(
+                &request(vec![Target::Site(site)]),
+                RestoreSource::PointInTime(before_restore),
+            )
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(
+            undone.fingerprint, corrupted,
+            "the restore was logged and is undone"
+        );
+        assert_eq!(fingerprint(&lifecycle, neighbour).await, neighbour_at_t);
+    }
+}
+
+#[tokio::test]
+async fn point_in_time_outside_history_is_refused() {
+    let Fixture {
+        lifecycle,
+        clock,
+        _store: _guard,
+    } = fixture(Backend::Sqlite).await;
+    let site = SiteId::new();
+    populate(&lifecycle.register(site).await.unwrap(), 3, None).await;
+    let long_ago = lifecycle.now();
+    clock.advance(31 * DAY);
+    let error = lifecycle
+        .restore(
+            &request(vec![Target::Site(site)]),
+            RestoreSource::PointInTime(long_ago),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, LifecycleError::PointInTimeTooOld { .. }),
+        "{error}"
+    );
+    let future = lifecycle.now() + 3_600_000_000;
+    let error = lifecycle
+        .restore(
+            &request(vec![Target::Site(site)]),
+            RestoreSource::PointInTime(future),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, LifecycleError::InvalidArgument(_)),
+        "{error}"
+    );
+
+    assert!(
+        lifecycle.prune_history().await.unwrap() >= 6,
+        "history past retention is pruned"
+    );
+    assert_eq!(lifecycle.prune_history().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn purge_waits_for_expiry_and_holds_then_removes_rows_and_keeps_a_tombstone() {
+    for backend in testing::backends() {
+        let Fixture {
+            lifecycle,
+            clock,
+            _store: _guard,
+        } = fixture(backend).await;
+        let (site, neighbour) = (SiteId::new(), SiteId::new());
+        populate(&lifecycle.register(site).await.unwrap(), 20, None).await;
+        populate(&lifecycle.register(neighbour).await.unwrap(), 4, None).await;
+        let neighbour_before = fingerprint(&lifecycle, neighbour).await;
+        let target = vec![Target::Site(site)];
+
+        let early = request(target.clone());
+        assert!(matches!(
+            lifecycle.purge(&early).await.unwrap_err(),
+            LifecycleError::NotDeleted { .. }
+        ));
+        lifecycle
+            .soft_delete(&request(target.clone()))
+            .await
+            .unwrap();
+        let error = lifecycle.purge(&early).await.unwrap_err();
+        assert!(
+            matches!(error, LifecycleError::PurgeBeforeExpiry { .. }),
+            "{backend:?}: {error}"
+        );
+        assert_eq!(
+            live(&describe(&lifecycle, target[0]).await, "notes"),
+            20,
+            "nothing purged"
+        );
+
+        lifecycle
+            .set_hold(&request(target.clone()), true)
+            .await
+            .unwrap();
+        clock.advance(31 * DAY);
+        assert!(matches!(
+            lifecycle.purge(&request(target.clone())).await.unwrap_err(),
+            LifecycleError::OnHold { .. }
+        ));
+        lifecycle
+            .set_hold(&request(target.clone()), false)
+            .await
+            .unwrap();
+
+        let purge = request(target.clone());
+        let purged = lifecycle.purge(&purge).await.unwrap().remove(0);
+        assert_eq!(purged.state, TenantState::Purged);
+        assert_eq!(
+            purged.rows_affected, 40,
+            "20 notes and 20 tags, in batches of 7"
+        );
+        assert!(
+            purged
+                .counts
+                .iter()
+                .all(|count| count.live == 0 && count.deleted == 0)
+        );
+        let again = lifecycle.purge(&purge).await.unwrap().remove(0);
+        assert_eq!(
+            again.rows_affected, 0,
+            "the same operation again is a no-op"
+        );
+        assert_eq!(again.state, TenantState::Purged);
+
+        assert!(matches!(
+            lifecycle.live(site).await,
+            Err(LifecycleError::SiteDeleted { .. })
+        ));
+        assert!(
+            matches!(
+                lifecycle.register(site).await,
+                Err(LifecycleError::SiteDeleted { .. })
+            ),
+            "a purged site's ID is never reused"
+        );
+        assert_eq!(fingerprint(&lifecycle, neighbour).await, neighbour_before);
+        let trail = lifecycle.audit_trail(purge.operation_id).await.unwrap();
+        assert_eq!(trail.len(), 1);
+        assert_eq!(trail[0].2, "applied");
+        let refused = lifecycle.audit_trail(early.operation_id).await.unwrap();
+        assert!(
+            refused
+                .iter()
+                .any(|(_, _, outcome)| outcome == "refused: PURGE_BEFORE_EXPIRY"),
+            "{refused:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn operations_are_idempotent_and_validate_only_changes_nothing() {
+    for backend in testing::backends() {
+        let Fixture {
+            lifecycle,
+            _store: _guard,
+            ..
+        } = fixture(backend).await;
+        let sites: Vec<SiteId> = (0..3).map(|_| SiteId::new()).collect();
+        for site in &sites {
+            populate(&lifecycle.register(*site).await.unwrap(), 2, None).await;
+        }
+        let targets: Vec<Target> = sites.iter().copied().map(Target::Site).collect();
+
+        let mut dry = request(targets.clone());
+        dry.validate_only = true;
+        let predicted = lifecycle.soft_delete(&dry).await.unwrap();
+        assert!(
+            predicted
+                .iter()
+                .all(|outcome| outcome.state == TenantState::Deleted)
+        );
+        for site in &sites {
+            assert!(
+                lifecycle.live(*site).await.is_ok(),
+                "validate_only deleted nothing"
+            );
+        }
+
+        let delete = request(targets.clone());
+        let first = lifecycle.soft_delete(&delete).await.unwrap();
+        let second = lifecycle.soft_delete(&delete).await.unwrap();
+        assert_eq!(
+            first, second,
+            "{backend:?}: a repeated call answers the same"
+        );
+
+        let mut reused = request(targets[..1].to_vec());
+        reused.operation_id = delete.operation_id;
+        assert!(matches!(
+            lifecycle.soft_delete(&reused).await.unwrap_err(),
+            LifecycleError::OperationReused { .. }
+        ));
+        let again = request(targets[..1].to_vec());
+        assert!(matches!(
+            lifecycle.soft_delete(&again).await.unwrap_err(),
+            LifecycleError::AlreadyDeleted { .. }
+        ));
+        let wrong_undo = lifecycle
+            .restore(
+                &request(targets.clone()),
+                RestoreSource::Operation(OperationId::new()),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            wrong_undo,
+            LifecycleError::DeletedByAnotherOperation { .. }
+        ));
+        for site in &sites {
+            assert!(
+                lifecycle.live(*site).await.is_err(),
+                "a refused restore restored nothing"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_target_refuses_the_whole_call() {
+    let Fixture {
+        lifecycle,
+        _store: _guard,
+        ..
+    } = fixture(Backend::Sqlite).await;
+    let (fresh, gone) = (SiteId::new(), SiteId::new());
+    lifecycle.register(fresh).await.unwrap();
+    lifecycle.register(gone).await.unwrap();
+    lifecycle
+        .soft_delete(&request(vec![Target::Site(gone)]))
+        .await
+        .unwrap();
+    let both = request(vec![Target::Site(fresh), Target::Site(gone)]);
+    assert!(lifecycle.soft_delete(&both).await.is_err());
+    assert!(
+        lifecycle.live(fresh).await.is_ok(),
+        "no half-applied deletion"
+    );
+
+    let duplicate = request(vec![Target::Site(fresh), Target::Site(fresh)]);
+    assert!(matches!(
+        lifecycle.soft_delete(&duplicate).await.unwrap_err(),
+        LifecycleError::InvalidArgument(_)
+    ));
+    let mut unjustified = request(vec![Target::Site(fresh)]);
+    unjustified.justification.reason.clear();
+    assert!(matches!(
+        lifecycle.soft_delete(&unjustified).await.unwrap_err(),
+        LifecycleError::InvalidArgument(_)
+    ));
+}
+
+#[tokio::test]
+async fn fingerprints_do_not_depend_on_row_order_or_backend() {
+    let site = SiteId::from_uuid(
+        uuid::Builder::from_unix_timestamp_millis(1_700_000_000_000, &[7; 10]).into_uuid(),
+    );
+    let mut prints = Vec::new();
+    for backend in testing::backends() {
+        for order in [[0, 1, 2, 3], [3, 1, 0, 2]] {
+            let Fixture {
+                lifecycle,
+                _store: _guard,
+                ..
+            } = fixture(backend).await;
+            let tenant = lifecycle.register(site).await.unwrap();
+            let mut tx = tenant.begin().await.unwrap();
+            for index in order {
+                tx.insert(
+                    "notes",
+                    &[
+                        ("note_id", Value::from(format!("n{index}"))),
+                        ("title", Value::from(format!("Note {index}"))),
+                        ("size", Value::from(index)),
+                    ],
+                )
+                .await
+                .unwrap();
+            }
+            tx.commit().await.unwrap();
+            prints.push((backend, fingerprint(&lifecycle, site).await));
+        }
+    }
+    assert!(
+        prints.windows(2).all(|pair| pair[0].1 == pair[1].1),
+        "the same rows fingerprint the same in any order, on any backend: {prints:?}"
+    );
+    let Fixture {
+        lifecycle,
+        _store: _guard,
+        ..
+    } = fixture(Backend::Sqlite).await;
+    let tenant = lifecycle.register(site).await.unwrap();
+    let mut tx = tenant.begin().await.unwrap();
+    for index in 0..4 {
+        let size = if index == 2 { 99 } else { index };
+        tx.insert(
+            "notes",
+            &[
+                ("note_id", Value::from(format!("n{index}"))),
+                ("title", Value::from(format!("Note {index}"))),
+                ("size", Value::from(size)),
+            ],
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert_ne!(
+        fingerprint(&lifecycle, site).await,
+        prints[0].1,
+        "one changed value shows"
+    );
+}
