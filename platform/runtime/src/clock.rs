@@ -41,14 +41,20 @@ impl TestClock {
 
     /// Moves this clock (and every service holding it) forward.
     pub fn advance(&self, by: Duration) {
-        let mut offset = self.offset.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut offset = self
+            .offset
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         *offset += by;
     }
 }
 
 impl Clock for TestClock {
     fn now(&self) -> SystemTime {
-        let offset = *self.offset.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let offset = *self
+            .offset
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         SystemTime::now() + offset
     }
 }

@@ -83,6 +83,36 @@ macro_rules! status_from_problem {
     };
 }
 
+/// For a crate error enum with a variant wrapping
+/// [`LifecycleError`](crate::lifecycle::LifecycleError) (which carries invalid input,
+/// credentials and storage failures too): `From` for each of those, so `?` works on them
+/// directly. `platform_errors!(CatalogError::Platform);`
+#[macro_export]
+macro_rules! platform_errors {
+    ($error:ident :: $variant:ident) => {
+        impl From<$crate::error::InvalidArgument> for $error {
+            fn from(error: $crate::error::InvalidArgument) -> Self {
+                $error::$variant(error.into())
+            }
+        }
+        impl From<$crate::auth::AuthError> for $error {
+            fn from(error: $crate::auth::AuthError) -> Self {
+                $error::$variant(error.into())
+            }
+        }
+        impl From<$crate::store::StoreError> for $error {
+            fn from(error: $crate::store::StoreError) -> Self {
+                $error::$variant(error.into())
+            }
+        }
+        impl From<::sqlx::Error> for $error {
+            fn from(error: ::sqlx::Error) -> Self {
+                $error::$variant(error.into())
+            }
+        }
+    };
+}
+
 /// A request field that failed validation; every crate's error enum wraps it.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum InvalidArgument {

@@ -16,17 +16,114 @@ use crate::{
     telemetry,
 };
 
-/// The facts about a service that `micros up` and the deploy layer need.
-#[derive(Debug, Clone, Copy)]
+/// The facts about a service that `micros up` and the deploy layer (`micros render`)
+/// need: the one place a service's port, databases, dependencies and cluster footprint
+/// are written, so the local suite and the Kubernetes manifests cannot disagree.
+///
+/// Start from [`ServiceDescriptor::BASE`] so that fields added later get their defaults:
+///
+/// ```
+/// # use micros_platform::service::ServiceDescriptor;
+/// const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
+///     name: "catalog",
+///     port: 50051,
+///     databases: &["catalog"],
+///     depends_on: &[],
+///     ..ServiceDescriptor::BASE
+/// };
+/// assert_eq!(DESCRIPTOR.database_names(), ["catalog"]);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServiceDescriptor {
-    /// The role name: `micros serve <name>`, `clients.<name>` in config.
+    /// The role name: `micros serve <name>`, `clients.<name>` in config, and the
+    /// Kubernetes Deployment and Service (so other services reach it at `<name>:<port>`).
     pub name: &'static str,
-    /// Its gRPC port, unless configured otherwise.
+    /// Its gRPC port, unless configured otherwise; also its port inside a cluster.
     pub port: u16,
     /// Its databases (`<prefix><database>`).
     pub databases: &'static [&'static str],
-    /// Services it calls; `micros up` starts these first.
+    /// Services it calls; `micros up` starts these first, and in a cluster it is told
+    /// their Service address.
     pub depends_on: &'static [&'static str],
+    /// How many shard databases each of `databases` is split into, many tenants per
+    /// shard; 1 for an unsharded service. See [`ServiceDescriptor::database_names`].
+    pub shards: u16,
+    /// How many pods run it in a cluster.
+    pub replicas: u16,
+    /// What each of its containers asks for and may not exceed in a cluster.
+    pub resources: Resources,
+    /// `MICROS__…` variables for this service in a cluster, applied over the platform's
+    /// cluster defaults (`("MICROS__SERVER__CONCURRENCY_LIMIT", "512")`).
+    pub config_overrides: &'static [(&'static str, &'static str)],
+    /// Reachable from the host of a kind cluster: its Service becomes a NodePort on this
+    /// port (30000–32767) and the kind config maps host port [`Self::port`] to it, so
+    /// the host reaches it at `127.0.0.1:<port>` as under `micros up`. `None` keeps the
+    /// service inside the cluster.
+    pub node_port: Option<u16>,
+}
+
+impl ServiceDescriptor {
+    /// Defaults for every field; a service sets `name`, `port`, `databases` and
+    /// `depends_on` and takes the rest with `..ServiceDescriptor::BASE`.
+    pub const BASE: ServiceDescriptor = ServiceDescriptor {
+        name: "",
+        port: 0,
+        databases: &[],
+        depends_on: &[],
+        shards: 1,
+        replicas: 1,
+        resources: Resources::BASE,
+        config_overrides: &[],
+        node_port: None,
+    };
+
+    /// The databases the service opens, shards spelled out: `documents` with 4 shards
+    /// is `documents_0` … `documents_3`; an unsharded database keeps its name.
+    pub fn database_names(&self) -> Vec<String> {
+        self.databases
+            .iter()
+            .flat_map(|database| {
+                let shards = self.shards;
+                (0..shards).map(move |shard| {
+                    if shards == 1 {
+                        (*database).to_owned()
+                    } else {
+                        format!("{database}_{shard}")
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+/// CPU and memory for one container: what the scheduler reserves (`requests`) and the
+/// ceiling it is throttled or killed at (`limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resources {
+    pub requests: Compute,
+    pub limits: Compute,
+}
+
+impl Resources {
+    /// Enough for a service at rest and a burst of calls; a busy service sets its own.
+    pub const BASE: Resources = Resources {
+        requests: Compute {
+            cpu_millis: 100,
+            memory_mib: 64,
+        },
+        limits: Compute {
+            cpu_millis: 1000,
+            memory_mib: 256,
+        },
+    };
+}
+
+/// An amount of CPU (thousandths of a core) and memory (MiB), typed so that a
+/// descriptor cannot hold a malformed Kubernetes quantity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compute {
+    pub cpu_millis: u32,
+    pub memory_mib: u32,
 }
 
 /// Implemented once per service crate.

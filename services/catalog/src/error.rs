@@ -1,79 +1,114 @@
 //! Everything the catalog can refuse, and how each maps to a gRPC status.
 
 use micros_platform::{
-    auth::AuthError,
-    error::{InvalidArgument, Problem},
-    ids::SiteId,
-    store::StoreError,
+    error::Problem,
+    ids::{AppInstallationId, SiteId},
+    lifecycle::LifecycleError,
 };
 use tonic::Code;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
+    /// Invalid input, credentials, storage and lifecycle refusals, as the platform says.
     #[error(transparent)]
-    InvalidArgument(#[from] InvalidArgument),
-    #[error(transparent)]
-    Auth(#[from] AuthError),
+    Platform(#[from] LifecycleError),
     #[error("site {site_id} does not exist")]
     SiteNotFound { site_id: SiteId },
-    #[error("site {site_id} is deleted; pass show_deleted to read it")]
-    SiteDeleted { site_id: SiteId },
     #[error("no site answers on {url}")]
     UrlNotFound { url: String },
     #[error("{url} already belongs to site {site_id}")]
     UrlTaken { url: String, site_id: SiteId },
     #[error("site {site_id} already exists with other attributes")]
     SiteIdTaken { site_id: SiteId },
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    #[error("cannot {action} {product} on site {site_id}: it is {from}")]
+    ProductTransition {
+        site_id: SiteId,
+        product: String,
+        action: &'static str,
+        from: &'static str,
+    },
+    #[error("app installation {app_installation_id} does not exist on site {site_id}")]
+    AppInstallationNotFound {
+        site_id: SiteId,
+        app_installation_id: AppInstallationId,
+    },
+    #[error("app installation {app_installation_id} already exists with other attributes")]
+    AppInstallationIdTaken { app_installation_id: AppInstallationId },
+    #[error("operation {operation_id} already has a budget of {sites} sites")]
+    BudgetConflict { operation_id: String, sites: i64 },
 }
+
+micros_platform::platform_errors!(CatalogError::Platform);
 
 impl Problem for CatalogError {
     fn code(&self) -> Code {
         match self {
-            Self::InvalidArgument(inner) => inner.code(),
-            Self::Auth(inner) => inner.code(),
-            Self::Store(inner) => inner.code(),
-            Self::SiteNotFound { .. } | Self::SiteDeleted { .. } | Self::UrlNotFound { .. } => {
+            Self::Platform(inner) => inner.code(),
+            Self::SiteNotFound { .. } | Self::UrlNotFound { .. } | Self::AppInstallationNotFound { .. } => {
                 Code::NotFound
             }
-            Self::UrlTaken { .. } | Self::SiteIdTaken { .. } => Code::AlreadyExists,
+            Self::UrlTaken { .. }
+            | Self::SiteIdTaken { .. }
+            | Self::AppInstallationIdTaken { .. }
+            | Self::BudgetConflict { .. } => Code::AlreadyExists,
+            Self::ProductTransition { .. } => Code::FailedPrecondition,
         }
     }
 
     fn reason(&self) -> &'static str {
         match self {
-            Self::InvalidArgument(inner) => inner.reason(),
-            Self::Auth(inner) => inner.reason(),
-            Self::Store(inner) => inner.reason(),
+            Self::Platform(inner) => inner.reason(),
             Self::SiteNotFound { .. } => "SITE_NOT_FOUND",
-            Self::SiteDeleted { .. } => "SITE_DELETED",
             Self::UrlNotFound { .. } => "SITE_URL_NOT_FOUND",
             Self::UrlTaken { .. } => "SITE_URL_TAKEN",
             Self::SiteIdTaken { .. } => "SITE_ID_TAKEN",
+            Self::ProductTransition { .. } => "INVALID_PRODUCT_TRANSITION",
+            Self::AppInstallationNotFound { .. } => "APP_INSTALLATION_NOT_FOUND",
+            Self::AppInstallationIdTaken { .. } => "APP_INSTALLATION_ID_TAKEN",
+            Self::BudgetConflict { .. } => "DELETION_BUDGET_CONFLICT",
         }
     }
 
     fn domain(&self) -> &'static str {
         match self {
-            Self::InvalidArgument(inner) => inner.domain(),
-            Self::Auth(inner) => inner.domain(),
-            Self::Store(inner) => inner.domain(),
+            Self::Platform(inner) => inner.domain(),
             _ => "micros.catalog",
         }
     }
 
     fn metadata(&self) -> Vec<(&'static str, String)> {
         match self {
-            Self::InvalidArgument(inner) => inner.metadata(),
-            Self::Auth(inner) => inner.metadata(),
-            Self::Store(inner) => inner.metadata(),
-            Self::SiteNotFound { site_id }
-            | Self::SiteDeleted { site_id }
-            | Self::SiteIdTaken { site_id } => vec![("site_id", site_id.to_string())],
+            Self::Platform(inner) => inner.metadata(),
+            Self::SiteNotFound { site_id } | Self::SiteIdTaken { site_id } => {
+                vec![("site_id", site_id.to_string())]
+            }
             Self::UrlNotFound { url } => vec![("url", url.clone())],
             Self::UrlTaken { url, site_id } => {
                 vec![("url", url.clone()), ("site_id", site_id.to_string())]
+            }
+            Self::ProductTransition {
+                site_id,
+                product,
+                action,
+                from,
+            } => vec![
+                ("site_id", site_id.to_string()),
+                ("product", product.clone()),
+                ("action", (*action).to_owned()),
+                ("state", (*from).to_owned()),
+            ],
+            Self::AppInstallationNotFound {
+                site_id,
+                app_installation_id,
+            } => vec![
+                ("site_id", site_id.to_string()),
+                ("app_installation_id", app_installation_id.to_string()),
+            ],
+            Self::AppInstallationIdTaken { app_installation_id } => {
+                vec![("app_installation_id", app_installation_id.to_string())]
+            }
+            Self::BudgetConflict { operation_id, sites } => {
+                vec![("operation_id", operation_id.clone()), ("sites", sites.to_string())]
             }
         }
     }

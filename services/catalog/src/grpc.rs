@@ -1,88 +1,107 @@
 //! `micros.catalog.v1.CatalogService`: proto ↔ domain, nothing else.
 
-use std::time::SystemTime;
+use std::collections::HashMap;
 
 use micros_platform::{
     auth::{Role, require_role},
-    error::parse_id,
-    ids::SiteId,
+    error::{InvalidArgument, parse_id},
+    ids::{AppInstallationId, Kind, SiteId, parse_kind},
+    lifecycle::{LiveTenant, TenantState},
     paging,
-    store::{timestamp, unix_micros},
+    store::timestamp,
 };
 use micros_proto::catalog::v1::{self as pb, catalog_service_server::CatalogService};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    domain::{self, NewSite, Site, SiteState, SiteUrl},
+    domain::{self, AppInstallation, NewSite, ProductAction, ProductState, Site, SiteProduct, SiteUrl},
     error::CatalogError,
     settings::CatalogSettings,
-    store::SiteStore,
+    store::CatalogStore,
 };
 
+/// The most inputs one Resolve call takes.
+const MAX_RESOLVE_INPUTS: usize = 10_000;
+
 pub struct CatalogApi {
-    sites: SiteStore,
+    store: CatalogStore,
     settings: CatalogSettings,
 }
 
 impl CatalogApi {
-    pub fn new(sites: SiteStore, settings: CatalogSettings) -> Self {
-        Self { sites, settings }
+    pub fn new(store: CatalogStore, settings: CatalogSettings) -> Self {
+        Self { store, settings }
     }
 
-    fn visible(site: Site, show_deleted: bool) -> Result<Site, CatalogError> {
-        if site.state == SiteState::Active || show_deleted {
-            Ok(site)
-        } else {
-            Err(CatalogError::SiteDeleted {
-                site_id: site.site_id,
-            })
+    async fn tenant(&self, field: &str, site_id: &str) -> Result<LiveTenant, CatalogError> {
+        let site_id: SiteId = parse_id(field, site_id)?;
+        Ok(self.store.lifecycle().live(site_id).await?)
+    }
+
+    /// A site for a read: active, or any state when an operator asks to see deleted ones.
+    fn visible<T>(request: &Request<T>, site: Site, show_deleted: bool) -> Result<Site, CatalogError> {
+        if site.state == TenantState::Active {
+            return Ok(site);
         }
+        if show_deleted {
+            require_role(request, Role::Operator)?;
+            return Ok(site);
+        }
+        Err(micros_platform::lifecycle::LifecycleError::SiteDeleted {
+            site_id: site.site_id,
+        }
+        .into())
+    }
+
+    async fn change_product(
+        &self,
+        request: Request<pb::ProductRequest>,
+        action: ProductAction,
+    ) -> Result<Response<pb::SiteProduct>, Status> {
+        require_role(&request, Role::Admin).map_err(CatalogError::from)?;
+        let request = request.into_inner();
+        let product = domain::key_in("product", &request.product, &self.settings.products, "UNKNOWN_PRODUCT")
+            .map_err(CatalogError::from)?;
+        let tenant = self.tenant("site_id", &request.site_id).await?;
+        let changed = self.store.change_product(&tenant, &product, action).await?;
+        tracing::info!(site_id = %tenant.site_id(), product, action = action.as_str(), "product changed");
+        Ok(Response::new(product_to_proto(changed)))
     }
 }
 
 #[tonic::async_trait]
 impl CatalogService for CatalogApi {
-    async fn create_site(
-        &self,
-        request: Request<pb::CreateSiteRequest>,
-    ) -> Result<Response<pb::Site>, Status> {
+    async fn create_site(&self, request: Request<pb::CreateSiteRequest>) -> Result<Response<pb::Site>, Status> {
         require_role(&request, Role::Admin).map_err(CatalogError::from)?;
         let request = request.into_inner();
+        let site_id = if request.site_id.is_empty() {
+            SiteId::new()
+        } else {
+            parse_id("site_id", &request.site_id).map_err(CatalogError::from)?
+        };
         let new = NewSite {
-            site_id: if request.site_id.is_empty() {
-                SiteId::new()
-            } else {
-                parse_id("site_id", &request.site_id).map_err(CatalogError::from)?
-            },
+            site_id,
             name: domain::site_name(&request.name).map_err(CatalogError::from)?,
             url: SiteUrl::parse("url", &request.url).map_err(CatalogError::from)?,
-            region: domain::region(&request.region, &self.settings.regions)
+            region: domain::key_in("region", &request.region, &self.settings.regions, "UNKNOWN_REGION")
                 .map_err(CatalogError::from)?,
+            shard: domain::shard_of(site_id, self.settings.product_data_shards),
         };
-        let site = self
-            .sites
-            .create(&new, unix_micros(SystemTime::now()))
-            .await?;
+        let site = self.store.create_site(&new).await?;
         tracing::info!(site_id = %site.site_id, url = site.url.as_str(), "site created");
         Ok(Response::new(site_to_proto(site)))
     }
 
-    async fn get_site(
-        &self,
-        request: Request<pb::GetSiteRequest>,
-    ) -> Result<Response<pb::Site>, Status> {
+    async fn get_site(&self, request: Request<pb::GetSiteRequest>) -> Result<Response<pb::Site>, Status> {
         require_role(&request, Role::Viewer).map_err(CatalogError::from)?;
-        let request = request.into_inner();
-        let site_id: SiteId = parse_id("site_id", &request.site_id).map_err(CatalogError::from)?;
+        let site_id: SiteId = parse_id("site_id", &request.get_ref().site_id).map_err(CatalogError::from)?;
         let site = self
-            .sites
-            .get(&site_id.to_string())
+            .store
+            .site_any_state(site_id)
             .await?
             .ok_or(CatalogError::SiteNotFound { site_id })?;
-        Ok(Response::new(site_to_proto(Self::visible(
-            site,
-            request.show_deleted,
-        )?)))
+        let show_deleted = request.get_ref().show_deleted;
+        Ok(Response::new(site_to_proto(Self::visible(&request, site, show_deleted)?)))
     }
 
     async fn resolve_site_url(
@@ -90,19 +109,16 @@ impl CatalogService for CatalogApi {
         request: Request<pb::ResolveSiteUrlRequest>,
     ) -> Result<Response<pb::Site>, Status> {
         require_role(&request, Role::Viewer).map_err(CatalogError::from)?;
-        let request = request.into_inner();
-        let url = SiteUrl::parse("url", &request.url).map_err(CatalogError::from)?;
-        let site =
-            self.sites
-                .by_url(url.as_str())
-                .await?
-                .ok_or_else(|| CatalogError::UrlNotFound {
-                    url: url.as_str().to_owned(),
-                })?;
-        Ok(Response::new(site_to_proto(Self::visible(
-            site,
-            request.show_deleted,
-        )?)))
+        let url = SiteUrl::parse("url", &request.get_ref().url).map_err(CatalogError::from)?;
+        let site = self
+            .store
+            .site_by_url(url.as_str())
+            .await?
+            .ok_or_else(|| CatalogError::UrlNotFound {
+                url: url.as_str().to_owned(),
+            })?;
+        let show_deleted = request.get_ref().show_deleted;
+        Ok(Response::new(site_to_proto(Self::visible(&request, site, show_deleted)?)))
     }
 
     async fn list_sites(
@@ -110,12 +126,15 @@ impl CatalogService for CatalogApi {
         request: Request<pb::ListSitesRequest>,
     ) -> Result<Response<pb::ListSitesResponse>, Status> {
         require_role(&request, Role::Viewer).map_err(CatalogError::from)?;
+        if request.get_ref().show_deleted {
+            require_role(&request, Role::Operator).map_err(CatalogError::from)?;
+        }
         let request = request.into_inner();
         let page_size = paging::page_size(request.page_size).map_err(CatalogError::from)?;
         let after = paging::decode_token(&request.page_token).map_err(CatalogError::from)?;
         let mut sites = self
-            .sites
-            .list(after.as_deref(), page_size + 1, request.show_deleted)
+            .store
+            .list_sites(after.as_deref(), page_size + 1, request.show_deleted)
             .await?;
         let next_page_token = if sites.len() > page_size {
             sites.truncate(page_size);
@@ -131,6 +150,305 @@ impl CatalogService for CatalogApi {
             next_page_token,
         }))
     }
+
+    async fn resolve(&self, request: Request<pb::ResolveRequest>) -> Result<Response<pb::ResolveResponse>, Status> {
+        require_role(&request, Role::Operator).map_err(CatalogError::from)?;
+        let inputs = request.into_inner().inputs;
+        if inputs.is_empty() {
+            return Err(CatalogError::from(InvalidArgument::missing("inputs")).into());
+        }
+        if inputs.len() > MAX_RESOLVE_INPUTS {
+            return Err(CatalogError::from(InvalidArgument::field(
+                "inputs",
+                "TOO_MANY_INPUTS",
+                inputs.len().to_string(),
+                format!("at most {MAX_RESOLVE_INPUTS} inputs per call"),
+            ))
+            .into());
+        }
+        Ok(Response::new(pb::ResolveResponse {
+            results: self.resolve_inputs(&inputs).await?,
+        }))
+    }
+
+    async fn activate_product(&self, request: Request<pb::ProductRequest>) -> Result<Response<pb::SiteProduct>, Status> {
+        self.change_product(request, ProductAction::Activate).await
+    }
+
+    async fn deactivate_product(&self, request: Request<pb::ProductRequest>) -> Result<Response<pb::SiteProduct>, Status> {
+        self.change_product(request, ProductAction::Deactivate).await
+    }
+
+    async fn suspend_product(&self, request: Request<pb::ProductRequest>) -> Result<Response<pb::SiteProduct>, Status> {
+        self.change_product(request, ProductAction::Suspend).await
+    }
+
+    async fn unsuspend_product(&self, request: Request<pb::ProductRequest>) -> Result<Response<pb::SiteProduct>, Status> {
+        self.change_product(request, ProductAction::Unsuspend).await
+    }
+
+    async fn list_products(
+        &self,
+        request: Request<pb::ListProductsRequest>,
+    ) -> Result<Response<pb::ListProductsResponse>, Status> {
+        require_role(&request, Role::Viewer).map_err(CatalogError::from)?;
+        let tenant = self.tenant("site_id", &request.get_ref().site_id).await?;
+        let products = self.store.products(&tenant).await?;
+        Ok(Response::new(pb::ListProductsResponse {
+            products: products.into_iter().map(product_to_proto).collect(),
+        }))
+    }
+
+    async fn install_app(
+        &self,
+        request: Request<pb::InstallAppRequest>,
+    ) -> Result<Response<pb::AppInstallation>, Status> {
+        require_role(&request, Role::Admin).map_err(CatalogError::from)?;
+        let request = request.into_inner();
+        let app_key = domain::app_key(&request.app_key).map_err(CatalogError::from)?;
+        let app_installation_id = if request.app_installation_id.is_empty() {
+            AppInstallationId::new()
+        } else {
+            parse_id("app_installation_id", &request.app_installation_id).map_err(CatalogError::from)?
+        };
+        let tenant = self.tenant("site_id", &request.site_id).await?;
+        let installed = self.store.install_app(&tenant, app_installation_id, &app_key).await?;
+        Ok(Response::new(app_to_proto(installed)))
+    }
+
+    async fn uninstall_app(
+        &self,
+        request: Request<pb::UninstallAppRequest>,
+    ) -> Result<Response<pb::UninstallAppResponse>, Status> {
+        require_role(&request, Role::Admin).map_err(CatalogError::from)?;
+        let request = request.into_inner();
+        let app_installation_id: AppInstallationId =
+            parse_id("app_installation_id", &request.app_installation_id).map_err(CatalogError::from)?;
+        let tenant = self.tenant("site_id", &request.site_id).await?;
+        let operation_id = self.store.uninstall_app(&tenant, app_installation_id).await?;
+        tracing::info!(site_id = %tenant.site_id(), %app_installation_id, %operation_id, "app uninstalled");
+        Ok(Response::new(pb::UninstallAppResponse {
+            operation_id: operation_id.to_string(),
+        }))
+    }
+
+    async fn list_app_installations(
+        &self,
+        request: Request<pb::ListAppInstallationsRequest>,
+    ) -> Result<Response<pb::ListAppInstallationsResponse>, Status> {
+        require_role(&request, Role::Viewer).map_err(CatalogError::from)?;
+        let request = request.into_inner();
+        let tenant = self.tenant("site_id", &request.site_id).await?;
+        let filter = (!request.app_key.is_empty()).then_some(request.app_key.as_str());
+        let apps = self.store.app_installations(&tenant, filter).await?;
+        Ok(Response::new(pb::ListAppInstallationsResponse {
+            app_installations: apps.into_iter().map(app_to_proto).collect(),
+        }))
+    }
+
+    async fn get_placement(&self, request: Request<pb::GetPlacementRequest>) -> Result<Response<pb::Placement>, Status> {
+        require_role(&request, Role::Viewer).map_err(CatalogError::from)?;
+        let tenant = self.tenant("site_id", &request.get_ref().site_id).await?;
+        let site = self
+            .store
+            .site_any_state(tenant.site_id())
+            .await?
+            .ok_or(CatalogError::SiteNotFound {
+                site_id: tenant.site_id(),
+            })?;
+        Ok(Response::new(pb::Placement {
+            site_id: site.site_id.to_string(),
+            shard: i32::try_from(site.shard).unwrap_or_default(),
+            shard_count: i32::from(self.settings.product_data_shards),
+        }))
+    }
+
+    async fn register_deletion_budget(
+        &self,
+        request: Request<pb::RegisterDeletionBudgetRequest>,
+    ) -> Result<Response<pb::DeletionBudget>, Status> {
+        let principal = require_role(&request, Role::Lifecycle).map_err(CatalogError::from)?;
+        let request = request.into_inner();
+        let operation_id = parse_id("operation_id", &request.operation_id).map_err(CatalogError::from)?;
+        if request.sites <= 0 {
+            return Err(CatalogError::from(InvalidArgument::field(
+                "sites",
+                "INVALID_BUDGET",
+                request.sites.to_string(),
+                "must be at least 1",
+            ))
+            .into());
+        }
+        if request.approved_by.trim().is_empty() {
+            return Err(CatalogError::from(InvalidArgument::missing("approved_by")).into());
+        }
+        let budget = self
+            .store
+            .register_budget(operation_id, i64::from(request.sites), &request.approved_by, &principal.name)
+            .await?;
+        tracing::info!(%operation_id, sites = budget.sites, approved_by = budget.approved_by, "deletion budget registered");
+        Ok(Response::new(pb::DeletionBudget {
+            operation_id: budget.operation_id,
+            sites: i32::try_from(budget.sites).unwrap_or(i32::MAX),
+            sites_used: i32::try_from(budget.sites_used).unwrap_or(i32::MAX),
+            approved_by: budget.approved_by,
+        }))
+    }
+}
+
+impl CatalogApi {
+    /// Classifies every input, then looks each class up with one statement.
+    async fn resolve_inputs(&self, inputs: &[String]) -> Result<Vec<pb::ResolvedInput>, CatalogError> {
+        enum Class {
+            Site(String),
+            App(String),
+            Url(String),
+            Done(pb::ResolvedInput),
+        }
+        let classes: Vec<Class> = inputs
+            .iter()
+            .map(|input| {
+                let trimmed = input.trim();
+                let unresolved = |kind: pb::InputKind, problem: String| {
+                    Class::Done(pb::ResolvedInput {
+                        input: input.clone(),
+                        kind: kind as i32,
+                        problem,
+                        ..Default::default()
+                    })
+                };
+                match parse_kind(trimmed) {
+                    Ok((Kind::Site, _)) => Class::Site(trimmed.to_owned()),
+                    Ok((Kind::AppInstallation, _)) => Class::App(trimmed.to_owned()),
+                    Ok((other, _)) => unresolved(
+                        pb::InputKind::OtherId,
+                        format!("a {} ID, neither a site nor an app installation", other.name()),
+                    ),
+                    Err(id_error) => match SiteUrl::parse("input", trimmed) {
+                        Ok(url) => Class::Url(url.as_str().to_owned()),
+                        Err(_) => unresolved(pb::InputKind::Malformed, format!("not an ID or a site URL: {id_error}")),
+                    },
+                }
+            })
+            .collect();
+
+        let pick = |wanted: fn(&Class) -> Option<&String>| -> Vec<String> { classes.iter().filter_map(wanted).cloned().collect() };
+        let apps = self
+            .store
+            .apps_by_ids(&pick(|class| match class {
+                Class::App(id) => Some(id),
+                _ => None,
+            }))
+            .await?;
+        let mut site_ids = pick(|class| match class {
+            Class::Site(id) => Some(id),
+            _ => None,
+        });
+        site_ids.extend(apps.iter().map(|(app, _)| app.site_id.to_string()));
+        let mut sites: HashMap<String, Site> = self
+            .store
+            .sites_by_ids(&site_ids)
+            .await?
+            .into_iter()
+            .map(|site| (site.site_id.to_string(), site))
+            .collect();
+        let by_url: HashMap<String, Site> = self
+            .store
+            .sites_by_urls(&pick(|class| match class {
+                Class::Url(url) => Some(url),
+                _ => None,
+            }))
+            .await?
+            .into_iter()
+            .map(|site| (site.url.as_str().to_owned(), site))
+            .collect();
+        sites.extend(by_url.values().map(|site| (site.site_id.to_string(), site.clone())));
+        let contents = self.store.site_contents(&sites.keys().cloned().collect::<Vec<_>>()).await?;
+        let apps: HashMap<String, (AppInstallation, bool)> = apps
+            .into_iter()
+            .map(|(app, installed)| (app.app_installation_id.to_string(), (app, installed)))
+            .collect();
+
+        let describe_site = |result: &mut pb::ResolvedInput, site: &Site| {
+            result.site_id = site.site_id.to_string();
+            result.site_name = site.name.clone();
+            result.site_url = site.url.as_str().to_owned();
+            result.site_state = site_state(site.state) as i32;
+            if let Some((products, apps)) = contents.get(&result.site_id) {
+                result.active_products = products.clone();
+                result.app_installations = i32::try_from(*apps).unwrap_or(i32::MAX);
+            }
+        };
+        Ok(inputs
+            .iter()
+            .zip(classes)
+            .map(|(input, class)| match class {
+                Class::Done(result) => result,
+                Class::Site(id) => {
+                    let mut result = pb::ResolvedInput {
+                        input: input.clone(),
+                        kind: pb::InputKind::Site as i32,
+                        ..Default::default()
+                    };
+                    match sites.get(&id) {
+                        Some(site) => {
+                            result.found = true;
+                            describe_site(&mut result, site);
+                        }
+                        None => {
+                            result.site_id = id;
+                            result.problem = "no such site".to_owned();
+                        }
+                    }
+                    result
+                }
+                Class::App(id) => {
+                    let mut result = pb::ResolvedInput {
+                        input: input.clone(),
+                        kind: pb::InputKind::AppInstallation as i32,
+                        app_installation_id: id.clone(),
+                        ..Default::default()
+                    };
+                    match apps.get(&id) {
+                        Some((app, installed)) => {
+                            result.found = true;
+                            result.app_key = app.app_key.clone();
+                            result.app_installed = *installed;
+                            if let Some(site) = sites.get(&app.site_id.to_string()) {
+                                describe_site(&mut result, site);
+                            }
+                        }
+                        None => result.problem = "no such app installation".to_owned(),
+                    }
+                    result
+                }
+                Class::Url(url) => {
+                    let mut result = pb::ResolvedInput {
+                        input: input.clone(),
+                        kind: pb::InputKind::SiteUrl as i32,
+                        ..Default::default()
+                    };
+                    match by_url.get(&url) {
+                        Some(site) => {
+                            result.found = true;
+                            describe_site(&mut result, site);
+                        }
+                        None => result.problem = format!("no site answers on {url}"),
+                    }
+                    result
+                }
+            })
+            .collect())
+    }
+}
+
+fn site_state(state: TenantState) -> pb::SiteState {
+    match state {
+        TenantState::Active => pb::SiteState::Active,
+        TenantState::Deleted => pb::SiteState::Deleted,
+        TenantState::Purged => pb::SiteState::Purged,
+        TenantState::Absent => pb::SiteState::Unspecified,
+    }
 }
 
 fn site_to_proto(site: Site) -> pb::Site {
@@ -139,13 +457,32 @@ fn site_to_proto(site: Site) -> pb::Site {
         name: site.name,
         url: site.url.as_str().to_owned(),
         region: site.region,
-        state: match site.state {
-            SiteState::Active => pb::SiteState::Active,
-            SiteState::Deleted => pb::SiteState::Deleted,
-            SiteState::Purged => pb::SiteState::Purged,
-        } as i32,
+        state: site_state(site.state) as i32,
         create_time: Some(timestamp(site.create_time)),
         delete_time: site.delete_time.map(timestamp),
         expire_time: site.expire_time.map(timestamp),
+        shard: i32::try_from(site.shard).unwrap_or_default(),
+    }
+}
+
+fn product_to_proto(product: SiteProduct) -> pb::SiteProduct {
+    pb::SiteProduct {
+        site_id: product.site_id.to_string(),
+        product: product.product,
+        state: match product.state {
+            ProductState::Active => pb::ProductState::Active,
+            ProductState::Suspended => pb::ProductState::Suspended,
+            ProductState::Inactive => pb::ProductState::Inactive,
+        } as i32,
+        update_time: Some(timestamp(product.update_time)),
+    }
+}
+
+fn app_to_proto(app: AppInstallation) -> pb::AppInstallation {
+    pb::AppInstallation {
+        app_installation_id: app.app_installation_id.to_string(),
+        site_id: app.site_id.to_string(),
+        app_key: app.app_key,
+        install_time: Some(timestamp(app.install_time)),
     }
 }

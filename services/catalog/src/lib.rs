@@ -1,15 +1,20 @@
-//! The catalog: the source of truth for sites (tenants). This first cut serves sites
-//! (create, get, resolve by URL, list); products, app installations, placement and the
-//! tenant lifecycle come with the lifecycle machinery.
+//! The catalog: the source of truth for sites (tenants) — their record, products, app
+//! installations and placement — and the place where site deletions are rate-limited and
+//! budgeted, whoever asks. Its tenant data lives on the platform's lifecycle machinery.
 
+mod budget;
 mod domain;
 mod error;
 mod grpc;
+mod schema;
 mod settings;
 mod store;
 
+use std::sync::Arc;
+
 use micros_platform::{
     config::Config,
+    lifecycle::{Lifecycle, grpc::LifecycleService},
     server::{Server, ServerBuilder},
     service::{MicrosService, ServiceContext, ServiceDescriptor},
     store::Store,
@@ -17,6 +22,7 @@ use micros_platform::{
 use micros_proto::catalog::v1::catalog_service_server::CatalogServiceServer;
 
 pub use error::CatalogError;
+pub use schema::SCHEMA;
 pub use settings::CatalogSettings;
 
 /// The catalog service, as the platform runs it.
@@ -30,16 +36,28 @@ impl MicrosService for Catalog {
         port: 50051,
         databases: &["catalog"],
         depends_on: &[],
+        ..ServiceDescriptor::BASE
     };
 
-    async fn build(
-        config: Config<CatalogSettings>,
-        _context: ServiceContext,
-    ) -> anyhow::Result<Server> {
+    async fn build(config: Config<CatalogSettings>, context: ServiceContext) -> anyhow::Result<Server> {
         let store = Store::open(&config.store, "catalog", &micros_platform::migrations!()).await?;
-        let api = grpc::CatalogApi::new(store::SiteStore::new(store), config.service.clone());
+        let budgets = budget::DeletionBudgets {
+            rate_per_hour: config.service.deletion_rate_per_hour,
+            clock: context.clock.clone(),
+        };
+        let lifecycle = Lifecycle::open(
+            store,
+            SCHEMA,
+            context.clock.clone(),
+            config.lifecycle.clone(),
+            Arc::new(budgets),
+        )
+        .await?;
+        lifecycle.spawn_pruner(config.lifecycle.prune_interval);
+        let api = grpc::CatalogApi::new(store::CatalogStore::new(lifecycle.clone()), config.service.clone());
         Ok(ServerBuilder::new(&config.server, &config.auth)
             .add_service(CatalogServiceServer::new(api))
+            .add_service(LifecycleService::server(lifecycle))
             .bind()
             .await?)
     }

@@ -9,14 +9,22 @@ use micros_platform::config::Validate;
 pub struct CatalogSettings {
     /// Regions a site may be created in.
     pub regions: Vec<String>,
+    /// Products a site may have.
+    pub products: Vec<String>,
+    /// How many product-data shards sites are placed on.
+    pub product_data_shards: u16,
+    /// Site deletions per rolling hour, across all callers, outside an operation with a
+    /// registered budget.
+    pub deletion_rate_per_hour: u32,
 }
 
 impl Default for CatalogSettings {
     fn default() -> Self {
         Self {
-            regions: ["us-east", "eu-west", "ap-southeast"]
-                .map(str::to_owned)
-                .to_vec(),
+            regions: ["us-east", "eu-west", "ap-southeast"].map(str::to_owned).to_vec(),
+            products: ["jira", "confluence"].map(str::to_owned).to_vec(),
+            product_data_shards: 4,
+            deletion_rate_per_hour: 5,
         }
     }
 }
@@ -25,6 +33,12 @@ impl Validate for CatalogSettings {
     fn validate(&self) -> Result<(), String> {
         if self.regions.is_empty() {
             return Err("regions: at least one region is required".to_owned());
+        }
+        if self.products.is_empty() {
+            return Err("products: at least one product is required".to_owned());
+        }
+        if self.product_data_shards == 0 {
+            return Err("product_data_shards: must be at least 1".to_owned());
         }
         Ok(())
     }

@@ -267,6 +267,7 @@ impl Lifecycle {
                 None => {}
                 Some(row) => match row.state {
                     TenantState::Active | TenantState::Absent => {}
+                    TenantState::Deleted if row.deleted_by.as_deref() == Some(operation_of(request).as_str()) => {}
                     TenantState::Deleted => {
                         return Err(LifecycleError::AlreadyDeleted {
                             site_id: *site_id,
@@ -751,8 +752,9 @@ impl Lifecycle {
         Ok(())
     }
 
-    /// The stored answer of an earlier call with the same operation ID, if it was the
-    /// same call; a different call reusing the ID is refused.
+    /// The stored answer of an earlier, identical call of the same operation. An
+    /// operation may make several calls with different targets (waves), but only of one
+    /// action: reusing its ID for another action is refused.
     async fn recorded(
         &self,
         connection: &mut AnyConnection,
@@ -760,32 +762,34 @@ impl Lifecycle {
         digest: &str,
         request: &LifecycleRequest,
     ) -> Result<Option<Vec<TargetOutcome>>, LifecycleError> {
-        let row = sqlx::query(
+        let rows = sqlx::query(
             "SELECT action, request_digest, response FROM lifecycle_operations WHERE operation_id = $1",
         )
         .bind(request.operation_id.to_string())
-        .fetch_optional(&mut *connection)
+        .fetch_all(&mut *connection)
         .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let recorded_action: String = row.try_get("action")?;
-        let recorded_digest: String = row.try_get("request_digest")?;
-        if recorded_action != action.as_str() || recorded_digest != digest {
-            return Err(LifecycleError::OperationReused {
-                operation_id: request.operation_id,
-                action: recorded_action,
-            });
+        for row in &rows {
+            let recorded_action: String = row.try_get("action")?;
+            if recorded_action != action.as_str() {
+                return Err(LifecycleError::OperationReused {
+                    operation_id: request.operation_id,
+                    action: recorded_action,
+                });
+            }
         }
-        let response: Vec<u8> = row.try_get("response")?;
-        let mut outcomes: Vec<TargetOutcome> =
-            serde_json::from_slice(&response).map_err(|error| {
-                LifecycleError::Misuse(format!("stored response unreadable: {error}"))
-            })?;
-        for outcome in &mut outcomes {
-            outcome.rows_affected = 0;
+        for row in &rows {
+            let recorded_digest: String = row.try_get("request_digest")?;
+            if recorded_digest == digest {
+                let response: Vec<u8> = row.try_get("response")?;
+                let mut outcomes: Vec<TargetOutcome> = serde_json::from_slice(&response)
+                    .map_err(|error| LifecycleError::Misuse(format!("stored response unreadable: {error}")))?;
+                for outcome in &mut outcomes {
+                    outcome.rows_affected = 0;
+                }
+                return Ok(Some(outcomes));
+            }
         }
-        Ok(Some(outcomes))
+        Ok(None)
     }
 
     async fn record(
@@ -879,6 +883,10 @@ impl Lifecycle {
             })
             .collect()
     }
+}
+
+fn operation_of(request: &LifecycleRequest) -> String {
+    request.operation_id.to_string()
 }
 
 fn live_rows(outcome: &TargetOutcome) -> i64 {

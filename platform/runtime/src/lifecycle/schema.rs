@@ -39,7 +39,8 @@ pub const fn int(name: &'static str) -> Column {
 #[derive(Debug, Clone, Copy)]
 pub struct TableSpec {
     pub name: &'static str,
-    /// The key column; also listed in `columns`.
+    /// The key column: listed in `columns`, or `site_id` for a table with one row per
+    /// site (the catalog's site record).
     pub key: &'static str,
     /// Data columns, in a fixed order (it is part of the fingerprint).
     pub columns: &'static [Column],
@@ -92,7 +93,7 @@ impl TenantSchema {
                 }
             }
             let declared = |name: &str| table.columns.iter().any(|column| column.name == name);
-            if !declared(table.key) {
+            if !declared(table.key) && table.key != SITE_COLUMN {
                 return Err(format!(
                     "{}: key {} is not among its columns",
                     table.name, table.key

@@ -15,9 +15,9 @@ use sqlx::{Executor, any::AnyPoolOptions};
 use crate::{
     auth::{Authenticator, Role},
     client::{self, ServiceChannel},
+    clock::TestClock,
     config::{ClientConfig, Config, StoreConfig},
     server::RunningServer,
-    clock::TestClock,
     service::{MicrosService, ServiceContext},
     store::{Backend, postgres_url},
 };

@@ -28,13 +28,15 @@ CREATE TABLE tenant_changes (
 CREATE INDEX tenant_changes_site_time ON tenant_changes (site_id, change_time);
 CREATE INDEX tenant_changes_time ON tenant_changes (change_time);
 
--- What each lifecycle operation answered, so a repeated call is a no-op.
+-- What each lifecycle call answered, so a repeated call is a no-op. One operation may
+-- make several calls (the orchestrator's waves), each with its own targets.
 CREATE TABLE lifecycle_operations (
-    operation_id   TEXT PRIMARY KEY,
-    action         TEXT NOT NULL,
+    operation_id   TEXT NOT NULL,
     request_digest TEXT NOT NULL,
+    action         TEXT NOT NULL,
     response       BYTEA NOT NULL,
-    create_time    BIGINT NOT NULL
+    create_time    BIGINT NOT NULL,
+    PRIMARY KEY (operation_id, request_digest)
 );
 
 -- Every destructive call, applied or refused: who, why, which ticket, what.
