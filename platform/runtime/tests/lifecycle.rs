@@ -545,16 +545,23 @@ async fn operations_are_idempotent_and_validate_only_changes_nothing() {
         let mut next_wave = request(targets[..1].to_vec());
         next_wave.operation_id = delete.operation_id;
         let overlapping = lifecycle.soft_delete(&next_wave).await.unwrap();
-        assert_eq!(overlapping[0].state, TenantState::Deleted, "a wave of the same operation");
+        assert_eq!(
+            overlapping[0].state,
+            TenantState::Deleted,
+            "a wave of the same operation"
+        );
         let mut reused = request(targets.clone());
         reused.operation_id = delete.operation_id;
-        assert!(matches!(
-            lifecycle
-                .restore(&reused, RestoreSource::Operation(delete.operation_id))
-                .await
-                .unwrap_err(),
-            LifecycleError::OperationReused { .. }
-        ), "a deleting operation's ID cannot name a restore");
+        assert!(
+            matches!(
+                lifecycle
+                    .restore(&reused, RestoreSource::Operation(delete.operation_id))
+                    .await
+                    .unwrap_err(),
+                LifecycleError::OperationReused { .. }
+            ),
+            "a deleting operation's ID cannot name a restore"
+        );
         let again = request(targets[..1].to_vec());
         assert!(matches!(
             lifecycle.soft_delete(&again).await.unwrap_err(),

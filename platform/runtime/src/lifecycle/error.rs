@@ -41,7 +41,9 @@ pub enum LifecycleError {
     PurgeBeforeExpiry { target: Target, expire_time: i64 },
     #[error("site {site_id} is on hold; it cannot be purged until the hold is cleared")]
     OnHold { site_id: SiteId },
-    #[error("operation {operation_id} is a {action} operation; it cannot be used for another action")]
+    #[error(
+        "operation {operation_id} is a {action} operation; it cannot be used for another action"
+    )]
     OperationReused {
         operation_id: OperationId,
         action: String,

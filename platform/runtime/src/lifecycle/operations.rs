@@ -267,7 +267,8 @@ impl Lifecycle {
                 None => {}
                 Some(row) => match row.state {
                     TenantState::Active | TenantState::Absent => {}
-                    TenantState::Deleted if row.deleted_by.as_deref() == Some(operation_of(request).as_str()) => {}
+                    TenantState::Deleted
+                        if row.deleted_by.as_deref() == Some(operation_of(request).as_str()) => {}
                     TenantState::Deleted => {
                         return Err(LifecycleError::AlreadyDeleted {
                             site_id: *site_id,
@@ -356,19 +357,67 @@ impl Lifecycle {
             }
         }
 
+        self.outcomes_after(
+            connection,
+            request,
+            before,
+            true,
+            |before, after| match before.target {
+                Target::Site(_) => 0,
+                Target::AppInstallation { .. } => live_rows(before) - live_rows(after),
+            },
+        )
+        .await
+    }
+
+    /// Outcomes after a change that rewrote no data row of a site target: site targets
+    /// keep the counts and fingerprint read before (only the registry is read again), app
+    /// targets are described again, all at once. With `fingerprint_before`, every
+    /// outcome carries the fingerprint from before the change (what was deleted).
+    async fn outcomes_after(
+        &self,
+        connection: &mut AnyConnection,
+        request: &LifecycleRequest,
+        before: Vec<TargetOutcome>,
+        fingerprint_before: bool,
+        rows_affected: impl Fn(&TargetOutcome, &TargetOutcome) -> i64,
+    ) -> Result<Vec<TargetOutcome>, LifecycleError> {
         let sites_now: Vec<SiteId> = request.targets.iter().map(Target::site_id).collect();
         let registry_now = registry::load(self.store(), connection, &sites_now).await?;
-        let after = describe(self, connection, &request.targets, &registry_now).await?;
+        let apps = apps_of(&request.targets);
+        let mut apps_after = if apps.is_empty() {
+            Vec::new()
+        } else {
+            describe(self, connection, &apps, &registry_now).await?
+        }
+        .into_iter();
         Ok(before
             .into_iter()
-            .zip(after)
-            .map(|(before, after)| TargetOutcome {
-                rows_affected: match before.target {
-                    Target::Site(_) => 0,
-                    Target::AppInstallation { .. } => live_rows(&before) - live_rows(&after),
-                },
-                fingerprint: before.fingerprint,
-                ..after
+            .map(|before| {
+                let after = match before.target {
+                    Target::Site(site_id) => {
+                        let row = registry_now.get(&site_id);
+                        TargetOutcome {
+                            state: row.map_or(TenantState::Absent, |row| row.state),
+                            delete_time: row.and_then(|row| row.delete_time),
+                            expire_time: row.and_then(|row| row.expire_time),
+                            hold: row.is_some_and(|row| row.hold),
+                            ..before.clone()
+                        }
+                    }
+                    Target::AppInstallation { .. } => {
+                        apps_after.next().unwrap_or_else(|| before.clone())
+                    }
+                };
+                TargetOutcome {
+                    rows_affected: rows_affected(&before, &after),
+                    fingerprint: if fingerprint_before {
+                        before.fingerprint.clone()
+                    } else {
+                        after.fingerprint.clone()
+                    },
+                    ..after
+                }
             })
             .collect())
     }
@@ -381,10 +430,11 @@ impl Lifecycle {
         source: RestoreSource,
     ) -> Result<Vec<TargetOutcome>, LifecycleError> {
         let before = describe(self, connection, &request.targets, registry).await?;
-        match source {
+        let rows_rewritten_in_sites = match source {
             RestoreSource::Operation(undo) => {
                 self.undo_operation(connection, registry, request, undo)
                     .await?
+                    > 0
             }
             RestoreSource::PointInTime(at) => {
                 if !apps_of(&request.targets).is_empty() {
@@ -407,7 +457,13 @@ impl Lifecycle {
                     }
                 }
                 point_in_time::restore_to(self, connection, &sites, at).await?;
+                true
             }
+        };
+        if !rows_rewritten_in_sites {
+            return self
+                .outcomes_after(connection, request, before, false, changed_rows)
+                .await;
         }
         let sites_now: Vec<SiteId> = request.targets.iter().map(Target::site_id).collect();
         let registry_now = registry::load(self.store(), connection, &sites_now).await?;
@@ -428,7 +484,7 @@ impl Lifecycle {
         registry: &HashMap<SiteId, RegistryRow>,
         request: &LifecycleRequest,
         undo: crate::ids::OperationId,
-    ) -> Result<(), LifecycleError> {
+    ) -> Result<u64, LifecycleError> {
         let undo = undo.to_string();
         let sites = sites_of(&request.targets);
         let apps = apps_of(&request.targets);
@@ -459,6 +515,7 @@ impl Lifecycle {
         }
         let store = self.store();
         let now = self.now();
+        let mut revived_in_sites = 0;
         let site_list = json_list(sites.iter().map(ToString::to_string));
         let app_list = json_list(apps.iter().map(Target::key));
         if !sites.is_empty() {
@@ -485,7 +542,7 @@ impl Lifecycle {
             ];
             self.log_rows(connection, table, &filter, &binds, now)
                 .await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!(
+            let revived = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE {} SET deleted_by = NULL, deleted_at = NULL WHERE deleted_by = $3 AND {scope}",
                 table.name
             )))
@@ -493,9 +550,13 @@ impl Lifecycle {
             .bind(app_list.clone())
             .bind(undo.clone())
             .execute(&mut *connection)
-            .await?;
+            .await?
+            .rows_affected();
+            if !sites.is_empty() {
+                revived_in_sites += revived;
+            }
         }
-        Ok(())
+        Ok(revived_in_sites)
     }
 
     async fn apply_hold(
@@ -781,8 +842,10 @@ impl Lifecycle {
             let recorded_digest: String = row.try_get("request_digest")?;
             if recorded_digest == digest {
                 let response: Vec<u8> = row.try_get("response")?;
-                let mut outcomes: Vec<TargetOutcome> = serde_json::from_slice(&response)
-                    .map_err(|error| LifecycleError::Misuse(format!("stored response unreadable: {error}")))?;
+                let mut outcomes: Vec<TargetOutcome> =
+                    serde_json::from_slice(&response).map_err(|error| {
+                        LifecycleError::Misuse(format!("stored response unreadable: {error}"))
+                    })?;
                 for outcome in &mut outcomes {
                     outcome.rows_affected = 0;
                 }

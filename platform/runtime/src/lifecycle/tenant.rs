@@ -162,7 +162,10 @@ impl TenantTx {
             .iter()
             .find(|(name, _)| *name == spec.key)
             .map(|(_, value)| value.clone())
-            .or_else(|| (spec.key == super::schema::SITE_COLUMN).then(|| Value::Text(self.site_id.to_string())))
+            .or_else(|| {
+                (spec.key == super::schema::SITE_COLUMN)
+                    .then(|| Value::Text(self.site_id.to_string()))
+            })
             .ok_or_else(|| {
                 LifecycleError::Misuse(format!(
                     "insert into {} without its key {}",
