@@ -43,11 +43,12 @@ impl LifecycleHooks for DeletionBudgets {
     ) -> Result<(), Refusal> {
         let requested = i64::try_from(sites.len()).unwrap_or(i64::MAX);
         let operation_id = request.operation_id.to_string();
-        let budget = sqlx::query("SELECT sites, sites_used FROM deletion_budgets WHERE operation_id = $1")
-            .bind(operation_id.clone())
-            .fetch_optional(&mut *connection)
-            .await
-            .map_err(store_failure)?;
+        let budget =
+            sqlx::query("SELECT sites, sites_used FROM deletion_budgets WHERE operation_id = $1")
+                .bind(operation_id.clone())
+                .fetch_optional(&mut *connection)
+                .await
+                .map_err(store_failure)?;
         if let Some(budget) = budget {
             let sites: i64 = budget.try_get("sites").map_err(store_failure)?;
             let used: i64 = budget.try_get("sites_used").map_err(store_failure)?;
@@ -68,12 +69,14 @@ impl LifecycleHooks for DeletionBudgets {
                     ],
                 });
             }
-            sqlx::query("UPDATE deletion_budgets SET sites_used = sites_used + $2 WHERE operation_id = $1")
-                .bind(operation_id)
-                .bind(requested)
-                .execute(&mut *connection)
-                .await
-                .map_err(store_failure)?;
+            sqlx::query(
+                "UPDATE deletion_budgets SET sites_used = sites_used + $2 WHERE operation_id = $1",
+            )
+            .bind(operation_id)
+            .bind(requested)
+            .execute(&mut *connection)
+            .await
+            .map_err(store_failure)?;
             return Ok(());
         }
 

@@ -169,14 +169,24 @@ pub fn shard_of(site_id: SiteId, shards: u16) -> i64 {
 }
 
 /// Checks a name against a configured list (products) or the key syntax (apps).
-pub fn key_in(field: &str, input: &str, allowed: &[String], reason: &'static str) -> Result<String, InvalidArgument> {
+pub fn key_in(
+    field: &str,
+    input: &str,
+    allowed: &[String],
+    reason: &'static str,
+) -> Result<String, InvalidArgument> {
     if input.is_empty() {
         return Err(InvalidArgument::missing(field));
     }
     if allowed.iter().any(|known| known == input) {
         Ok(input.to_owned())
     } else {
-        Err(InvalidArgument::field(field, reason, input, format!("must be one of {}", allowed.join(", "))))
+        Err(InvalidArgument::field(
+            field,
+            reason,
+            input,
+            format!("must be one of {}", allowed.join(", ")),
+        ))
     }
 }
 
@@ -218,7 +228,6 @@ pub fn site_name(input: &str) -> Result<String, InvalidArgument> {
     Ok(name.to_owned())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,7 +265,8 @@ mod tests {
         let site = SiteId::new();
         assert_eq!(shard_of(site, 4), shard_of(site, 4));
         assert!((0..4).contains(&shard_of(site, 4)));
-        let spread: std::collections::HashSet<i64> = (0..64).map(|_| shard_of(SiteId::new(), 4)).collect();
+        let spread: std::collections::HashSet<i64> =
+            (0..64).map(|_| shard_of(SiteId::new(), 4)).collect();
         assert_eq!(spread.len(), 4, "64 sites land on every one of 4 shards");
     }
 

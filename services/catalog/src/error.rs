@@ -33,7 +33,9 @@ pub enum CatalogError {
         app_installation_id: AppInstallationId,
     },
     #[error("app installation {app_installation_id} already exists with other attributes")]
-    AppInstallationIdTaken { app_installation_id: AppInstallationId },
+    AppInstallationIdTaken {
+        app_installation_id: AppInstallationId,
+    },
     #[error("operation {operation_id} already has a budget of {sites} sites")]
     BudgetConflict { operation_id: String, sites: i64 },
 }
@@ -44,9 +46,9 @@ impl Problem for CatalogError {
     fn code(&self) -> Code {
         match self {
             Self::Platform(inner) => inner.code(),
-            Self::SiteNotFound { .. } | Self::UrlNotFound { .. } | Self::AppInstallationNotFound { .. } => {
-                Code::NotFound
-            }
+            Self::SiteNotFound { .. }
+            | Self::UrlNotFound { .. }
+            | Self::AppInstallationNotFound { .. } => Code::NotFound,
             Self::UrlTaken { .. }
             | Self::SiteIdTaken { .. }
             | Self::AppInstallationIdTaken { .. }
@@ -104,11 +106,19 @@ impl Problem for CatalogError {
                 ("site_id", site_id.to_string()),
                 ("app_installation_id", app_installation_id.to_string()),
             ],
-            Self::AppInstallationIdTaken { app_installation_id } => {
+            Self::AppInstallationIdTaken {
+                app_installation_id,
+            } => {
                 vec![("app_installation_id", app_installation_id.to_string())]
             }
-            Self::BudgetConflict { operation_id, sites } => {
-                vec![("operation_id", operation_id.clone()), ("sites", sites.to_string())]
+            Self::BudgetConflict {
+                operation_id,
+                sites,
+            } => {
+                vec![
+                    ("operation_id", operation_id.clone()),
+                    ("sites", sites.to_string()),
+                ]
             }
         }
     }

@@ -14,7 +14,9 @@ use micros_proto::catalog::v1::{self as pb, catalog_service_server::CatalogServi
 use tonic::{Request, Response, Status};
 
 use crate::{
-    domain::{self, AppInstallation, NewSite, ProductAction, ProductState, Site, SiteProduct, SiteUrl},
+    domain::{
+        self, AppInstallation, NewSite, ProductAction, ProductState, Site, SiteProduct, SiteUrl,
+    },
     error::CatalogError,
     settings::CatalogSettings,
     store::CatalogStore,
@@ -39,7 +41,11 @@ impl CatalogApi {
     }
 
     /// A site for a read: active, or any state when an operator asks to see deleted ones.
-    fn visible<T>(request: &Request<T>, site: Site, show_deleted: bool) -> Result<Site, CatalogError> {
+    fn visible<T>(
+        request: &Request<T>,
+        site: Site,
+        show_deleted: bool,
+    ) -> Result<Site, CatalogError> {
         if site.state == TenantState::Active {
             return Ok(site);
         }
@@ -60,8 +66,13 @@ impl CatalogApi {
     ) -> Result<Response<pb::SiteProduct>, Status> {
         require_role(&request, Role::Admin).map_err(CatalogError::from)?;
         let request = request.into_inner();
-        let product = domain::key_in("product", &request.product, &self.settings.products, "UNKNOWN_PRODUCT")
-            .map_err(CatalogError::from)?;
+        let product = domain::key_in(
+            "product",
+            &request.product,
+            &self.settings.products,
+            "UNKNOWN_PRODUCT",
+        )
+        .map_err(CatalogError::from)?;
         let tenant = self.tenant("site_id", &request.site_id).await?;
         let changed = self.store.change_product(&tenant, &product, action).await?;
         tracing::info!(site_id = %tenant.site_id(), product, action = action.as_str(), "product changed");
@@ -71,7 +82,10 @@ impl CatalogApi {
 
 #[tonic::async_trait]
 impl CatalogService for CatalogApi {
-    async fn create_site(&self, request: Request<pb::CreateSiteRequest>) -> Result<Response<pb::Site>, Status> {
+    async fn create_site(
+        &self,
+        request: Request<pb::CreateSiteRequest>,
+    ) -> Result<Response<pb::Site>, Status> {
         require_role(&request, Role::Admin).map_err(CatalogError::from)?;
         let request = request.into_inner();
         let site_id = if request.site_id.is_empty() {
@@ -83,8 +97,13 @@ impl CatalogService for CatalogApi {
             site_id,
             name: domain::site_name(&request.name).map_err(CatalogError::from)?,
             url: SiteUrl::parse("url", &request.url).map_err(CatalogError::from)?,
-            region: domain::key_in("region", &request.region, &self.settings.regions, "UNKNOWN_REGION")
-                .map_err(CatalogError::from)?,
+            region: domain::key_in(
+                "region",
+                &request.region,
+                &self.settings.regions,
+                "UNKNOWN_REGION",
+            )
+            .map_err(CatalogError::from)?,
             shard: domain::shard_of(site_id, self.settings.product_data_shards),
         };
         let site = self.store.create_site(&new).await?;
@@ -92,16 +111,24 @@ impl CatalogService for CatalogApi {
         Ok(Response::new(site_to_proto(site)))
     }
 
-    async fn get_site(&self, request: Request<pb::GetSiteRequest>) -> Result<Response<pb::Site>, Status> {
+    async fn get_site(
+        &self,
+        request: Request<pb::GetSiteRequest>,
+    ) -> Result<Response<pb::Site>, Status> {
         require_role(&request, Role::Viewer).map_err(CatalogError::from)?;
-        let site_id: SiteId = parse_id("site_id", &request.get_ref().site_id).map_err(CatalogError::from)?;
+        let site_id: SiteId =
+            parse_id("site_id", &request.get_ref().site_id).map_err(CatalogError::from)?;
         let site = self
             .store
             .site_any_state(site_id)
             .await?
             .ok_or(CatalogError::SiteNotFound { site_id })?;
         let show_deleted = request.get_ref().show_deleted;
-        Ok(Response::new(site_to_proto(Self::visible(&request, site, show_deleted)?)))
+        Ok(Response::new(site_to_proto(Self::visible(
+            &request,
+            site,
+            show_deleted,
+        )?)))
     }
 
     async fn resolve_site_url(
@@ -110,15 +137,17 @@ impl CatalogService for CatalogApi {
     ) -> Result<Response<pb::Site>, Status> {
         require_role(&request, Role::Viewer).map_err(CatalogError::from)?;
         let url = SiteUrl::parse("url", &request.get_ref().url).map_err(CatalogError::from)?;
-        let site = self
-            .store
-            .site_by_url(url.as_str())
-            .await?
-            .ok_or_else(|| CatalogError::UrlNotFound {
+        let site = self.store.site_by_url(url.as_str()).await?.ok_or_else(|| {
+            CatalogError::UrlNotFound {
                 url: url.as_str().to_owned(),
-            })?;
+            }
+        })?;
         let show_deleted = request.get_ref().show_deleted;
-        Ok(Response::new(site_to_proto(Self::visible(&request, site, show_deleted)?)))
+        Ok(Response::new(site_to_proto(Self::visible(
+            &request,
+            site,
+            show_deleted,
+        )?)))
     }
 
     async fn list_sites(
@@ -151,7 +180,10 @@ impl CatalogService for CatalogApi {
         }))
     }
 
-    async fn resolve(&self, request: Request<pb::ResolveRequest>) -> Result<Response<pb::ResolveResponse>, Status> {
+    async fn resolve(
+        &self,
+        request: Request<pb::ResolveRequest>,
+    ) -> Result<Response<pb::ResolveResponse>, Status> {
         require_role(&request, Role::Operator).map_err(CatalogError::from)?;
         let inputs = request.into_inner().inputs;
         if inputs.is_empty() {
@@ -171,19 +203,32 @@ impl CatalogService for CatalogApi {
         }))
     }
 
-    async fn activate_product(&self, request: Request<pb::ProductRequest>) -> Result<Response<pb::SiteProduct>, Status> {
+    async fn activate_product(
+        &self,
+        request: Request<pb::ProductRequest>,
+    ) -> Result<Response<pb::SiteProduct>, Status> {
         self.change_product(request, ProductAction::Activate).await
     }
 
-    async fn deactivate_product(&self, request: Request<pb::ProductRequest>) -> Result<Response<pb::SiteProduct>, Status> {
-        self.change_product(request, ProductAction::Deactivate).await
+    async fn deactivate_product(
+        &self,
+        request: Request<pb::ProductRequest>,
+    ) -> Result<Response<pb::SiteProduct>, Status> {
+        self.change_product(request, ProductAction::Deactivate)
+            .await
     }
 
-    async fn suspend_product(&self, request: Request<pb::ProductRequest>) -> Result<Response<pb::SiteProduct>, Status> {
+    async fn suspend_product(
+        &self,
+        request: Request<pb::ProductRequest>,
+    ) -> Result<Response<pb::SiteProduct>, Status> {
         self.change_product(request, ProductAction::Suspend).await
     }
 
-    async fn unsuspend_product(&self, request: Request<pb::ProductRequest>) -> Result<Response<pb::SiteProduct>, Status> {
+    async fn unsuspend_product(
+        &self,
+        request: Request<pb::ProductRequest>,
+    ) -> Result<Response<pb::SiteProduct>, Status> {
         self.change_product(request, ProductAction::Unsuspend).await
     }
 
@@ -209,10 +254,14 @@ impl CatalogService for CatalogApi {
         let app_installation_id = if request.app_installation_id.is_empty() {
             AppInstallationId::new()
         } else {
-            parse_id("app_installation_id", &request.app_installation_id).map_err(CatalogError::from)?
+            parse_id("app_installation_id", &request.app_installation_id)
+                .map_err(CatalogError::from)?
         };
         let tenant = self.tenant("site_id", &request.site_id).await?;
-        let installed = self.store.install_app(&tenant, app_installation_id, &app_key).await?;
+        let installed = self
+            .store
+            .install_app(&tenant, app_installation_id, &app_key)
+            .await?;
         Ok(Response::new(app_to_proto(installed)))
     }
 
@@ -223,9 +272,13 @@ impl CatalogService for CatalogApi {
         require_role(&request, Role::Admin).map_err(CatalogError::from)?;
         let request = request.into_inner();
         let app_installation_id: AppInstallationId =
-            parse_id("app_installation_id", &request.app_installation_id).map_err(CatalogError::from)?;
+            parse_id("app_installation_id", &request.app_installation_id)
+                .map_err(CatalogError::from)?;
         let tenant = self.tenant("site_id", &request.site_id).await?;
-        let operation_id = self.store.uninstall_app(&tenant, app_installation_id).await?;
+        let operation_id = self
+            .store
+            .uninstall_app(&tenant, app_installation_id)
+            .await?;
         tracing::info!(site_id = %tenant.site_id(), %app_installation_id, %operation_id, "app uninstalled");
         Ok(Response::new(pb::UninstallAppResponse {
             operation_id: operation_id.to_string(),
@@ -246,16 +299,18 @@ impl CatalogService for CatalogApi {
         }))
     }
 
+    /// Works for deleted sites too: restoring a site's content needs to know where it is.
     async fn get_placement(&self, request: Request<pb::GetPlacementRequest>) -> Result<Response<pb::Placement>, Status> {
         require_role(&request, Role::Viewer).map_err(CatalogError::from)?;
-        let tenant = self.tenant("site_id", &request.get_ref().site_id).await?;
+        let site_id: SiteId = parse_id("site_id", &request.get_ref().site_id).map_err(CatalogError::from)?;
         let site = self
             .store
-            .site_any_state(tenant.site_id())
+            .site_any_state(site_id)
             .await?
-            .ok_or(CatalogError::SiteNotFound {
-                site_id: tenant.site_id(),
-            })?;
+            .ok_or(CatalogError::SiteNotFound { site_id })?;
+        if site.state == TenantState::Purged {
+            return Err(CatalogError::from(micros_platform::lifecycle::LifecycleError::Purged { site_id }).into());
+        }
         Ok(Response::new(pb::Placement {
             site_id: site.site_id.to_string(),
             shard: i32::try_from(site.shard).unwrap_or_default(),
@@ -269,7 +324,8 @@ impl CatalogService for CatalogApi {
     ) -> Result<Response<pb::DeletionBudget>, Status> {
         let principal = require_role(&request, Role::Lifecycle).map_err(CatalogError::from)?;
         let request = request.into_inner();
-        let operation_id = parse_id("operation_id", &request.operation_id).map_err(CatalogError::from)?;
+        let operation_id =
+            parse_id("operation_id", &request.operation_id).map_err(CatalogError::from)?;
         if request.sites <= 0 {
             return Err(CatalogError::from(InvalidArgument::field(
                 "sites",
@@ -284,7 +340,12 @@ impl CatalogService for CatalogApi {
         }
         let budget = self
             .store
-            .register_budget(operation_id, i64::from(request.sites), &request.approved_by, &principal.name)
+            .register_budget(
+                operation_id,
+                i64::from(request.sites),
+                &request.approved_by,
+                &principal.name,
+            )
             .await?;
         tracing::info!(%operation_id, sites = budget.sites, approved_by = budget.approved_by, "deletion budget registered");
         Ok(Response::new(pb::DeletionBudget {
@@ -298,7 +359,10 @@ impl CatalogService for CatalogApi {
 
 impl CatalogApi {
     /// Classifies every input, then looks each class up with one statement.
-    async fn resolve_inputs(&self, inputs: &[String]) -> Result<Vec<pb::ResolvedInput>, CatalogError> {
+    async fn resolve_inputs(
+        &self,
+        inputs: &[String],
+    ) -> Result<Vec<pb::ResolvedInput>, CatalogError> {
         enum Class {
             Site(String),
             App(String),
@@ -322,17 +386,25 @@ impl CatalogApi {
                     Ok((Kind::AppInstallation, _)) => Class::App(trimmed.to_owned()),
                     Ok((other, _)) => unresolved(
                         pb::InputKind::OtherId,
-                        format!("a {} ID, neither a site nor an app installation", other.name()),
+                        format!(
+                            "a {} ID, neither a site nor an app installation",
+                            other.name()
+                        ),
                     ),
                     Err(id_error) => match SiteUrl::parse("input", trimmed) {
                         Ok(url) => Class::Url(url.as_str().to_owned()),
-                        Err(_) => unresolved(pb::InputKind::Malformed, format!("not an ID or a site URL: {id_error}")),
+                        Err(_) => unresolved(
+                            pb::InputKind::Malformed,
+                            format!("not an ID or a site URL: {id_error}"),
+                        ),
                     },
                 }
             })
             .collect();
 
-        let pick = |wanted: fn(&Class) -> Option<&String>| -> Vec<String> { classes.iter().filter_map(wanted).cloned().collect() };
+        let pick = |wanted: fn(&Class) -> Option<&String>| -> Vec<String> {
+            classes.iter().filter_map(wanted).cloned().collect()
+        };
         let apps = self
             .store
             .apps_by_ids(&pick(|class| match class {
@@ -362,8 +434,15 @@ impl CatalogApi {
             .into_iter()
             .map(|site| (site.url.as_str().to_owned(), site))
             .collect();
-        sites.extend(by_url.values().map(|site| (site.site_id.to_string(), site.clone())));
-        let contents = self.store.site_contents(&sites.keys().cloned().collect::<Vec<_>>()).await?;
+        sites.extend(
+            by_url
+                .values()
+                .map(|site| (site.site_id.to_string(), site.clone())),
+        );
+        let contents = self
+            .store
+            .site_contents(&sites.keys().cloned().collect::<Vec<_>>())
+            .await?;
         let apps: HashMap<String, (AppInstallation, bool)> = apps
             .into_iter()
             .map(|(app, installed)| (app.app_installation_id.to_string(), (app, installed)))

@@ -39,7 +39,10 @@ impl MicrosService for Catalog {
         ..ServiceDescriptor::BASE
     };
 
-    async fn build(config: Config<CatalogSettings>, context: ServiceContext) -> anyhow::Result<Server> {
+    async fn build(
+        config: Config<CatalogSettings>,
+        context: ServiceContext,
+    ) -> anyhow::Result<Server> {
         let store = Store::open(&config.store, "catalog", &micros_platform::migrations!()).await?;
         let budgets = budget::DeletionBudgets {
             rate_per_hour: config.service.deletion_rate_per_hour,
@@ -54,7 +57,10 @@ impl MicrosService for Catalog {
         )
         .await?;
         lifecycle.spawn_pruner(config.lifecycle.prune_interval);
-        let api = grpc::CatalogApi::new(store::CatalogStore::new(lifecycle.clone()), config.service.clone());
+        let api = grpc::CatalogApi::new(
+            store::CatalogStore::new(lifecycle.clone()),
+            config.service.clone(),
+        );
         Ok(ServerBuilder::new(&config.server, &config.auth)
             .add_service(CatalogServiceServer::new(api))
             .add_service(LifecycleService::server(lifecycle))

@@ -21,7 +21,9 @@ pub struct CatalogSettings {
 impl Default for CatalogSettings {
     fn default() -> Self {
         Self {
-            regions: ["us-east", "eu-west", "ap-southeast"].map(str::to_owned).to_vec(),
+            regions: ["us-east", "eu-west", "ap-southeast"]
+                .map(str::to_owned)
+                .to_vec(),
             products: ["jira", "confluence"].map(str::to_owned).to_vec(),
             product_data_shards: 4,
             deletion_rate_per_hour: 5,

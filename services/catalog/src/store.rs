@@ -60,7 +60,9 @@ impl CatalogStore {
             return if same {
                 Ok(existing)
             } else {
-                Err(CatalogError::SiteIdTaken { site_id: new.site_id })
+                Err(CatalogError::SiteIdTaken {
+                    site_id: new.site_id,
+                })
             };
         }
         if let Some(owner) = self.site_by_url(new.url.as_str()).await? {
@@ -88,13 +90,19 @@ impl CatalogStore {
             Err(LifecycleError::Store(StoreError::Database(error))) => {
                 drop(tx);
                 return match StoreError::conflict_or(error, || new.url.as_str().to_owned()) {
-                    StoreError::Conflict { .. } => match self.site_by_url(new.url.as_str()).await? {
-                        Some(owner) if owner.site_id != new.site_id => Err(CatalogError::UrlTaken {
-                            url: new.url.as_str().to_owned(),
-                            site_id: owner.site_id,
-                        }),
-                        _ => Err(CatalogError::SiteIdTaken { site_id: new.site_id }),
-                    },
+                    StoreError::Conflict { .. } => {
+                        match self.site_by_url(new.url.as_str()).await? {
+                            Some(owner) if owner.site_id != new.site_id => {
+                                Err(CatalogError::UrlTaken {
+                                    url: new.url.as_str().to_owned(),
+                                    site_id: owner.site_id,
+                                })
+                            }
+                            _ => Err(CatalogError::SiteIdTaken {
+                                site_id: new.site_id,
+                            }),
+                        }
+                    }
                     other => Err(other.into()),
                 };
             }
@@ -102,15 +110,19 @@ impl CatalogStore {
         }
         self.site_any_state(new.site_id)
             .await?
-            .ok_or(CatalogError::SiteNotFound { site_id: new.site_id })
+            .ok_or(CatalogError::SiteNotFound {
+                site_id: new.site_id,
+            })
     }
 
     /// A site in any state (registry joined with its record).
     pub async fn site_any_state(&self, site_id: SiteId) -> Result<Option<Site>, CatalogError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SITE_VIEW} WHERE t.site_id = $1")))
-            .bind(site_id.to_string())
-            .fetch_optional(self.lifecycle.store().pool())
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SITE_VIEW} WHERE t.site_id = $1"
+        )))
+        .bind(site_id.to_string())
+        .fetch_optional(self.lifecycle.store().pool())
+        .await?;
         row.as_ref().map(site_from_row).transpose()
     }
 
@@ -124,7 +136,12 @@ impl CatalogStore {
     }
 
     /// Sites after `after` in ID (creation) order.
-    pub async fn list_sites(&self, after: Option<&str>, limit: usize, show_deleted: bool) -> Result<Vec<Site>, CatalogError> {
+    pub async fn list_sites(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        show_deleted: bool,
+    ) -> Result<Vec<Site>, CatalogError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{SITE_VIEW} WHERE t.site_id > $1 AND ($2 OR t.state = 'active') ORDER BY t.site_id LIMIT $3"
         )))
@@ -161,7 +178,10 @@ impl CatalogStore {
     }
 
     /// App installations by ID, installed or not: (installation, installed).
-    pub async fn apps_by_ids(&self, ids: &[String]) -> Result<Vec<(AppInstallation, bool)>, CatalogError> {
+    pub async fn apps_by_ids(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<(AppInstallation, bool)>, CatalogError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT a.site_id, a.app_installation_id, a.app_key, a.install_time, a.deleted_by, t.state
              FROM app_installations a JOIN tenants t ON t.site_id = a.site_id
@@ -175,7 +195,10 @@ impl CatalogStore {
             .map(|row| {
                 let deleted_by: Option<String> = row.try_get("deleted_by")?;
                 let state: String = row.try_get("state")?;
-                Ok((app_from_row(row)?, deleted_by.is_none() && state == "active"))
+                Ok((
+                    app_from_row(row)?,
+                    deleted_by.is_none() && state == "active",
+                ))
             })
             .collect()
     }
@@ -197,7 +220,11 @@ impl CatalogStore {
         .await?;
         for row in products {
             let site_id: String = row.try_get("site_id")?;
-            contents.entry(site_id).or_default().0.push(row.try_get("product")?);
+            contents
+                .entry(site_id)
+                .or_default()
+                .0
+                .push(row.try_get("product")?);
         }
         let apps = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT site_id, COUNT(*) AS apps FROM app_installations
@@ -222,7 +249,9 @@ impl CatalogStore {
         .bind(tenant.site_key())
         .fetch_all(tenant.pool())
         .await?;
-        rows.iter().map(|row| product_from_row(tenant.site_id(), row)).collect()
+        rows.iter()
+            .map(|row| product_from_row(tenant.site_id(), row))
+            .collect()
     }
 
     /// Applies `action` to `product` on the site, in one transaction.
@@ -242,12 +271,14 @@ impl CatalogStore {
         .fetch_optional(tx.connection())
         .await?;
         let from = current.as_deref().and_then(ProductState::parse);
-        let to = action.next(from).ok_or_else(|| CatalogError::ProductTransition {
-            site_id: tenant.site_id(),
-            product: product.to_owned(),
-            action: action.as_str(),
-            from: from.map_or("not on the site", ProductState::as_str),
-        })?;
+        let to = action
+            .next(from)
+            .ok_or_else(|| CatalogError::ProductTransition {
+                site_id: tenant.site_id(),
+                product: product.to_owned(),
+                action: action.as_str(),
+                from: from.map_or("not on the site", ProductState::as_str),
+            })?;
         let now = tx.now();
         if from.is_none() {
             tx.insert(
@@ -264,7 +295,10 @@ impl CatalogStore {
             tx.update(
                 SITE_PRODUCTS,
                 &key,
-                &[("state", Value::from(to.as_str())), ("update_time", Value::from(now))],
+                &[
+                    ("state", Value::from(to.as_str())),
+                    ("update_time", Value::from(now)),
+                ],
             )
             .await?;
         }
@@ -274,7 +308,9 @@ impl CatalogStore {
             .into_iter()
             .find(|candidate| candidate.product == product);
         changed.ok_or_else(|| {
-            CatalogError::Platform(LifecycleError::Misuse(format!("{product} vanished after its change")))
+            CatalogError::Platform(LifecycleError::Misuse(format!(
+                "{product} vanished after its change"
+            )))
         })
     }
 
@@ -291,10 +327,15 @@ impl CatalogStore {
             .into_iter()
             .next()
         {
-            return if installed && existing.site_id == tenant.site_id() && existing.app_key == app_key {
+            return if installed
+                && existing.site_id == tenant.site_id()
+                && existing.app_key == app_key
+            {
                 Ok(existing)
             } else {
-                Err(CatalogError::AppInstallationIdTaken { app_installation_id })
+                Err(CatalogError::AppInstallationIdTaken {
+                    app_installation_id,
+                })
             };
         }
         let mut tx = tenant.begin().await?;
@@ -302,7 +343,10 @@ impl CatalogStore {
         tx.insert(
             APP_INSTALLATIONS,
             &[
-                ("app_installation_id", Value::from(app_installation_id.to_string())),
+                (
+                    "app_installation_id",
+                    Value::from(app_installation_id.to_string()),
+                ),
                 ("app_key", Value::from(app_key)),
                 ("install_time", Value::from(now)),
             ],
@@ -326,7 +370,11 @@ impl CatalogStore {
         let operation_id = OperationId::new();
         let mut tx = tenant.begin().await?;
         let marked = tx
-            .trash(APP_INSTALLATIONS, &app_installation_id.to_string(), &operation_id.to_string())
+            .trash(
+                APP_INSTALLATIONS,
+                &app_installation_id.to_string(),
+                &operation_id.to_string(),
+            )
             .await?;
         if marked == 0 {
             return Err(CatalogError::AppInstallationNotFound {
@@ -401,13 +449,19 @@ fn site_from_row(row: &AnyRow) -> Result<Site, CatalogError> {
     let state: String = row.try_get("state")?;
     Ok(Site {
         site_id: parse_id("site_id", &site_id)?,
-        name: row.try_get::<Option<String>, _>("name")?.unwrap_or_default(),
+        name: row
+            .try_get::<Option<String>, _>("name")?
+            .unwrap_or_default(),
         url: SiteUrl::from_stored(row.try_get::<Option<String>, _>("url")?.unwrap_or_default()),
-        region: row.try_get::<Option<String>, _>("region")?.unwrap_or_default(),
+        region: row
+            .try_get::<Option<String>, _>("region")?
+            .unwrap_or_default(),
         shard: row.try_get::<Option<i64>, _>("shard")?.unwrap_or_default(),
         state: TenantState::parse(&state)
             .ok_or_else(|| LifecycleError::Misuse(format!("unknown tenant state {state}")))?,
-        create_time: row.try_get::<Option<i64>, _>("create_time")?.unwrap_or_default(),
+        create_time: row
+            .try_get::<Option<i64>, _>("create_time")?
+            .unwrap_or_default(),
         delete_time: row.try_get("delete_time")?,
         expire_time: row.try_get("expire_time")?,
     })

@@ -7,22 +7,22 @@ use std::time::Duration;
 use micros_catalog::{Catalog, CatalogSettings};
 use micros_platform::{
     auth::Role,
-    clock::Clock,
     client::ServiceChannel,
+    clock::Clock,
     ids::{AppInstallationId, OperationId, SiteId},
     store::Backend,
     testing::{self, TestService},
 };
 use micros_proto::{
     catalog::v1::{
-        self as catalog, CreateSiteRequest, GetSiteRequest, InstallAppRequest, InputKind,
+        self as catalog, CreateSiteRequest, GetSiteRequest, InputKind, InstallAppRequest,
         ListAppInstallationsRequest, ListProductsRequest, ProductRequest, ResolveRequest,
         catalog_service_client::CatalogServiceClient,
     },
     lifecycle::v1::{
-        AppInstallationTarget, DescribeRequest, Justification, PurgeRequest,
-        RestoreRequest, SiteTarget, SoftDeleteRequest, Target, TargetOutcome, TenantState,
-        restore_request::Source, target::Kind, tenant_lifecycle_client::TenantLifecycleClient,
+        AppInstallationTarget, DescribeRequest, Justification, PurgeRequest, RestoreRequest,
+        SiteTarget, SoftDeleteRequest, Target, TargetOutcome, TenantState, restore_request::Source,
+        target::Kind, tenant_lifecycle_client::TenantLifecycleClient,
     },
 };
 use tonic::Code;
@@ -119,7 +119,11 @@ impl Harness {
             .remove(0)
     }
 
-    async fn soft_delete(&mut self, targets: Vec<Target>, operation_id: &str) -> Result<Vec<TargetOutcome>, tonic::Status> {
+    async fn soft_delete(
+        &mut self,
+        targets: Vec<Target>,
+        operation_id: &str,
+    ) -> Result<Vec<TargetOutcome>, tonic::Status> {
         self.lifecycle
             .soft_delete(SoftDeleteRequest {
                 targets,
@@ -163,7 +167,10 @@ impl Harness {
 }
 
 fn reason(status: &tonic::Status) -> String {
-    status.get_details_error_info().map(|info| info.reason).unwrap_or_default()
+    status
+        .get_details_error_info()
+        .map(|info| info.reason)
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -178,7 +185,11 @@ async fn deleted_site_is_unreachable_and_restores_with_the_same_fingerprint() {
         assert_eq!(before_a.state, TenantState::Active as i32);
 
         let op = OperationId::new().to_string();
-        let deleted = h.soft_delete(vec![site_target(&a)], &op).await.unwrap().remove(0);
+        let deleted = h
+            .soft_delete(vec![site_target(&a)], &op)
+            .await
+            .unwrap()
+            .remove(0);
         assert_eq!(deleted.state, TenantState::Deleted as i32, "{backend:?}");
         assert_eq!(deleted.fingerprint, before_a.fingerprint);
         assert!(deleted.expire_time.is_some());
@@ -191,7 +202,10 @@ async fn deleted_site_is_unreachable_and_restores_with_the_same_fingerprint() {
             })
             .await
             .unwrap_err();
-        assert_eq!((get.code(), reason(&get)), (Code::NotFound, "SITE_DELETED".to_owned()));
+        assert_eq!(
+            (get.code(), reason(&get)),
+            (Code::NotFound, "SITE_DELETED".to_owned())
+        );
         let products = h
             .catalog
             .list_products(ListProductsRequest { site_id: a.clone() })
@@ -207,7 +221,10 @@ async fn deleted_site_is_unreachable_and_restores_with_the_same_fingerprint() {
             })
             .await
             .unwrap_err();
-        assert_eq!((install.code(), reason(&install)), (Code::NotFound, "SITE_DELETED".to_owned()));
+        assert_eq!(
+            (install.code(), reason(&install)),
+            (Code::NotFound, "SITE_DELETED".to_owned())
+        );
         let activate = h
             .catalog
             .suspend_product(ProductRequest {
@@ -226,10 +243,20 @@ async fn deleted_site_is_unreachable_and_restores_with_the_same_fingerprint() {
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(shown.state, catalog::SiteState::Deleted as i32, "operators still see it");
+        assert_eq!(
+            shown.state,
+            catalog::SiteState::Deleted as i32,
+            "operators still see it"
+        );
 
-        assert_eq!(h.describe(site_target(&a)).await.fingerprint, before_a.fingerprint);
-        assert_eq!(h.describe(site_target(&b)).await.fingerprint, before_b.fingerprint);
+        assert_eq!(
+            h.describe(site_target(&a)).await.fingerprint,
+            before_a.fingerprint
+        );
+        assert_eq!(
+            h.describe(site_target(&b)).await.fingerprint,
+            before_b.fingerprint
+        );
 
         let restored = h
             .restore(vec![site_target(&a)], Source::UndoOperationId(op))
@@ -238,7 +265,10 @@ async fn deleted_site_is_unreachable_and_restores_with_the_same_fingerprint() {
         assert_eq!(restored.fingerprint, before_a.fingerprint);
         assert_eq!(restored.state, TenantState::Active as i32);
         assert_eq!(h.apps(&a).await.len(), 1);
-        assert_eq!(h.describe(site_target(&b)).await.fingerprint, before_b.fingerprint);
+        assert_eq!(
+            h.describe(site_target(&b)).await.fingerprint,
+            before_b.fingerprint
+        );
         h.service.stop().await;
     }
 }
@@ -262,11 +292,17 @@ async fn app_uninstall_by_operation_restores_only_what_it_removed() {
 
         let op = OperationId::new().to_string();
         let outcomes = h
-            .soft_delete(vec![app_target(&site, &current), app_target(&site, &earlier)], &op)
+            .soft_delete(
+                vec![app_target(&site, &current), app_target(&site, &earlier)],
+                &op,
+            )
             .await
             .unwrap();
         assert_eq!(outcomes[0].rows_affected, 1, "{backend:?}");
-        assert_eq!(outcomes[1].rows_affected, 0, "already uninstalled by someone else");
+        assert_eq!(
+            outcomes[1].rows_affected, 0,
+            "already uninstalled by someone else"
+        );
         assert_eq!(h.apps(&site).await, vec![other_app.clone()]);
 
         h.restore(
@@ -279,7 +315,10 @@ async fn app_uninstall_by_operation_restores_only_what_it_removed() {
         let mut expected = vec![current, other_app];
         expected.sort();
         assert_eq!(apps, expected, "the earlier uninstall stays");
-        assert_eq!(h.describe(site_target(&site)).await.fingerprint, site_before.fingerprint);
+        assert_eq!(
+            h.describe(site_target(&site)).await.fingerprint,
+            site_before.fingerprint
+        );
         h.service.stop().await;
     }
 }
@@ -306,7 +345,10 @@ async fn point_in_time_restore_returns_products_to_t() {
                 h.catalog.activate_product(request).await.unwrap();
             }
         }
-        assert_ne!(h.describe(site_target(&site)).await.fingerprint, at_t.fingerprint);
+        assert_ne!(
+            h.describe(site_target(&site)).await.fingerprint,
+            at_t.fingerprint
+        );
 
         let restored = h
             .restore(vec![site_target(&site)], Source::PointInTime(t.into()))
@@ -315,14 +357,19 @@ async fn point_in_time_restore_returns_products_to_t() {
         assert_eq!(restored.fingerprint, at_t.fingerprint, "{backend:?}");
         let products = h
             .catalog
-            .list_products(ListProductsRequest { site_id: site.clone() })
+            .list_products(ListProductsRequest {
+                site_id: site.clone(),
+            })
             .await
             .unwrap()
             .into_inner()
             .products;
         assert_eq!(products.len(), 1);
         assert_eq!(products[0].state, catalog::ProductState::Active as i32);
-        assert_eq!(h.describe(site_target(&neighbour)).await.fingerprint, neighbour_before.fingerprint);
+        assert_eq!(
+            h.describe(site_target(&neighbour)).await.fingerprint,
+            neighbour_before.fingerprint
+        );
         h.service.stop().await;
     }
 }
@@ -350,12 +397,34 @@ async fn purge_is_refused_before_expiry_and_removes_the_site_after() {
         assert!(info.metadata.contains_key("expire_time"));
 
         h.service.clock.advance(31 * DAY);
-        let purged = h.lifecycle.purge(purge.clone()).await.unwrap().into_inner().outcomes.remove(0);
+        let purged = h
+            .lifecycle
+            .purge(purge.clone())
+            .await
+            .unwrap()
+            .into_inner()
+            .outcomes
+            .remove(0);
         assert_eq!(purged.state, TenantState::Purged as i32, "{backend:?}");
         assert!(purged.rows_affected >= 2, "the site record and its product");
-        assert!(purged.counts.iter().all(|count| count.live == 0 && count.deleted == 0));
-        let again = h.lifecycle.purge(purge).await.unwrap().into_inner().outcomes.remove(0);
-        assert_eq!(again.rows_affected, 0, "the same operation again is a no-op");
+        assert!(
+            purged
+                .counts
+                .iter()
+                .all(|count| count.live == 0 && count.deleted == 0)
+        );
+        let again = h
+            .lifecycle
+            .purge(purge)
+            .await
+            .unwrap()
+            .into_inner()
+            .outcomes
+            .remove(0);
+        assert_eq!(
+            again.rows_affected, 0,
+            "the same operation again is a no-op"
+        );
 
         let tombstone = h
             .catalog
@@ -367,8 +436,14 @@ async fn purge_is_refused_before_expiry_and_removes_the_site_after() {
             .unwrap()
             .into_inner();
         assert_eq!(tombstone.state, catalog::SiteState::Purged as i32);
-        assert!(tombstone.url.is_empty(), "nothing of the site is left but its ID and state");
-        assert_eq!(h.describe(site_target(&neighbour)).await.fingerprint, neighbour_before.fingerprint);
+        assert!(
+            tombstone.url.is_empty(),
+            "nothing of the site is left but its ID and state"
+        );
+        assert_eq!(
+            h.describe(site_target(&neighbour)).await.fingerprint,
+            neighbour_before.fingerprint
+        );
         h.service.stop().await;
     }
 }
@@ -388,15 +463,30 @@ async fn wrong_id_kinds_are_refused_and_change_nothing() {
         assert_eq!(as_site.code(), Code::InvalidArgument);
         let info = as_site.get_details_error_info().unwrap();
         assert_eq!(info.reason, "WRONG_ID_KIND");
-        assert_eq!((info.metadata["expected_kind"].as_str(), info.metadata["actual_kind"].as_str()), ("site", "app"));
+        assert_eq!(
+            (
+                info.metadata["expected_kind"].as_str(),
+                info.metadata["actual_kind"].as_str()
+            ),
+            ("site", "app")
+        );
 
         let as_app = h
-            .soft_delete(vec![app_target(&site, &site)], &OperationId::new().to_string())
+            .soft_delete(
+                vec![app_target(&site, &site)],
+                &OperationId::new().to_string(),
+            )
             .await
             .unwrap_err();
         assert_eq!(as_app.code(), Code::InvalidArgument);
         let info = as_app.get_details_error_info().unwrap();
-        assert_eq!((info.metadata["expected_kind"].as_str(), info.metadata["actual_kind"].as_str()), ("app", "site"));
+        assert_eq!(
+            (
+                info.metadata["expected_kind"].as_str(),
+                info.metadata["actual_kind"].as_str()
+            ),
+            ("app", "site")
+        );
 
         let uninstall = h
             .catalog
@@ -430,7 +520,10 @@ async fn site_deletions_beyond_the_hourly_rate_need_a_budget() {
                 .unwrap();
         }
         let sixth = h
-            .soft_delete(vec![site_target(&sites[5])], &OperationId::new().to_string())
+            .soft_delete(
+                vec![site_target(&sites[5])],
+                &OperationId::new().to_string(),
+            )
             .await
             .unwrap_err();
         assert_eq!(sixth.code(), Code::FailedPrecondition, "{backend:?}");
@@ -438,7 +531,10 @@ async fn site_deletions_beyond_the_hourly_rate_need_a_budget() {
         assert_eq!(info.reason, "DELETION_RATE_EXCEEDED");
         assert_eq!(info.metadata["limit_per_hour"], "5");
         assert_eq!(info.metadata["deleted_last_hour"], "5");
-        assert_eq!(h.describe(site_target(&sites[5])).await.state, TenantState::Active as i32);
+        assert_eq!(
+            h.describe(site_target(&sites[5])).await.state,
+            TenantState::Active as i32
+        );
 
         let approved = OperationId::new().to_string();
         CatalogServiceClient::new(h.service.channel(&[Role::Lifecycle]))
@@ -449,27 +545,48 @@ async fn site_deletions_beyond_the_hourly_rate_need_a_budget() {
             })
             .await
             .unwrap();
-        h.soft_delete(vec![site_target(&sites[5])], &approved).await.unwrap();
-        h.soft_delete(vec![site_target(&sites[6])], &approved).await.unwrap();
-        let over = h.soft_delete(vec![site_target(&sites[7])], &approved).await.unwrap_err();
-        let info = over.get_details_error_info().unwrap();
-        assert_eq!(info.reason, "DELETION_BUDGET_EXCEEDED");
-        assert_eq!((info.metadata["budget_sites"].as_str(), info.metadata["used_sites"].as_str()), ("2", "2"));
-
-        let viewer_budget = CatalogServiceClient::new(h.service.channel(&[Role::Admin, Role::Operator]))
-            .register_deletion_budget(catalog::RegisterDeletionBudgetRequest {
-                operation_id: OperationId::new().to_string(),
-                sites: 100,
-                approved_by: "me".to_owned(),
-            })
+        h.soft_delete(vec![site_target(&sites[5])], &approved)
+            .await
+            .unwrap();
+        h.soft_delete(vec![site_target(&sites[6])], &approved)
+            .await
+            .unwrap();
+        let over = h
+            .soft_delete(vec![site_target(&sites[7])], &approved)
             .await
             .unwrap_err();
-        assert_eq!(viewer_budget.code(), Code::PermissionDenied, "only the orchestrator registers budgets");
+        let info = over.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "DELETION_BUDGET_EXCEEDED");
+        assert_eq!(
+            (
+                info.metadata["budget_sites"].as_str(),
+                info.metadata["used_sites"].as_str()
+            ),
+            ("2", "2")
+        );
+
+        let viewer_budget =
+            CatalogServiceClient::new(h.service.channel(&[Role::Admin, Role::Operator]))
+                .register_deletion_budget(catalog::RegisterDeletionBudgetRequest {
+                    operation_id: OperationId::new().to_string(),
+                    sites: 100,
+                    approved_by: "me".to_owned(),
+                })
+                .await
+                .unwrap_err();
+        assert_eq!(
+            viewer_budget.code(),
+            Code::PermissionDenied,
+            "only the orchestrator registers budgets"
+        );
 
         h.service.clock.advance(Duration::from_secs(3601));
-        h.soft_delete(vec![site_target(&sites[8])], &OperationId::new().to_string())
-            .await
-            .expect("the hourly window has moved on");
+        h.soft_delete(
+            vec![site_target(&sites[8])],
+            &OperationId::new().to_string(),
+        )
+        .await
+        .expect("the hourly window has moved on");
         h.service.stop().await;
     }
 }
@@ -507,7 +624,10 @@ async fn resolve_says_what_each_input_is_and_never_guesses() {
     assert_eq!(summary[0], (InputKind::Site as i32, true, site.clone()));
     assert_eq!(results[0].active_products, vec!["jira".to_owned()]);
     assert_eq!(results[0].app_installations, 1);
-    assert_eq!(summary[1], (InputKind::AppInstallation as i32, true, site.clone()));
+    assert_eq!(
+        summary[1],
+        (InputKind::AppInstallation as i32, true, site.clone())
+    );
     assert!(results[1].app_installed);
     assert_eq!(results[1].app_key, "insight");
     assert_eq!(summary[2], (InputKind::SiteUrl as i32, true, site.clone()));
@@ -536,6 +656,10 @@ async fn lifecycle_calls_need_the_lifecycle_role() {
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
     assert_eq!(reason(&denied), "MISSING_ROLE");
-    assert_eq!(h.describe(site_target(&site)).await.state, TenantState::Active as i32, "nothing changed");
+    assert_eq!(
+        h.describe(site_target(&site)).await.state,
+        TenantState::Active as i32,
+        "nothing changed"
+    );
     h.service.stop().await;
 }

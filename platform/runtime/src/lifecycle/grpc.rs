@@ -1,6 +1,9 @@
 //! `micros.lifecycle.v1.TenantLifecycle`, generic over a service's declaration: a service
-//! registers it with one line, `LifecycleService::server(lifecycle)`. Only a principal
-//! with the `lifecycle` role (the orchestrator's service identity) may call it.
+//! registers it with one line, `LifecycleService::server(lifecycle)`, or, with tenants
+//! spread over shard databases, `LifecycleService::sharded(shards, locator)`. Only a
+//! principal with the `lifecycle` role (the orchestrator's service identity) may call it.
+
+use std::{collections::BTreeMap, sync::Arc};
 
 use micros_proto::lifecycle::v1::{
     self as pb,
@@ -17,17 +20,124 @@ use super::{
 use crate::{
     auth::{Role, require_role},
     error::{InvalidArgument, parse_id},
+    ids::SiteId,
     store::{timestamp, unix_micros},
 };
 
+/// Says which shard database holds each site (product-data asks the catalog's placement).
+#[tonic::async_trait]
+pub trait ShardLocator: Send + Sync + 'static {
+    /// The shard index of each site, in the order given.
+    async fn locate(&self, sites: &[SiteId]) -> Result<Vec<usize>, LifecycleError>;
+}
+
 pub struct LifecycleService {
-    lifecycle: Lifecycle,
+    shards: Vec<Lifecycle>,
+    locator: Option<Arc<dyn ShardLocator>>,
+}
+
+/// One lifecycle call, applied to each shard's part of the targets.
+#[derive(Debug, Clone, Copy)]
+enum Call {
+    SoftDelete,
+    Restore(RestoreSource),
+    Purge,
+    SetHold(bool),
 }
 
 impl LifecycleService {
     /// The gRPC server for `lifecycle`, ready for `ServerBuilder::add_service`.
     pub fn server(lifecycle: Lifecycle) -> TenantLifecycleServer<LifecycleService> {
-        TenantLifecycleServer::new(LifecycleService { lifecycle })
+        TenantLifecycleServer::new(LifecycleService {
+            shards: vec![lifecycle],
+            locator: None,
+        })
+    }
+
+    /// The gRPC server over tenants spread across `shards`; `locator` places each site.
+    pub fn sharded(
+        shards: Vec<Lifecycle>,
+        locator: Arc<dyn ShardLocator>,
+    ) -> TenantLifecycleServer<LifecycleService> {
+        TenantLifecycleServer::new(LifecycleService {
+            shards,
+            locator: Some(locator),
+        })
+    }
+
+    /// Target indices grouped by the shard that holds them.
+    async fn partition(&self, targets: &[Target]) -> Result<BTreeMap<usize, Vec<usize>>, LifecycleError> {
+        if targets.is_empty() {
+            return Err(InvalidArgument::missing("targets").into());
+        }
+        let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        match &self.locator {
+            None => {
+                groups.insert(0, (0..targets.len()).collect());
+            }
+            Some(locator) => {
+                let sites: Vec<SiteId> = targets.iter().map(Target::site_id).collect();
+                let shards = locator.locate(&sites).await?;
+                for (index, shard) in shards.into_iter().enumerate() {
+                    if shard >= self.shards.len() {
+                        return Err(LifecycleError::Misuse(format!(
+                            "site {} is placed on shard {shard}, beyond the {} configured",
+                            sites[index],
+                            self.shards.len()
+                        )));
+                    }
+                    groups.entry(shard).or_default().push(index);
+                }
+            }
+        }
+        Ok(groups)
+    }
+
+    /// Applies `call` shard by shard, answering in the order of the targets. Across
+    /// several shards every part is validated first, so a refusal anywhere changes
+    /// nothing anywhere.
+    async fn dispatch(&self, request: &LifecycleRequest, call: Call) -> Result<Vec<TargetOutcome>, LifecycleError> {
+        let groups = self.partition(&request.targets).await?;
+        let part = |indices: &[usize], validate_only: bool| LifecycleRequest {
+            targets: indices.iter().map(|index| request.targets[*index]).collect(),
+            validate_only,
+            ..request.clone()
+        };
+        if groups.len() > 1 && !request.validate_only {
+            for (shard, indices) in &groups {
+                apply(&self.shards[*shard], &part(indices, true), call).await?;
+            }
+        }
+        let mut outcomes: Vec<Option<TargetOutcome>> = vec![None; request.targets.len()];
+        for (shard, indices) in &groups {
+            let done = apply(&self.shards[*shard], &part(indices, request.validate_only), call).await?;
+            for (index, outcome) in indices.iter().zip(done) {
+                outcomes[*index] = Some(outcome);
+            }
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    async fn describe_all(&self, targets: &[Target]) -> Result<Vec<TargetOutcome>, LifecycleError> {
+        let groups = self.partition(targets).await?;
+        let mut outcomes: Vec<Option<TargetOutcome>> = vec![None; targets.len()];
+        for (shard, indices) in &groups {
+            let part: Vec<Target> = indices.iter().map(|index| targets[*index]).collect();
+            let done = self.shards[*shard].describe(&part).await?;
+            for (index, outcome) in indices.iter().zip(done) {
+                outcomes[*index] = Some(outcome);
+            }
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+}
+
+async fn apply(lifecycle: &Lifecycle, request: &LifecycleRequest, call: Call) -> Result<Vec<TargetOutcome>, LifecycleError> {
+    match call {
+        Call::SoftDelete => lifecycle.soft_delete(request).await,
+        Call::Restore(source) => lifecycle.restore(request, source).await,
+        Call::Purge => lifecycle.purge(request).await,
+        Call::SetHold(hold) => lifecycle.set_hold(request, hold).await,
     }
 }
 
@@ -138,7 +248,7 @@ impl TenantLifecycle for LifecycleService {
             body.justification.as_ref(),
             body.validate_only,
         )?;
-        let done = self.lifecycle.soft_delete(&call).await?;
+        let done = self.dispatch(&call, Call::SoftDelete).await?;
         Ok(Response::new(pb::SoftDeleteResponse {
             outcomes: outcomes(done),
         }))
@@ -178,7 +288,7 @@ impl TenantLifecycle for LifecycleService {
                 .into());
             }
         };
-        let done = self.lifecycle.restore(&call, source).await?;
+        let done = self.dispatch(&call, Call::Restore(source)).await?;
         Ok(Response::new(pb::RestoreResponse {
             outcomes: outcomes(done),
         }))
@@ -196,7 +306,7 @@ impl TenantLifecycle for LifecycleService {
             body.justification.as_ref(),
             body.validate_only,
         )?;
-        let done = self.lifecycle.purge(&call).await?;
+        let done = self.dispatch(&call, Call::Purge).await?;
         Ok(Response::new(pb::PurgeResponse {
             outcomes: outcomes(done),
         }))
@@ -208,7 +318,7 @@ impl TenantLifecycle for LifecycleService {
     ) -> Result<Response<pb::DescribeResponse>, Status> {
         require_role(&request, Role::Lifecycle).map_err(LifecycleError::from)?;
         let targets = parse_targets(&request.get_ref().targets).map_err(LifecycleError::from)?;
-        let done = self.lifecycle.describe(&targets).await?;
+        let done = self.describe_all(&targets).await?;
         Ok(Response::new(pb::DescribeResponse {
             outcomes: outcomes(done),
         }))
@@ -226,7 +336,7 @@ impl TenantLifecycle for LifecycleService {
             body.justification.as_ref(),
             false,
         )?;
-        let done = self.lifecycle.set_hold(&call, body.hold).await?;
+        let done = self.dispatch(&call, Call::SetHold(body.hold)).await?;
         Ok(Response::new(pb::SetHoldResponse {
             outcomes: outcomes(done),
         }))
