@@ -13,6 +13,12 @@ pub mod catalog {
     }
 }
 
+pub mod license {
+    pub mod v1 {
+        tonic::include_proto!("micros.license.v1");
+    }
+}
+
 /// Served by no production binary: the platform's tests use it to hold calls open.
 pub mod testing {
     pub mod v1 {

@@ -1,6 +1,6 @@
 //! `micros`: one binary, many roles. `micros up` runs the whole suite on this machine,
 //! `micros serve <service>` runs one service (what a container runs), `micros token`
-//! mints a bearer token for development.
+//! mints a bearer token for development, `micros render` writes the Kubernetes manifests.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use micros_platform::service::{RunOptions, ServiceEntry};
 
 mod registry;
+mod render;
 mod token;
 mod up;
 
@@ -42,6 +43,9 @@ enum Command {
     Token(token::TokenArgs),
     /// List the services this binary can run.
     Services,
+    /// Write the Kubernetes manifests (kustomize base and kind overlay) from the
+    /// service descriptors.
+    Render(render::RenderArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
                 (entry.run)(options).await
             }
             Command::Token(args) => token::run(args),
+            Command::Render(args) => render::run(args),
             Command::Services => {
                 for ServiceEntry { descriptor, .. } in registry::all() {
                     println!(

@@ -3,7 +3,10 @@
 use micros_platform::service::ServiceEntry;
 
 pub fn all() -> Vec<ServiceEntry> {
-    vec![ServiceEntry::of::<micros_catalog::Catalog>()]
+    vec![
+        ServiceEntry::of::<micros_catalog::Catalog>(),
+        ServiceEntry::of::<micros_license::License>(),
+    ]
 }
 
 pub fn names() -> Vec<&'static str> {

@@ -300,16 +300,23 @@ impl CatalogService for CatalogApi {
     }
 
     /// Works for deleted sites too: restoring a site's content needs to know where it is.
-    async fn get_placement(&self, request: Request<pb::GetPlacementRequest>) -> Result<Response<pb::Placement>, Status> {
+    async fn get_placement(
+        &self,
+        request: Request<pb::GetPlacementRequest>,
+    ) -> Result<Response<pb::Placement>, Status> {
         require_role(&request, Role::Viewer).map_err(CatalogError::from)?;
-        let site_id: SiteId = parse_id("site_id", &request.get_ref().site_id).map_err(CatalogError::from)?;
+        let site_id: SiteId =
+            parse_id("site_id", &request.get_ref().site_id).map_err(CatalogError::from)?;
         let site = self
             .store
             .site_any_state(site_id)
             .await?
             .ok_or(CatalogError::SiteNotFound { site_id })?;
         if site.state == TenantState::Purged {
-            return Err(CatalogError::from(micros_platform::lifecycle::LifecycleError::Purged { site_id }).into());
+            return Err(
+                CatalogError::from(micros_platform::lifecycle::LifecycleError::Purged { site_id })
+                    .into(),
+            );
         }
         Ok(Response::new(pb::Placement {
             site_id: site.site_id.to_string(),

@@ -66,7 +66,10 @@ impl LifecycleService {
     }
 
     /// Target indices grouped by the shard that holds them.
-    async fn partition(&self, targets: &[Target]) -> Result<BTreeMap<usize, Vec<usize>>, LifecycleError> {
+    async fn partition(
+        &self,
+        targets: &[Target],
+    ) -> Result<BTreeMap<usize, Vec<usize>>, LifecycleError> {
         if targets.is_empty() {
             return Err(InvalidArgument::missing("targets").into());
         }
@@ -96,10 +99,17 @@ impl LifecycleService {
     /// Applies `call` shard by shard, answering in the order of the targets. Across
     /// several shards every part is validated first, so a refusal anywhere changes
     /// nothing anywhere.
-    async fn dispatch(&self, request: &LifecycleRequest, call: Call) -> Result<Vec<TargetOutcome>, LifecycleError> {
+    async fn dispatch(
+        &self,
+        request: &LifecycleRequest,
+        call: Call,
+    ) -> Result<Vec<TargetOutcome>, LifecycleError> {
         let groups = self.partition(&request.targets).await?;
         let part = |indices: &[usize], validate_only: bool| LifecycleRequest {
-            targets: indices.iter().map(|index| request.targets[*index]).collect(),
+            targets: indices
+                .iter()
+                .map(|index| request.targets[*index])
+                .collect(),
             validate_only,
             ..request.clone()
         };
@@ -110,7 +120,12 @@ impl LifecycleService {
         }
         let mut outcomes: Vec<Option<TargetOutcome>> = vec![None; request.targets.len()];
         for (shard, indices) in &groups {
-            let done = apply(&self.shards[*shard], &part(indices, request.validate_only), call).await?;
+            let done = apply(
+                &self.shards[*shard],
+                &part(indices, request.validate_only),
+                call,
+            )
+            .await?;
             for (index, outcome) in indices.iter().zip(done) {
                 outcomes[*index] = Some(outcome);
             }
@@ -132,7 +147,11 @@ impl LifecycleService {
     }
 }
 
-async fn apply(lifecycle: &Lifecycle, request: &LifecycleRequest, call: Call) -> Result<Vec<TargetOutcome>, LifecycleError> {
+async fn apply(
+    lifecycle: &Lifecycle,
+    request: &LifecycleRequest,
+    call: Call,
+) -> Result<Vec<TargetOutcome>, LifecycleError> {
     match call {
         Call::SoftDelete => lifecycle.soft_delete(request).await,
         Call::Restore(source) => lifecycle.restore(request, source).await,

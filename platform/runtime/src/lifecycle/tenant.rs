@@ -86,11 +86,19 @@ impl LiveTenant {
     /// delete that commits first makes this fail with `SITE_DELETED`.
     pub async fn begin(&self) -> Result<TenantTx, LifecycleError> {
         let mut tx = self.lifecycle.store().begin_write().await?;
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM tenants WHERE site_id = $1")
-                .bind(self.site_key())
-                .fetch_optional(&mut *tx)
-                .await?;
+        // On PostgreSQL the registry row is share-locked until commit, so a soft delete
+        // waits for this write instead of slipping in between the check and the write
+        // (SQLite's BEGIN IMMEDIATE already serializes writers).
+        let check = match self.lifecycle.store().backend() {
+            crate::store::Backend::Sqlite => "SELECT state FROM tenants WHERE site_id = $1",
+            crate::store::Backend::Postgres => {
+                "SELECT state FROM tenants WHERE site_id = $1 FOR SHARE"
+            }
+        };
+        let state: Option<String> = sqlx::query_scalar(check)
+            .bind(self.site_key())
+            .fetch_optional(&mut *tx)
+            .await?;
         if state.as_deref() != Some("active") {
             return Err(LifecycleError::SiteDeleted {
                 site_id: self.site_id,

@@ -1,0 +1,202 @@
+//! `base/`: what any cluster runs. Per service an env file that kustomize turns into a
+//! ConfigMap (named with a hash of its content, so a config change rolls the pods), a
+//! Deployment and a ClusterIP Service; and the namespace. The store and the auth Secret
+//! are left to an overlay: a base cannot know where a cluster keeps its data.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use anyhow::Context;
+use micros_platform::{config::ServerConfig, service::ServiceDescriptor};
+use serde_json::{Value, json};
+
+use super::{
+    AUTH_SECRET, AUTH_SECRET_KEY, IMAGE, MICROS_USER, Manifests, NAMESPACE, client_url_key,
+    container_security, pod_security, resources, selector,
+};
+
+/// After SIGTERM, how long health says NOT_SERVING before the listener closes: long
+/// enough for the failing readiness probe and the endpoint removal to reach every
+/// client, so no new call lands on a closing server.
+const SHUTDOWN_DELAY: &str = "5s";
+const SHUTDOWN_DELAY_KEY: &str = "MICROS__SERVER__SHUTDOWN_DELAY";
+const DRAIN_TIMEOUT_KEY: &str = "MICROS__SERVER__DRAIN_TIMEOUT";
+/// Beyond the shutdown delay and the drain, time to close pools and exit before the
+/// kubelet's SIGKILL.
+const EXIT_MARGIN: Duration = Duration::from_secs(10);
+
+pub(super) fn render(
+    services: &[ServiceDescriptor],
+    manifests: &mut Manifests,
+) -> anyhow::Result<()> {
+    manifests.yaml(
+        "base/namespace.yaml",
+        &json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": { "name": NAMESPACE },
+        }),
+    )?;
+    let mut resources = vec!["namespace.yaml".to_owned()];
+    let mut config_maps = Vec::new();
+    for service in services {
+        let name = service.name;
+        let config = cluster_config(service, services);
+        manifests.text(format!("base/{name}/config.env"), &env_file(&config));
+        let deployment = deployment(service, &config)
+            .with_context(|| format!("service `{name}` cannot be deployed"))?;
+        manifests.yaml(format!("base/{name}/deployment.yaml"), &deployment)?;
+        manifests.yaml(format!("base/{name}/service.yaml"), &kube_service(service))?;
+        resources.push(format!("{name}/deployment.yaml"));
+        resources.push(format!("{name}/service.yaml"));
+        config_maps.push(json!({
+            "name": config_map_name(name),
+            "envs": [format!("{name}/config.env")],
+        }));
+    }
+    manifests.yaml(
+        "base/kustomization.yaml",
+        &json!({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "namespace": NAMESPACE,
+            "labels": [{
+                "pairs": { "app.kubernetes.io/part-of": "micros" },
+                "includeTemplates": true,
+            }],
+            "resources": resources,
+            "configMapGenerator": config_maps,
+        }),
+    )
+}
+
+/// The `MICROS__…` environment of a service in a cluster: listen on every interface on
+/// the descriptor's port, JSON logs, a shutdown delay, each dependency at its Service's
+/// DNS name, then the descriptor's overrides.
+fn cluster_config(
+    service: &ServiceDescriptor,
+    services: &[ServiceDescriptor],
+) -> BTreeMap<String, String> {
+    let mut config: BTreeMap<String, String> = [
+        ("MICROS__SERVER__HOST", "0.0.0.0".to_owned()),
+        ("MICROS__SERVER__PORT", service.port.to_string()),
+        (SHUTDOWN_DELAY_KEY, SHUTDOWN_DELAY.to_owned()),
+        ("MICROS__TELEMETRY__LOG_FORMAT", "json".to_owned()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect();
+    for dependency in services
+        .iter()
+        .filter(|other| service.depends_on.contains(&other.name))
+    {
+        config.insert(
+            client_url_key(dependency.name),
+            format!("http://{}:{}", dependency.name, dependency.port),
+        );
+    }
+    for (key, value) in service.config_overrides {
+        config.insert((*key).to_owned(), (*value).to_owned());
+    }
+    config
+}
+
+fn env_file(config: &BTreeMap<String, String>) -> String {
+    config
+        .iter()
+        .map(|(key, value)| format!("{key}={value}\n"))
+        .collect()
+}
+
+fn config_map_name(service: &str) -> String {
+    format!("{service}-config")
+}
+
+fn deployment(
+    service: &ServiceDescriptor,
+    config: &BTreeMap<String, String>,
+) -> anyhow::Result<Value> {
+    let name = service.name;
+    let probe = |period_seconds: u32, failure_threshold: u32| {
+        json!({
+            "grpc": { "port": service.port },
+            "periodSeconds": period_seconds,
+            "failureThreshold": failure_threshold,
+            "timeoutSeconds": 2,
+        })
+    };
+    Ok(json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": { "name": name, "labels": selector(name) },
+        "spec": {
+            "replicas": service.replicas,
+            "selector": { "matchLabels": selector(name) },
+            "template": {
+                "metadata": { "labels": selector(name) },
+                "spec": {
+                    "automountServiceAccountToken": false,
+                    "enableServiceLinks": false,
+                    "terminationGracePeriodSeconds": termination_grace(config)?,
+                    "securityContext": pod_security(MICROS_USER),
+                    "containers": [{
+                        "name": name,
+                        "image": IMAGE,
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": ["micros", "serve", name],
+                        "ports": [{
+                            "name": "grpc",
+                            "containerPort": service.port,
+                            "protocol": "TCP",
+                        }],
+                        "envFrom": [{ "configMapRef": { "name": config_map_name(name) } }],
+                        "env": [{
+                            "name": "MICROS__AUTH__TOKEN_SECRET",
+                            "valueFrom": {
+                                "secretKeyRef": { "name": AUTH_SECRET, "key": AUTH_SECRET_KEY },
+                            },
+                        }],
+                        // Health is NOT_SERVING until the stores are open and migrated:
+                        // the startup probe gives that a minute before liveness counts.
+                        "startupProbe": probe(2, 30),
+                        "readinessProbe": probe(5, 2),
+                        "livenessProbe": probe(10, 3),
+                        "resources": resources(service.resources),
+                        "securityContext": container_security(MICROS_USER),
+                    }],
+                },
+            },
+        },
+    }))
+}
+
+/// The kubelet sends SIGKILL this long after SIGTERM; the runtime needs its shutdown
+/// delay and drain timeout (as configured for the cluster) and [`EXIT_MARGIN`].
+fn termination_grace(config: &BTreeMap<String, String>) -> anyhow::Result<u64> {
+    let duration = |key: &str, default: Duration| match config.get(key) {
+        Some(value) => humantime::parse_duration(value)
+            .with_context(|| format!("{key}={value} is not a duration like 30s")),
+        None => Ok(default),
+    };
+    let total = duration(SHUTDOWN_DELAY_KEY, Duration::ZERO)?
+        + duration(DRAIN_TIMEOUT_KEY, ServerConfig::default().drain_timeout)?
+        + EXIT_MARGIN;
+    Ok(total.as_secs() + u64::from(total.subsec_nanos() > 0))
+}
+
+fn kube_service(service: &ServiceDescriptor) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": { "name": service.name, "labels": selector(service.name) },
+        "spec": {
+            "selector": selector(service.name),
+            "ports": [{
+                "name": "grpc",
+                "port": service.port,
+                "targetPort": "grpc",
+                "protocol": "TCP",
+                "appProtocol": "kubernetes.io/h2c",
+            }],
+        },
+    })
+}

@@ -1,0 +1,137 @@
+//! `overlays/kind/`: the base completed for a local kind cluster. It adds the PostgreSQL
+//! the services store in and development-only secrets, patches every Deployment to use
+//! the image `kind load docker-image` put on the node (never pulled) and to store in
+//! that PostgreSQL, turns each host-exposed Service into a NodePort, and writes the kind
+//! cluster config that maps those NodePorts to the host.
+
+use micros_platform::service::ServiceDescriptor;
+use serde_json::{Value, json};
+
+use super::{AUTH_SECRET, AUTH_SECRET_KEY, Manifests, NAMESPACE, postgres};
+
+const DIR: &str = "overlays/kind";
+/// `kind create cluster --config …` names the cluster this; `kind load docker-image
+/// --name micros` targets it.
+const CLUSTER_NAME: &str = "micros";
+/// Signs bearer tokens in the kind cluster. Published in this repository, so it
+/// protects nothing: for a local cluster only.
+const DEVELOPMENT_TOKEN_SECRET: &str = "kind-development-only-token-secret-never-use-elsewhere";
+
+pub(super) fn render(
+    services: &[ServiceDescriptor],
+    manifests: &mut Manifests,
+) -> anyhow::Result<()> {
+    let mut resources = vec!["../../base".to_owned(), "auth-secret.yaml".to_owned()];
+    manifests.yaml_noted(
+        format!("{DIR}/auth-secret.yaml"),
+        "DEVELOPMENT ONLY: this token secret is public; a real cluster supplies its own.",
+        &json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": AUTH_SECRET,
+                "annotations": { "micros.dev/purpose": "development only; the value is public" },
+            },
+            "type": "Opaque",
+            "stringData": { AUTH_SECRET_KEY: DEVELOPMENT_TOKEN_SECRET },
+        }),
+    )?;
+    let stores = services.iter().any(|service| !service.databases.is_empty());
+    if stores {
+        for file in postgres::render(services, &format!("{DIR}/postgres"), manifests)? {
+            resources.push(format!("postgres/{file}"));
+        }
+    }
+    let mut patches = Vec::new();
+    for service in services {
+        let name = service.name;
+        let path = format!("patches/{name}-deployment.yaml");
+        manifests.yaml(format!("{DIR}/{path}"), &deployment_patch(service))?;
+        patches.push(json!({ "path": path }));
+        if let Some(node_port) = service.node_port {
+            let path = format!("patches/{name}-service.yaml");
+            manifests.yaml(
+                format!("{DIR}/{path}"),
+                &node_port_patch(service, node_port),
+            )?;
+            patches.push(json!({ "path": path }));
+        }
+    }
+    manifests.yaml(
+        format!("{DIR}/kustomization.yaml"),
+        &json!({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "namespace": NAMESPACE,
+            "labels": [{
+                "pairs": { "app.kubernetes.io/part-of": "micros" },
+                "includeTemplates": true,
+            }],
+            "resources": resources,
+            "patches": patches,
+        }),
+    )?;
+    manifests.yaml(format!("{DIR}/kind-config.yaml"), &kind_config(services))
+}
+
+/// The image is loaded into the node, never pulled (a missing `kind load` shows as
+/// ErrImageNeverPull, not as a pull from a registry); a service with databases waits
+/// for PostgreSQL and gets its URL, the password interpolated from the Secret.
+fn deployment_patch(service: &ServiceDescriptor) -> Value {
+    let mut container = json!({
+        "name": service.name,
+        "imagePullPolicy": "Never",
+    });
+    let mut pod = json!({});
+    if !service.databases.is_empty() {
+        container["env"] = postgres::client_env();
+        pod["initContainers"] = json!([postgres::wait_container()]);
+    }
+    pod["containers"] = json!([container]);
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": { "name": service.name },
+        "spec": { "template": { "spec": pod } },
+    })
+}
+
+fn node_port_patch(service: &ServiceDescriptor, node_port: u16) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": { "name": service.name },
+        "spec": {
+            "type": "NodePort",
+            "ports": [{ "port": service.port, "nodePort": node_port }],
+        },
+    })
+}
+
+/// One control-plane node; every NodePort service is published on the host's loopback
+/// at its descriptor port.
+fn kind_config(services: &[ServiceDescriptor]) -> Value {
+    let mappings: Vec<Value> = services
+        .iter()
+        .filter_map(|service| {
+            service.node_port.map(|node_port| {
+                json!({
+                    "containerPort": node_port,
+                    "hostPort": service.port,
+                    "listenAddress": "127.0.0.1",
+                    "protocol": "TCP",
+                })
+            })
+        })
+        .collect();
+    let mut node = json!({ "role": "control-plane" });
+    if !mappings.is_empty() {
+        node["extraPortMappings"] = Value::Array(mappings);
+    }
+    json!({
+        "kind": "Cluster",
+        "apiVersion": "kind.x-k8s.io/v1alpha4",
+        "name": CLUSTER_NAME,
+        "nodes": [node],
+    })
+}

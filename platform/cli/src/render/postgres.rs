@@ -1,0 +1,241 @@
+//! The kind cluster's PostgreSQL: one server (a StatefulSet with a volume) holding a
+//! database per service database, and what a service needs to reach it.
+//!
+//! The init script creates every database when the volume is new; services also create
+//! their database on start when it is missing (see the runtime's store), which is what
+//! covers a service added after the cluster was created.
+
+use std::collections::BTreeSet;
+
+use micros_platform::{config::StoreConfig, service::ServiceDescriptor};
+use serde_json::{Value, json};
+
+use super::{Manifests, container_security, pod_security, selector};
+
+/// The Service name, and so the host name in the store URL.
+const NAME: &str = "postgres";
+/// Debian-based, so its `postgres` user is uid 999 (the Alpine image uses 70).
+const IMAGE: &str = "postgres:17";
+const USER_ID: u32 = 999;
+const PORT: u16 = 5432;
+/// The role the services log in as; the image makes it a superuser, which lets a
+/// service create its own database.
+const DATABASE_USER: &str = "micros";
+const PASSWORD_SECRET: &str = "postgres";
+const PASSWORD_SECRET_KEY: &str = "password";
+/// Public like everything in this repository: for a local cluster only.
+const DEVELOPMENT_PASSWORD: &str = "kind-development-only";
+const DEVELOPMENT_ONLY: &str =
+    "DEVELOPMENT ONLY: this password is public; a real cluster supplies its own.";
+/// Where the volume is mounted.
+const DATA_MOUNT: &str = "/var/lib/postgresql/data";
+/// A subdirectory of the volume, so initdb finds it empty whatever the provisioner
+/// leaves at the mount point.
+const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
+
+/// Writes the PostgreSQL objects under `dir` and returns their file names.
+pub(super) fn render(
+    services: &[ServiceDescriptor],
+    dir: &str,
+    manifests: &mut Manifests,
+) -> anyhow::Result<Vec<String>> {
+    let files = [
+        ("secret.yaml", Some(DEVELOPMENT_ONLY), secret()),
+        ("init.yaml", None, init_script(services)),
+        ("service.yaml", None, service()),
+        ("statefulset.yaml", None, stateful_set()),
+    ];
+    let mut names = Vec::new();
+    for (file, note, document) in files {
+        let path = format!("{dir}/{file}");
+        match note {
+            Some(note) => manifests.yaml_noted(path, note, &document)?,
+            None => manifests.yaml(path, &document)?,
+        }
+        names.push(file.to_owned());
+    }
+    Ok(names)
+}
+
+/// The environment a service container gets: the password from the Secret first, so
+/// that Kubernetes can interpolate it into the URL (`$(VAR)` sees only earlier
+/// variables). The password must stay URL-safe.
+pub(super) fn client_env() -> Value {
+    json!([
+        {
+            "name": "POSTGRES_PASSWORD",
+            "valueFrom": password_ref(),
+        },
+        {
+            "name": "MICROS__STORE__URL",
+            "value": format!("postgres://{DATABASE_USER}:$(POSTGRES_PASSWORD)@{NAME}:{PORT}"),
+        },
+    ])
+}
+
+/// An init container that holds a service back until PostgreSQL answers, so a fresh
+/// cluster starts without a round of crash-loop restarts.
+pub(super) fn wait_container() -> Value {
+    json!({
+        "name": "wait-for-postgres",
+        "image": IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "command": [
+            "sh",
+            "-c",
+            format!("until pg_isready -q -h {NAME} -p {PORT} -U {DATABASE_USER}; do sleep 1; done"),
+        ],
+        "resources": {
+            "requests": { "cpu": "10m", "memory": "16Mi" },
+            "limits": { "cpu": "100m", "memory": "64Mi" },
+        },
+        "securityContext": container_security(USER_ID),
+    })
+}
+
+fn password_ref() -> Value {
+    json!({ "secretKeyRef": { "name": PASSWORD_SECRET, "key": PASSWORD_SECRET_KEY } })
+}
+
+fn secret() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": PASSWORD_SECRET,
+            "annotations": { "micros.dev/purpose": "development only; the value is public" },
+        },
+        "type": "Opaque",
+        "stringData": { PASSWORD_SECRET_KEY: DEVELOPMENT_PASSWORD },
+    })
+}
+
+/// `CREATE DATABASE` for every service database and shard, named as the store names
+/// them (`<prefix><database>`).
+fn init_script(services: &[ServiceDescriptor]) -> Value {
+    let prefix = StoreConfig::default().database_prefix;
+    let databases: BTreeSet<String> = services
+        .iter()
+        .flat_map(ServiceDescriptor::database_names)
+        .collect();
+    let script: String = databases
+        .iter()
+        .map(|database| format!("CREATE DATABASE \"{prefix}{database}\";\n"))
+        .collect();
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": { "name": "postgres-init", "labels": selector(NAME) },
+        "data": { "databases.sql": script },
+    })
+}
+
+fn service() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": { "name": NAME, "labels": selector(NAME) },
+        "spec": {
+            // Headless: the StatefulSet's governing Service; the name resolves to the
+            // pod once it is ready.
+            "clusterIP": "None",
+            "selector": selector(NAME),
+            "ports": [{
+                "name": "postgres",
+                "port": PORT,
+                "targetPort": "postgres",
+                "protocol": "TCP",
+            }],
+        },
+    })
+}
+
+fn stateful_set() -> Value {
+    let ready = json!([
+        "pg_isready",
+        "-q",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        PORT.to_string(),
+        "-U",
+        DATABASE_USER
+    ]);
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": { "name": NAME, "labels": selector(NAME) },
+        "spec": {
+            "serviceName": NAME,
+            "replicas": 1,
+            "selector": { "matchLabels": selector(NAME) },
+            "template": {
+                "metadata": { "labels": selector(NAME) },
+                "spec": {
+                    "automountServiceAccountToken": false,
+                    "enableServiceLinks": false,
+                    "terminationGracePeriodSeconds": 30,
+                    "securityContext": pod_security(USER_ID),
+                    "containers": [{
+                        "name": NAME,
+                        "image": IMAGE,
+                        "imagePullPolicy": "IfNotPresent",
+                        "env": [
+                            { "name": "POSTGRES_USER", "value": DATABASE_USER },
+                            { "name": "POSTGRES_PASSWORD", "valueFrom": password_ref() },
+                            { "name": "PGDATA", "value": PGDATA },
+                        ],
+                        "ports": [{ "name": "postgres", "containerPort": PORT, "protocol": "TCP" }],
+                        // The first start runs initdb and the init script on a server
+                        // that listens on its socket only, so TCP readiness waits for it.
+                        "startupProbe": {
+                            "exec": { "command": ready },
+                            "periodSeconds": 2,
+                            "failureThreshold": 90,
+                        },
+                        "readinessProbe": {
+                            "exec": { "command": ready },
+                            "periodSeconds": 5,
+                            "failureThreshold": 2,
+                        },
+                        "livenessProbe": {
+                            "exec": { "command": ready },
+                            "periodSeconds": 10,
+                            "failureThreshold": 6,
+                            "timeoutSeconds": 5,
+                        },
+                        "resources": {
+                            "requests": { "cpu": "100m", "memory": "256Mi" },
+                            "limits": { "cpu": "1000m", "memory": "1Gi" },
+                        },
+                        "securityContext": container_security(USER_ID),
+                        // The root filesystem is read-only: the socket directory and
+                        // /tmp are scratch volumes.
+                        "volumeMounts": [
+                            { "name": "data", "mountPath": DATA_MOUNT },
+                            {
+                                "name": "init",
+                                "mountPath": "/docker-entrypoint-initdb.d",
+                                "readOnly": true,
+                            },
+                            { "name": "run", "mountPath": "/var/run/postgresql" },
+                            { "name": "tmp", "mountPath": "/tmp" },
+                        ],
+                    }],
+                    "volumes": [
+                        { "name": "init", "configMap": { "name": "postgres-init" } },
+                        { "name": "run", "emptyDir": {} },
+                        { "name": "tmp", "emptyDir": {} },
+                    ],
+                },
+            },
+            "volumeClaimTemplates": [{
+                "metadata": { "name": "data" },
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": { "requests": { "storage": "1Gi" } },
+                },
+            }],
+        },
+    })
+}

@@ -1,0 +1,275 @@
+//! The committed manifests deploy: `kubectl kustomize` builds `k8s/base` and
+//! `k8s/overlays/kind`, every object passes `kubernetes-validate --strict`, every
+//! container has resource limits and runs as non-root, and every service this binary
+//! links is probed over gRPC on its own port.
+//!
+//! The tools are looked up on PATH; a missing one skips these tests with a message,
+//! unless `MICROS_REQUIRE_K8S_TOOLS` is set (as in CI), when it fails them.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use serde_json::Value;
+
+const MICROS: &str = env!("CARGO_BIN_EXE_micros");
+
+/// Set in CI: a missing kubectl or kubernetes-validate fails these tests.
+const REQUIRE_ENV: &str = "MICROS_REQUIRE_K8S_TOOLS";
+
+/// The Kubernetes versions the manifests must be valid for: the oldest and the newest
+/// minor still supported upstream when this was written.
+const KUBERNETES_VERSIONS: [&str; 2] = ["1.35.0", "1.37.0"];
+
+/// The micros user from the Dockerfile.
+const MICROS_USER: u64 = 10001;
+
+fn k8s() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../k8s")
+}
+
+/// `name` on PATH, or `None` (the caller skips) unless [`REQUIRE_ENV`] is set, in which
+/// case a missing tool is a failure.
+fn tool(name: &str, install: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os(REQUIRE_ENV).is_none(),
+            "{name} is not on PATH but {REQUIRE_ENV} is set: {install}"
+        );
+        eprintln!("skipped: {name} is not on PATH ({install})");
+    }
+    found
+}
+
+fn kubectl() -> Option<PathBuf> {
+    tool("kubectl", "install kubectl v1.27 or later")
+}
+
+/// `kubectl kustomize k8s/<tree>`: the YAML that `kubectl apply -k` would send.
+fn kustomize(kubectl: &Path, tree: &str) -> String {
+    let output = Command::new(kubectl)
+        .arg("kustomize")
+        .arg(k8s().join(tree))
+        .output()
+        .expect("run kubectl kustomize");
+    assert!(
+        output.status.success(),
+        "kubectl kustomize k8s/{tree} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("kustomize writes UTF-8")
+}
+
+fn objects(yaml: &str) -> Vec<Value> {
+    serde_saphyr::from_multiple::<Value>(yaml).expect("kustomize output is YAML")
+}
+
+fn describe(object: &Value) -> String {
+    let field = |value: &Value| value.as_str().unwrap_or("?").to_owned();
+    format!(
+        "{} {}",
+        field(&object["kind"]),
+        field(&object["metadata"]["name"])
+    )
+}
+
+#[test]
+fn both_trees_build_and_pass_schema_validation() {
+    let Some(kubectl) = kubectl() else { return };
+    let Some(validate) = tool("kubernetes-validate", "pip install kubernetes-validate") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for tree in ["base", "overlays/kind"] {
+        let yaml = kustomize(&kubectl, tree);
+        let count = objects(&yaml).len();
+        assert!(count > 0, "k8s/{tree} builds no objects");
+        let file = dir.path().join("objects.yaml");
+        std::fs::write(&file, &yaml).unwrap();
+        let mut command = Command::new(&validate);
+        command.arg("--strict");
+        for version in KUBERNETES_VERSIONS {
+            command.args(["--kubernetes-version", version]);
+        }
+        let output = command
+            .arg(&file)
+            .output()
+            .expect("run kubernetes-validate");
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success(),
+            "k8s/{tree} fails schema validation:\n{report}"
+        );
+        // A kind without a schema is only a warning to the tool; here every object
+        // must have been checked against every version.
+        let passed = report
+            .lines()
+            .filter(|line| line.contains(" passed for resource "))
+            .count();
+        assert_eq!(
+            passed,
+            count * KUBERNETES_VERSIONS.len(),
+            "k8s/{tree}: not every object was validated:\n{report}"
+        );
+    }
+}
+
+/// Every container and init container of every workload in `objects`, with its pod spec.
+fn containers(objects: &[Value]) -> Vec<(String, &Value, &Value)> {
+    let mut found = Vec::new();
+    for object in objects {
+        let pod = &object["spec"]["template"]["spec"];
+        for list in ["initContainers", "containers"] {
+            for container in pod[list].as_array().into_iter().flatten() {
+                let name = format!(
+                    "{} container {}",
+                    describe(object),
+                    container["name"].as_str().unwrap_or("?")
+                );
+                found.push((name, container, pod));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_container_is_limited_and_unprivileged() {
+    let Some(kubectl) = kubectl() else { return };
+    for tree in ["base", "overlays/kind"] {
+        let objects = objects(&kustomize(&kubectl, tree));
+        let containers = containers(&objects);
+        assert!(!containers.is_empty(), "k8s/{tree} runs no containers");
+        for (name, container, pod) in containers {
+            for kind in ["requests", "limits"] {
+                for resource in ["cpu", "memory"] {
+                    assert!(
+                        container["resources"][kind][resource].is_string(),
+                        "k8s/{tree}: {name} sets no {resource} {kind}"
+                    );
+                }
+            }
+            let security = &container["securityContext"];
+            let effective = |field: &str| {
+                if security[field].is_null() {
+                    pod["securityContext"][field].clone()
+                } else {
+                    security[field].clone()
+                }
+            };
+            assert_eq!(
+                effective("runAsNonRoot"),
+                Value::Bool(true),
+                "k8s/{tree}: {name} may run as root"
+            );
+            assert!(
+                effective("runAsUser")
+                    .as_u64()
+                    .is_some_and(|user| user != 0),
+                "k8s/{tree}: {name} names no non-root user"
+            );
+            assert_eq!(
+                security["allowPrivilegeEscalation"],
+                Value::Bool(false),
+                "k8s/{tree}: {name} may escalate privileges"
+            );
+            assert_eq!(
+                security["readOnlyRootFilesystem"],
+                Value::Bool(true),
+                "k8s/{tree}: {name} can write its image"
+            );
+            assert_eq!(
+                security["capabilities"]["drop"],
+                serde_json::json!(["ALL"]),
+                "k8s/{tree}: {name} keeps capabilities"
+            );
+        }
+    }
+}
+
+/// `(name, port)` for every service `micros services` lists.
+fn linked_services() -> Vec<(String, u64)> {
+    let output = Command::new(MICROS)
+        .arg("services")
+        .output()
+        .expect("run micros services");
+    assert!(output.status.success());
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(fields.get(1), Some(&"port"), "unexpected line: {line}");
+            (fields[0].to_owned(), fields[2].parse().expect("a port"))
+        })
+        .collect()
+}
+
+#[test]
+fn every_service_is_probed_over_grpc_on_its_port() {
+    let Some(kubectl) = kubectl() else { return };
+    let services = linked_services();
+    assert!(!services.is_empty(), "micros services lists nothing");
+    let objects = objects(&kustomize(&kubectl, "overlays/kind"));
+    let find = |kind: &str, name: &str| {
+        objects
+            .iter()
+            .find(|object| object["kind"] == kind && object["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("k8s/overlays/kind has no {kind} {name}"))
+    };
+    for (name, port) in services {
+        let deployment = find("Deployment", &name);
+        let pod = &deployment["spec"]["template"]["spec"];
+        let container = &pod["containers"][0];
+        assert_eq!(
+            container["command"],
+            serde_json::json!(["micros", "serve", name]),
+            "{name}: the container must run its role"
+        );
+        assert_eq!(container["ports"][0]["containerPort"], port, "{name}");
+        let config = find(
+            "ConfigMap",
+            container["envFrom"][0]["configMapRef"]["name"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name} reads no ConfigMap")),
+        );
+        assert_eq!(
+            (
+                &config["data"]["MICROS__SERVER__HOST"],
+                &config["data"]["MICROS__SERVER__PORT"]
+            ),
+            (&Value::from("0.0.0.0"), &Value::from(port.to_string())),
+            "{name} must listen where it is probed"
+        );
+        for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+            assert_eq!(
+                container[probe]["grpc"]["port"], port,
+                "{name}: {probe} must be gRPC health on port {port}: {}",
+                container[probe]
+            );
+        }
+        assert_eq!(
+            container["securityContext"]["runAsUser"], MICROS_USER,
+            "{name} runs as the image's micros user"
+        );
+        // SIGTERM → 5s NOT_SERVING → up to 25s drain: the kubelet must wait longer.
+        assert!(
+            pod["terminationGracePeriodSeconds"]
+                .as_u64()
+                .is_some_and(|seconds| seconds > 30),
+            "{name}: terminationGracePeriodSeconds must exceed the runtime's drain"
+        );
+        let service = find("Service", &name);
+        assert_eq!(service["spec"]["ports"][0]["port"], port, "{name}");
+        assert_eq!(service["spec"]["ports"][0]["targetPort"], "grpc", "{name}");
+    }
+}
