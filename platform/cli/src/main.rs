@@ -1,12 +1,15 @@
 //! `micros`: one binary, many roles. `micros up` runs the whole suite on this machine,
 //! `micros serve <service>` runs one service (what a container runs), `micros token`
-//! mints a bearer token for development, `micros render` writes the Kubernetes manifests.
+//! mints a bearer token for development, `micros render` writes the Kubernetes manifests,
+//! and the operator commands (`plan`, `approve`, `apply`, `watch`, `restore`, `report`, …)
+//! are clients of the orchestrator.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use micros_platform::service::{RunOptions, ServiceEntry};
 
+mod ops;
 mod registry;
 mod render;
 mod token;
@@ -19,6 +22,8 @@ mod up;
     about = "Micros: safe tenant lifecycle for a multi-tenant platform"
 )]
 struct Cli {
+    #[command(flatten)]
+    connection: ops::Connection,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,6 +51,77 @@ enum Command {
     /// Write the Kubernetes manifests (kustomize base and kind overlay) from the
     /// service descriptors.
     Render(render::RenderArgs),
+    /// Plan a bulk operation: every input resolved to what it is, errors and the blast
+    /// radius shown; nothing changes.
+    Plan(ops::PlanArgs),
+    /// Approve another principal's plan (the approver role).
+    Approve {
+        plan_id: String,
+        #[arg(long)]
+        fingerprint: String,
+    },
+    /// Run exactly the plan reviewed, in waves.
+    Apply {
+        plan_id: String,
+        #[arg(long)]
+        fingerprint: String,
+        /// Follow its progress until it ends.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Follow an operation's progress until it ends.
+    Watch { operation_id: String },
+    /// Pause an operation after its current step.
+    Pause {
+        operation_id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Resume a paused or halted operation.
+    Resume {
+        operation_id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Stop an operation and undo what it already did.
+    Abort {
+        operation_id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Restore every site an operation deleted, with their IDs, verified.
+    Restore {
+        #[arg(long)]
+        operation: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, default_value = "")]
+        ticket: String,
+    },
+    /// The incident report of an operation.
+    Report { operation_id: String },
+    /// Sites, by ID or URL.
+    Site {
+        #[command(subcommand)]
+        command: SiteCommand,
+    },
+    /// The escrowed contacts: find a customer's sites by email, whatever their state.
+    Contacts {
+        #[command(subcommand)]
+        command: ContactsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SiteCommand {
+    /// What a site is and what state it is in.
+    Get { site: String },
+}
+
+#[derive(Subcommand)]
+enum ContactsCommand {
+    /// Every site that has this email as a contact.
+    Find { email: String },
 }
 
 fn main() -> ExitCode {
@@ -75,6 +151,41 @@ fn main() -> ExitCode {
             }
             Command::Token(args) => token::run(args),
             Command::Render(args) => render::run(args),
+            Command::Plan(args) => ops::plan(&cli.connection, args).await,
+            Command::Approve {
+                plan_id,
+                fingerprint,
+            } => ops::approve(&cli.connection, plan_id, fingerprint).await,
+            Command::Apply {
+                plan_id,
+                fingerprint,
+                watch,
+            } => ops::apply(&cli.connection, plan_id, fingerprint, watch).await,
+            Command::Watch { operation_id } => ops::watch(&cli.connection, operation_id).await,
+            Command::Pause {
+                operation_id,
+                reason,
+            } => ops::control(&cli.connection, "pause", operation_id, reason).await,
+            Command::Resume {
+                operation_id,
+                reason,
+            } => ops::control(&cli.connection, "resume", operation_id, reason).await,
+            Command::Abort {
+                operation_id,
+                reason,
+            } => ops::control(&cli.connection, "abort", operation_id, reason).await,
+            Command::Restore {
+                operation,
+                reason,
+                ticket,
+            } => ops::restore(&cli.connection, operation, reason, ticket).await,
+            Command::Report { operation_id } => ops::report(&cli.connection, operation_id).await,
+            Command::Site {
+                command: SiteCommand::Get { site },
+            } => ops::site(&cli.connection, site).await,
+            Command::Contacts {
+                command: ContactsCommand::Find { email },
+            } => ops::contacts(&cli.connection, email).await,
             Command::Services => {
                 for ServiceEntry { descriptor, .. } in registry::all() {
                     println!(
@@ -93,7 +204,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("micros: {error:#}");
-            ExitCode::FAILURE
+            match error.downcast_ref::<ops::Failure>() {
+                Some(failure) => ExitCode::from(failure.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -43,7 +43,7 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
+pub fn read_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
     let path = data_dir.join(SECRET_FILE);
     let secret = std::fs::read_to_string(&path).with_context(|| {
         format!(

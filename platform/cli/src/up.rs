@@ -190,14 +190,6 @@ async fn start(
             format!("sqlite://{}", launch.data_dir.join("data").display()),
         )
         .env("MICROS__AUTH__TOKEN_SECRET", launch.secret.expose_secret())
-        .env(
-            "MICROS__AUTH__SERVICE_TOKEN",
-            launch.authenticator.issue(
-                &format!("service:{name}"),
-                service_roles(name),
-                Duration::from_secs(365 * 24 * 3600),
-            )?,
-        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -248,14 +240,6 @@ async fn start(
             bail!("{name} was not ready within {READY_TIMEOUT:?}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The roles of the token a service presents when it calls the others.
-fn service_roles(name: &str) -> &'static [Role] {
-    match name {
-        "orchestrator" => &[Role::Lifecycle, Role::Admin, Role::Viewer],
-        _ => &[Role::Viewer],
     }
 }
 

@@ -183,6 +183,26 @@ impl<K: IdKind> Id<K> {
         }
     }
 
+    /// A deterministic ID of this kind derived from `parent` and a label: a multi-step
+    /// workflow retried after a crash names the same objects again (idempotent creates).
+    /// It keeps the parent's timestamp, so derived IDs sort with their parent.
+    pub fn derived(parent: Uuid, label: &str) -> Self {
+        let digest = blake3::Hasher::new()
+            .update(parent.as_bytes())
+            .update(label.as_bytes())
+            .finalize();
+        let millis = parent
+            .get_timestamp()
+            .map(|timestamp| {
+                let (seconds, nanos) = timestamp.to_unix();
+                seconds * 1000 + u64::from(nanos) / 1_000_000
+            })
+            .unwrap_or_default();
+        let mut random = [0u8; 10];
+        random.copy_from_slice(&digest.as_bytes()[..10]);
+        Self::from_uuid(uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid())
+    }
+
     pub fn uuid(&self) -> Uuid {
         self.uuid
     }
@@ -356,6 +376,15 @@ mod tests {
         assert!(first < second);
         assert!(first.to_string().starts_with("site_"));
         assert_eq!(first.to_string().len(), "site_".len() + 32);
+    }
+
+    #[test]
+    fn derived_ids_are_stable_valid_and_distinct() {
+        let site = SiteId::new();
+        let first = LicenseId::derived(site.uuid(), "license:jira");
+        assert_eq!(first, LicenseId::derived(site.uuid(), "license:jira"));
+        assert_ne!(first, LicenseId::derived(site.uuid(), "license:confluence"));
+        assert_eq!(LicenseId::parse(&first.to_string()), Ok(first));
     }
 
     #[test]

@@ -10,6 +10,8 @@ use std::{future::Future, path::PathBuf, pin::Pin};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
+    auth::{Authenticator, Role},
+    client::Clients,
     clock::{self, SharedClock},
     config::{self, Config, Sources, Validate},
     server::{Server, shutdown_signal},
@@ -60,6 +62,10 @@ pub struct ServiceDescriptor {
     /// the host reaches it at `127.0.0.1:<port>` as under `micros up`. `None` keeps the
     /// service inside the cluster.
     pub node_port: Option<u16>,
+    /// The roles of the token this service presents when it calls the others (minted
+    /// from `auth.token_secret` as principal `service:<name>` unless
+    /// `auth.service_token` is set). Only the orchestrator holds `lifecycle`.
+    pub service_roles: &'static [Role],
 }
 
 impl ServiceDescriptor {
@@ -75,6 +81,7 @@ impl ServiceDescriptor {
         resources: Resources::BASE,
         config_overrides: &[],
         node_port: None,
+        service_roles: &[Role::Viewer],
     };
 
     /// The databases the service opens, shards spelled out: `documents` with 4 shards
@@ -160,6 +167,30 @@ impl Default for ServiceContext {
         }
     }
 }
+
+/// Clients for the services named in `config.clients`, presenting this service's
+/// identity: `auth.service_token` when set, else a token minted from the shared secret
+/// for `service:<name>` with [`ServiceDescriptor::service_roles`].
+pub fn service_clients<S>(
+    descriptor: &ServiceDescriptor,
+    config: &Config<S>,
+) -> anyhow::Result<Clients> {
+    use secrecy::ExposeSecret;
+    let token = if config.auth.service_token.expose_secret().is_empty() {
+        let minted = Authenticator::new(&config.auth).issue(
+            &format!("service:{}", descriptor.name),
+            descriptor.service_roles,
+            SERVICE_TOKEN_TTL,
+        )?;
+        secrecy::SecretString::from(minted)
+    } else {
+        config.auth.service_token.clone()
+    };
+    Ok(Clients::new(config.clients.clone(), Some(token)))
+}
+
+/// Minted service tokens outlive any process that would use them.
+const SERVICE_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// How `micros serve` was asked to run.
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,174 @@
+//! Everything the orchestrator refuses, and how each maps to a gRPC status.
+
+use micros_platform::{error::Problem, lifecycle::LifecycleError};
+use tonic::Code;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrchestratorError {
+    /// Invalid input, credentials and storage, as the platform says.
+    #[error(transparent)]
+    Platform(#[from] LifecycleError),
+    #[error("plan {plan_id} does not exist")]
+    PlanNotFound { plan_id: String },
+    #[error("operation {operation_id} does not exist")]
+    OperationNotFound { operation_id: String },
+    #[error("plan {plan_id} has {errors} errors and cannot be applied; the first: {first}")]
+    PlanHasErrors {
+        plan_id: String,
+        errors: usize,
+        first: String,
+    },
+    #[error("plan {plan_id} expired at {expire_time}; make a new plan")]
+    PlanExpired {
+        plan_id: String,
+        expire_time: String,
+    },
+    #[error(
+        "plan {plan_id} has fingerprint {actual}, not {given}: the plan is not the one you reviewed"
+    )]
+    FingerprintMismatch {
+        plan_id: String,
+        actual: String,
+        given: String,
+    },
+    #[error(
+        "plan {plan_id} touches {sites} sites, above the approval threshold of {threshold}; a second principal with the approver role must approve it"
+    )]
+    ApprovalRequired {
+        plan_id: String,
+        sites: usize,
+        threshold: u32,
+    },
+    #[error("{principal} requested plan {plan_id} and cannot approve it too")]
+    SelfApproval { plan_id: String, principal: String },
+    #[error("plan {plan_id} was already applied as operation {operation_id}")]
+    AlreadyApplied {
+        plan_id: String,
+        operation_id: String,
+    },
+    #[error("operation {operation_id} is {from}; it cannot become {to}")]
+    InvalidTransition {
+        operation_id: String,
+        from: &'static str,
+        to: &'static str,
+    },
+    #[error("{service} answered {}: {}", .status.code(), .status.message())]
+    Downstream {
+        service: String,
+        status: tonic::Status,
+    },
+}
+
+micros_platform::platform_errors!(OrchestratorError::Platform);
+
+impl Problem for OrchestratorError {
+    fn code(&self) -> Code {
+        match self {
+            Self::Platform(inner) => inner.code(),
+            Self::PlanNotFound { .. } | Self::OperationNotFound { .. } => Code::NotFound,
+            Self::PlanHasErrors { .. }
+            | Self::PlanExpired { .. }
+            | Self::FingerprintMismatch { .. }
+            | Self::ApprovalRequired { .. }
+            | Self::AlreadyApplied { .. }
+            | Self::InvalidTransition { .. } => Code::FailedPrecondition,
+            Self::SelfApproval { .. } => Code::PermissionDenied,
+            Self::Downstream { status, .. } => match status.code() {
+                Code::Ok | Code::Unknown | Code::Internal => Code::Unavailable,
+                code => code,
+            },
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::Platform(inner) => inner.reason(),
+            Self::PlanNotFound { .. } => "PLAN_NOT_FOUND",
+            Self::OperationNotFound { .. } => "OPERATION_NOT_FOUND",
+            Self::PlanHasErrors { .. } => "PLAN_HAS_ERRORS",
+            Self::PlanExpired { .. } => "PLAN_EXPIRED",
+            Self::FingerprintMismatch { .. } => "PLAN_FINGERPRINT_MISMATCH",
+            Self::ApprovalRequired { .. } => "APPROVAL_REQUIRED",
+            Self::SelfApproval { .. } => "SELF_APPROVAL",
+            Self::AlreadyApplied { .. } => "PLAN_ALREADY_APPLIED",
+            Self::InvalidTransition { .. } => "INVALID_OPERATION_TRANSITION",
+            Self::Downstream { .. } => "DOWNSTREAM_FAILURE",
+        }
+    }
+
+    fn domain(&self) -> &'static str {
+        match self {
+            Self::Platform(inner) => inner.domain(),
+            _ => "micros.orchestrator",
+        }
+    }
+
+    fn metadata(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::Platform(inner) => inner.metadata(),
+            Self::PlanNotFound { plan_id } | Self::PlanExpired { plan_id, .. } => {
+                vec![("plan_id", plan_id.clone())]
+            }
+            Self::OperationNotFound { operation_id } => {
+                vec![("operation_id", operation_id.clone())]
+            }
+            Self::PlanHasErrors {
+                plan_id,
+                errors,
+                first,
+            } => vec![
+                ("plan_id", plan_id.clone()),
+                ("errors", errors.to_string()),
+                ("first_error", first.clone()),
+            ],
+            Self::FingerprintMismatch {
+                plan_id,
+                actual,
+                given,
+            } => vec![
+                ("plan_id", plan_id.clone()),
+                ("fingerprint", actual.clone()),
+                ("given_fingerprint", given.clone()),
+            ],
+            Self::ApprovalRequired {
+                plan_id,
+                sites,
+                threshold,
+            } => vec![
+                ("plan_id", plan_id.clone()),
+                ("sites", sites.to_string()),
+                ("threshold", threshold.to_string()),
+            ],
+            Self::SelfApproval { plan_id, principal } => {
+                vec![
+                    ("plan_id", plan_id.clone()),
+                    ("principal", principal.clone()),
+                ]
+            }
+            Self::AlreadyApplied {
+                plan_id,
+                operation_id,
+            } => {
+                vec![
+                    ("plan_id", plan_id.clone()),
+                    ("operation_id", operation_id.clone()),
+                ]
+            }
+            Self::InvalidTransition {
+                operation_id,
+                from,
+                to,
+            } => vec![
+                ("operation_id", operation_id.clone()),
+                ("state", (*from).to_owned()),
+                ("requested_state", (*to).to_owned()),
+            ],
+            Self::Downstream { service, status } => vec![
+                ("service", service.clone()),
+                ("downstream_code", format!("{:?}", status.code())),
+            ],
+        }
+    }
+}
+
+micros_platform::status_from_problem!(OrchestratorError);

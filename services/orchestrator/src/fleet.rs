@@ -1,0 +1,196 @@
+//! The services the orchestrator drives: one lazily connected channel each, and the
+//! lifecycle calls it makes on them.
+
+use std::collections::BTreeMap;
+
+use micros_platform::{
+    client::{Clients, ServiceChannel},
+    ids::OperationId,
+    lifecycle::{Target, grpc::target_to_proto},
+};
+use micros_proto::{
+    catalog::v1::catalog_service_client::CatalogServiceClient,
+    lifecycle::v1::{
+        DescribeRequest, Justification, PurgeRequest, RestoreRequest, SoftDeleteRequest,
+        TargetOutcome, restore_request::Source, tenant_lifecycle_client::TenantLifecycleClient,
+    },
+};
+use tonic::Status;
+
+use crate::error::OrchestratorError;
+
+/// Messages of thousands of outcomes exceed tonic's 4 MiB default.
+const MAX_MESSAGE: usize = 64 << 20;
+
+#[derive(Clone)]
+pub struct Fleet {
+    services: Vec<String>,
+    channels: BTreeMap<String, ServiceChannel>,
+}
+
+/// Why a destructive call is made, as the services audit it.
+#[derive(Debug, Clone)]
+pub struct Why {
+    pub reason: String,
+    pub ticket: String,
+}
+
+impl Why {
+    fn to_proto(&self) -> Option<Justification> {
+        Some(Justification {
+            reason: self.reason.clone(),
+            ticket: self.ticket.clone(),
+        })
+    }
+}
+
+impl Fleet {
+    /// Channels to `services` (catalog first) through `clients`.
+    pub fn new(clients: &Clients, services: &[String]) -> anyhow::Result<Self> {
+        let mut channels = BTreeMap::new();
+        for service in services {
+            channels.insert(service.clone(), clients.channel(service)?);
+        }
+        Ok(Self {
+            services: services.to_vec(),
+            channels,
+        })
+    }
+
+    /// Every lifecycle service, catalog first.
+    pub fn services(&self) -> &[String] {
+        &self.services
+    }
+
+    /// The services restored after the catalog, in parallel.
+    pub fn after_catalog(&self) -> &[String] {
+        &self.services[1..]
+    }
+
+    /// The channel to `service`, for its domain API.
+    pub fn channel(
+        &self,
+        service: &str,
+    ) -> Result<ServiceChannel, crate::error::OrchestratorError> {
+        self.channels.get(service).cloned().ok_or_else(|| {
+            crate::error::OrchestratorError::Downstream {
+                service: service.to_owned(),
+                status: Status::unavailable(format!(
+                    "{service} is not among the orchestrator's services"
+                )),
+            }
+        })
+    }
+
+    pub fn catalog(&self) -> CatalogServiceClient<ServiceChannel> {
+        CatalogServiceClient::new(self.channels["catalog"].clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    fn lifecycle(&self, service: &str) -> TenantLifecycleClient<ServiceChannel> {
+        TenantLifecycleClient::new(self.channels[service].clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    pub async fn describe(
+        &self,
+        service: &str,
+        targets: &[Target],
+    ) -> Result<Vec<TargetOutcome>, Status> {
+        let request = DescribeRequest {
+            targets: targets.iter().map(target_to_proto).collect(),
+        };
+        Ok(self
+            .lifecycle(service)
+            .describe(request)
+            .await?
+            .into_inner()
+            .outcomes)
+    }
+
+    pub async fn soft_delete(
+        &self,
+        service: &str,
+        targets: &[Target],
+        operation_id: OperationId,
+        why: &Why,
+    ) -> Result<Vec<TargetOutcome>, Status> {
+        let request = SoftDeleteRequest {
+            targets: targets.iter().map(target_to_proto).collect(),
+            operation_id: operation_id.to_string(),
+            justification: why.to_proto(),
+            validate_only: false,
+        };
+        Ok(self
+            .lifecycle(service)
+            .soft_delete(request)
+            .await?
+            .into_inner()
+            .outcomes)
+    }
+
+    pub async fn restore(
+        &self,
+        service: &str,
+        targets: &[Target],
+        operation_id: OperationId,
+        source: Source,
+        why: &Why,
+    ) -> Result<Vec<TargetOutcome>, Status> {
+        let request = RestoreRequest {
+            targets: targets.iter().map(target_to_proto).collect(),
+            operation_id: operation_id.to_string(),
+            source: Some(source),
+            justification: why.to_proto(),
+            validate_only: false,
+        };
+        Ok(self
+            .lifecycle(service)
+            .restore(request)
+            .await?
+            .into_inner()
+            .outcomes)
+    }
+
+    pub async fn purge(
+        &self,
+        service: &str,
+        targets: &[Target],
+        operation_id: OperationId,
+        why: &Why,
+    ) -> Result<Vec<TargetOutcome>, Status> {
+        let request = PurgeRequest {
+            targets: targets.iter().map(target_to_proto).collect(),
+            operation_id: operation_id.to_string(),
+            justification: why.to_proto(),
+            validate_only: false,
+        };
+        Ok(self
+            .lifecycle(service)
+            .purge(request)
+            .await?
+            .into_inner()
+            .outcomes)
+    }
+
+    /// Describes `targets` on every service, answering per service.
+    pub async fn describe_everywhere(
+        &self,
+        targets: &[Target],
+    ) -> Result<BTreeMap<String, Vec<TargetOutcome>>, OrchestratorError> {
+        let calls = self.services.iter().map(|service| async move {
+            self.describe(service, targets)
+                .await
+                .map(|outcomes| (service.clone(), outcomes))
+                .map_err(|status| OrchestratorError::Downstream {
+                    service: service.clone(),
+                    status,
+                })
+        });
+        futures::future::try_join_all(calls)
+            .await
+            .map(|all| all.into_iter().collect())
+    }
+}

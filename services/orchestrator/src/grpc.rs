@@ -1,0 +1,596 @@
+//! `micros.orchestrator.v1.OrchestratorService`: proto ↔ domain.
+
+use std::{pin::Pin, time::Duration};
+
+use micros_platform::{
+    auth::{Principal, Role, require_role},
+    clock::SharedClock,
+    error::{InvalidArgument, parse_id},
+    ids::{OperationId, PlanId, SiteId},
+    paging,
+    store::{rfc3339, timestamp, unix_micros},
+};
+use micros_proto::{
+    catalog::v1::{self as catalog, ResolveRequest},
+    orchestrator::v1::{self as pb, orchestrator_service_server::OrchestratorService},
+};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    error::OrchestratorError,
+    executor::Executor,
+    fleet::Fleet,
+    model::{OperationState, PlanKind, PlanState, TargetStatus},
+    planner::Planner,
+    progress::operation_to_proto,
+    provision, report,
+    settings::OrchestratorSettings,
+    store::{OperationRecord, OrchestratorStore, PlanRecord, TargetRecord},
+};
+
+pub struct OrchestratorApi {
+    pub store: OrchestratorStore,
+    pub fleet: Fleet,
+    pub settings: OrchestratorSettings,
+    pub executor: Executor,
+    pub clock: SharedClock,
+}
+
+fn role<T>(request: &Request<T>, role: Role) -> Result<Principal, OrchestratorError> {
+    Ok(require_role(request, role)?)
+}
+
+fn plan_to_proto(plan: &PlanRecord) -> pb::Plan {
+    pb::Plan {
+        plan_id: plan.plan_id.to_string(),
+        kind: plan.kind.to_proto() as i32,
+        fingerprint: plan.fingerprint.clone(),
+        targets: plan
+            .body
+            .targets
+            .iter()
+            .map(|target| pb::PlanTarget {
+                input: target.input.clone(),
+                site_id: target.site_id.to_string(),
+                site_name: target.site_name.clone(),
+                site_url: target.site_url.clone(),
+                app_installation_id: target
+                    .app_installation_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_default(),
+                app_key: target.app_key.clone(),
+                products: target.products.clone(),
+            })
+            .collect(),
+        errors: plan
+            .body
+            .errors
+            .iter()
+            .map(|problem| pb::PlanError {
+                input: problem.input.clone(),
+                reason: problem.reason.clone(),
+                message: problem.message.clone(),
+            })
+            .collect(),
+        blast_radius: Some(pb::BlastRadius {
+            sites: i32::try_from(plan.body.blast.sites).unwrap_or(i32::MAX),
+            app_installations: i32::try_from(plan.body.blast.app_installations).unwrap_or(i32::MAX),
+            users: plan.body.blast.users,
+            documents: plan.body.blast.documents,
+            attachments: plan.body.blast.attachments,
+            rows: plan.body.blast.rows,
+        }),
+        requires_approval: plan.requires_approval,
+        requested_by: plan.requested_by.clone(),
+        approved_by: plan.approved_by.clone().unwrap_or_default(),
+        state: plan.state.to_proto() as i32,
+        create_time: Some(timestamp(plan.create_time)),
+        expire_time: Some(timestamp(plan.expire_time)),
+        reason: plan.reason.clone(),
+        ticket: plan.ticket.clone(),
+        undo_operation_id: plan
+            .undo_operation_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        point_in_time: plan.point_in_time.map(timestamp),
+        operation_id: plan.operation_id.clone().unwrap_or_default(),
+    }
+}
+
+impl OrchestratorApi {
+    fn now(&self) -> i64 {
+        unix_micros(self.clock.now())
+    }
+
+    async fn operation_proto(
+        &self,
+        operation_id: &str,
+    ) -> Result<pb::Operation, OrchestratorError> {
+        let operation = self.store.operation(operation_id).await?;
+        let targets = self.store.targets(operation.operation_id).await?;
+        Ok(operation_to_proto(&operation, &targets, self.now()))
+    }
+
+    /// A plan that may be acted on: not expired, quoted with its fingerprint.
+    async fn checked_plan(
+        &self,
+        plan_id: &str,
+        fingerprint: &str,
+    ) -> Result<PlanRecord, OrchestratorError> {
+        let _: PlanId = parse_id("plan_id", plan_id)?;
+        let plan = self.store.plan(plan_id).await?;
+        if fingerprint != plan.fingerprint {
+            return Err(OrchestratorError::FingerprintMismatch {
+                plan_id: plan_id.to_owned(),
+                actual: plan.fingerprint,
+                given: fingerprint.to_owned(),
+            });
+        }
+        if plan.state != PlanState::Applied && self.now() > plan.expire_time {
+            return Err(OrchestratorError::PlanExpired {
+                plan_id: plan_id.to_owned(),
+                expire_time: rfc3339(plan.expire_time),
+            });
+        }
+        Ok(plan)
+    }
+
+    async fn control(
+        &self,
+        request: Request<pb::OperationControlRequest>,
+        to: OperationState,
+    ) -> Result<Response<pb::Operation>, Status> {
+        let principal = role(&request, Role::Operator)?;
+        let operation_id: OperationId = parse_id("operation_id", &request.get_ref().operation_id)
+            .map_err(OrchestratorError::from)?;
+        let operation = self.store.operation(&operation_id.to_string()).await?;
+        if !operation.state.can_become(to) || to == OperationState::Succeeded {
+            return Err(OrchestratorError::InvalidTransition {
+                operation_id: operation_id.to_string(),
+                from: operation.state.as_str(),
+                to: to.as_str(),
+            }
+            .into());
+        }
+        let changed = if to == OperationState::Aborting {
+            self.store
+                .begin_abort(
+                    operation_id,
+                    operation.state,
+                    OperationId::new(),
+                    self.now(),
+                )
+                .await?
+        } else {
+            self.store
+                .transition(operation_id, operation.state, to, None, self.now())
+                .await?
+        };
+        if !changed {
+            return Err(OrchestratorError::InvalidTransition {
+                operation_id: operation_id.to_string(),
+                from: "changing",
+                to: to.as_str(),
+            }
+            .into());
+        }
+        tracing::info!(%operation_id, principal = principal.name, to = to.as_str(), reason = request.get_ref().reason, "operation state changed by an operator");
+        if matches!(to, OperationState::Running | OperationState::Aborting) {
+            self.executor.spawn(operation_id);
+        }
+        Ok(Response::new(
+            self.operation_proto(&operation_id.to_string()).await?,
+        ))
+    }
+}
+
+type OperationStream = Pin<Box<dyn Stream<Item = Result<pb::Operation, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl OrchestratorService for OrchestratorApi {
+    async fn provision_site(
+        &self,
+        request: Request<pb::ProvisionSiteRequest>,
+    ) -> Result<Response<pb::ProvisionSiteResponse>, Status> {
+        role(&request, Role::Admin)?;
+        Ok(Response::new(
+            provision::provision(&self.fleet, request.into_inner()).await?,
+        ))
+    }
+
+    async fn change_product(
+        &self,
+        request: Request<pb::ChangeProductRequest>,
+    ) -> Result<Response<pb::ChangeProductResponse>, Status> {
+        role(&request, Role::Admin)?;
+        Ok(Response::new(
+            provision::change_product(&self.fleet, request.into_inner()).await?,
+        ))
+    }
+
+    async fn create_plan(
+        &self,
+        request: Request<pb::CreatePlanRequest>,
+    ) -> Result<Response<pb::Plan>, Status> {
+        let principal = role(&request, Role::Operator)?;
+        let planner = Planner {
+            fleet: &self.fleet,
+            settings: &self.settings,
+            store: &self.store,
+            now: self.now(),
+        };
+        let plan = planner.plan(&principal.name, request.into_inner()).await?;
+        self.store.insert_plan(&plan).await?;
+        tracing::info!(plan_id = %plan.plan_id, kind = plan.kind.as_str(), targets = plan.body.targets.len(), errors = plan.body.errors.len(), principal = principal.name, "plan created");
+        Ok(Response::new(plan_to_proto(&plan)))
+    }
+
+    async fn get_plan(
+        &self,
+        request: Request<pb::GetPlanRequest>,
+    ) -> Result<Response<pb::Plan>, Status> {
+        role(&request, Role::Viewer)?;
+        let plan_id: PlanId =
+            parse_id("plan_id", &request.get_ref().plan_id).map_err(OrchestratorError::from)?;
+        Ok(Response::new(plan_to_proto(
+            &self.store.plan(&plan_id.to_string()).await?,
+        )))
+    }
+
+    async fn approve_plan(
+        &self,
+        request: Request<pb::ApprovePlanRequest>,
+    ) -> Result<Response<pb::Plan>, Status> {
+        let principal = role(&request, Role::Approver)?;
+        let body = request.into_inner();
+        let plan = self.checked_plan(&body.plan_id, &body.fingerprint).await?;
+        if plan.requested_by == principal.name {
+            return Err(OrchestratorError::SelfApproval {
+                plan_id: body.plan_id,
+                principal: principal.name,
+            }
+            .into());
+        }
+        if let Some(first) = plan.body.errors.first() {
+            return Err(OrchestratorError::PlanHasErrors {
+                plan_id: body.plan_id,
+                errors: plan.body.errors.len(),
+                first: format!("{}: {}", first.input, first.message),
+            }
+            .into());
+        }
+        self.store
+            .approve_plan(&body.plan_id, &principal.name)
+            .await?;
+        tracing::info!(
+            plan_id = body.plan_id,
+            approver = principal.name,
+            "plan approved"
+        );
+        Ok(Response::new(plan_to_proto(
+            &self.store.plan(&body.plan_id).await?,
+        )))
+    }
+
+    async fn apply_plan(
+        &self,
+        request: Request<pb::ApplyPlanRequest>,
+    ) -> Result<Response<pb::Operation>, Status> {
+        let principal = role(&request, Role::Operator)?;
+        let body = request.into_inner();
+        let plan = self.checked_plan(&body.plan_id, &body.fingerprint).await?;
+        if let Some(first) = plan.body.errors.first() {
+            return Err(OrchestratorError::PlanHasErrors {
+                plan_id: body.plan_id,
+                errors: plan.body.errors.len(),
+                first: format!("{}: {} ({})", first.input, first.message, first.reason),
+            }
+            .into());
+        }
+        if plan.requires_approval && plan.approved_by.is_none() {
+            return Err(OrchestratorError::ApprovalRequired {
+                plan_id: body.plan_id,
+                sites: usize::try_from(plan.body.blast.sites).unwrap_or(usize::MAX),
+                threshold: self.settings.approval_threshold_sites,
+            }
+            .into());
+        }
+        let operation_id = OperationId::new();
+        let now = self.now();
+        let waves = match plan.kind {
+            PlanKind::RestoreSites | PlanKind::PurgeSites => (0..plan.body.targets.len())
+                .map(|index| (index / self.settings.restore_batch as usize) as i64)
+                .collect(),
+            PlanKind::DeleteSites | PlanKind::UninstallApp => {
+                self.settings.waves(plan.body.targets.len())
+            }
+        };
+        let targets: Vec<TargetRecord> = plan
+            .body
+            .targets
+            .iter()
+            .zip(&waves)
+            .enumerate()
+            .map(|(position, (target, wave))| TargetRecord {
+                position: position as i64,
+                site_id: target.site_id,
+                app_installation_id: target.app_installation_id,
+                site_name: target.site_name.clone(),
+                site_url: target.site_url.clone(),
+                wave: *wave,
+                status: TargetStatus::Pending,
+                fingerprints: Default::default(),
+                error: None,
+            })
+            .collect();
+        let operation = OperationRecord {
+            operation_id,
+            plan_id: plan.plan_id.to_string(),
+            kind: plan.kind,
+            state: OperationState::Running,
+            undo_operation_id: plan.undo_operation_id,
+            point_in_time: plan.point_in_time,
+            requested_by: plan.requested_by.clone(),
+            approved_by: plan.approved_by.clone(),
+            reason: plan.reason.clone(),
+            ticket: plan.ticket.clone(),
+            waves: waves.last().map_or(0, |last| last + 1),
+            halt_reason: None,
+            revert_operation_id: None,
+            create_time: now,
+            update_time: now,
+            finish_time: None,
+        };
+        self.store
+            .start_operation(&plan, &operation, &targets)
+            .await?;
+        tracing::info!(%operation_id, plan_id = body.plan_id, principal = principal.name, targets = targets.len(), "plan applied");
+        self.executor.spawn(operation_id);
+        Ok(Response::new(operation_to_proto(&operation, &targets, now)))
+    }
+
+    async fn get_operation(
+        &self,
+        request: Request<pb::GetOperationRequest>,
+    ) -> Result<Response<pb::Operation>, Status> {
+        role(&request, Role::Viewer)?;
+        let operation_id: OperationId = parse_id("operation_id", &request.get_ref().operation_id)
+            .map_err(OrchestratorError::from)?;
+        Ok(Response::new(
+            self.operation_proto(&operation_id.to_string()).await?,
+        ))
+    }
+
+    async fn list_operations(
+        &self,
+        request: Request<pb::ListOperationsRequest>,
+    ) -> Result<Response<pb::ListOperationsResponse>, Status> {
+        role(&request, Role::Viewer)?;
+        let body = request.into_inner();
+        let page_size = paging::page_size(body.page_size).map_err(OrchestratorError::from)?;
+        let after = paging::decode_token(&body.page_token).map_err(OrchestratorError::from)?;
+        let mut records = self
+            .store
+            .operations(after.as_deref(), page_size + 1)
+            .await?;
+        let next_page_token = if records.len() > page_size {
+            records.truncate(page_size);
+            records
+                .last()
+                .map(|record| paging::encode_token(&record.operation_id.to_string()))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let mut operations = Vec::with_capacity(records.len());
+        for record in &records {
+            let targets = self.store.targets(record.operation_id).await?;
+            operations.push(operation_to_proto(record, &targets, self.now()));
+        }
+        Ok(Response::new(pb::ListOperationsResponse {
+            operations,
+            next_page_token,
+        }))
+    }
+
+    type WatchOperationStream = OperationStream;
+
+    async fn watch_operation(
+        &self,
+        request: Request<pb::WatchOperationRequest>,
+    ) -> Result<Response<Self::WatchOperationStream>, Status> {
+        role(&request, Role::Viewer)?;
+        let operation_id: OperationId = parse_id("operation_id", &request.get_ref().operation_id)
+            .map_err(OrchestratorError::from)?;
+        let first = self.operation_proto(&operation_id.to_string()).await?;
+        let store = self.store.clone();
+        let clock = self.clock.clone();
+        let stream = async_stream(first, move || {
+            let store = store.clone();
+            let clock = clock.clone();
+            async move {
+                let operation = store.operation(&operation_id.to_string()).await?;
+                let targets = store.targets(operation_id).await?;
+                Ok::<_, OrchestratorError>(operation_to_proto(
+                    &operation,
+                    &targets,
+                    unix_micros(clock.now()),
+                ))
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn pause_operation(
+        &self,
+        request: Request<pb::OperationControlRequest>,
+    ) -> Result<Response<pb::Operation>, Status> {
+        self.control(request, OperationState::Paused).await
+    }
+
+    async fn resume_operation(
+        &self,
+        request: Request<pb::OperationControlRequest>,
+    ) -> Result<Response<pb::Operation>, Status> {
+        self.control(request, OperationState::Running).await
+    }
+
+    async fn abort_operation(
+        &self,
+        request: Request<pb::OperationControlRequest>,
+    ) -> Result<Response<pb::Operation>, Status> {
+        self.control(request, OperationState::Aborting).await
+    }
+
+    async fn get_report(
+        &self,
+        request: Request<pb::GetReportRequest>,
+    ) -> Result<Response<pb::Report>, Status> {
+        role(&request, Role::Viewer)?;
+        let operation_id: OperationId = parse_id("operation_id", &request.get_ref().operation_id)
+            .map_err(OrchestratorError::from)?;
+        let operation = self.store.operation(&operation_id.to_string()).await?;
+        let targets = self.store.targets(operation_id).await?;
+        let steps = self.store.steps(operation_id).await?;
+        let sites: Vec<SiteId> = targets.iter().map(|target| target.site_id).collect();
+        let contacts = provision::admin_contacts(&self.fleet, &sites).await;
+        Ok(Response::new(
+            report::build(
+                &self.fleet,
+                &operation,
+                &targets,
+                &steps,
+                &contacts,
+                self.now(),
+            )
+            .await?,
+        ))
+    }
+
+    async fn get_site(
+        &self,
+        request: Request<pb::GetSiteRequest>,
+    ) -> Result<Response<pb::SiteSummary>, Status> {
+        role(&request, Role::Operator)?;
+        let site = request.get_ref().site.trim().to_owned();
+        if site.is_empty() {
+            return Err(OrchestratorError::from(InvalidArgument::missing("site")).into());
+        }
+        let resolved = self
+            .fleet
+            .catalog()
+            .resolve(ResolveRequest {
+                inputs: vec![site.clone()],
+            })
+            .await
+            .map_err(|status| OrchestratorError::Downstream {
+                service: "catalog".to_owned(),
+                status,
+            })?
+            .into_inner()
+            .results
+            .remove(0);
+        let is_site = matches!(
+            resolved.kind(),
+            catalog::InputKind::Site | catalog::InputKind::SiteUrl
+        );
+        if !is_site {
+            return Err(OrchestratorError::from(InvalidArgument::field(
+                "site",
+                "NOT_A_SITE",
+                site,
+                format!("is not a site ID or site URL: {}", resolved.problem),
+            ))
+            .into());
+        }
+        if !resolved.found {
+            return Err(OrchestratorError::Downstream {
+                service: "catalog".to_owned(),
+                status: Status::not_found(resolved.problem),
+            }
+            .into());
+        }
+        let details = self
+            .fleet
+            .catalog()
+            .get_site(catalog::GetSiteRequest {
+                site_id: resolved.site_id.clone(),
+                show_deleted: true,
+            })
+            .await
+            .map_err(|status| OrchestratorError::Downstream {
+                service: "catalog".to_owned(),
+                status,
+            })?
+            .into_inner();
+        let state = resolved
+            .site_state()
+            .as_str_name()
+            .trim_start_matches("SITE_STATE_")
+            .to_lowercase();
+        Ok(Response::new(pb::SiteSummary {
+            state,
+            site_id: resolved.site_id,
+            name: resolved.site_name,
+            url: resolved.site_url,
+            active_products: resolved.active_products,
+            app_installations: resolved.app_installations,
+            delete_time: details.delete_time,
+            expire_time: details.expire_time,
+        }))
+    }
+
+    async fn find_sites_by_contact(
+        &self,
+        request: Request<pb::FindSitesByContactRequest>,
+    ) -> Result<Response<pb::FindSitesByContactResponse>, Status> {
+        role(&request, Role::Operator)?;
+        let email = request.get_ref().email.trim().to_owned();
+        if email.is_empty() {
+            return Err(OrchestratorError::from(InvalidArgument::missing("email")).into());
+        }
+        Ok(Response::new(
+            provision::find_sites_by_contact(&self.fleet, &email).await?,
+        ))
+    }
+}
+
+/// Yields `first`, then `next()` whenever it changes, until the operation stops moving
+/// (succeeded, aborted, halted or paused).
+fn async_stream<F, Fut>(
+    first: pb::Operation,
+    next: F,
+) -> impl Stream<Item = Result<pb::Operation, Status>> + Send
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<pb::Operation, OrchestratorError>> + Send,
+{
+    let moving = |operation: &pb::Operation| {
+        matches!(
+            operation.state(),
+            pb::OperationState::Running | pb::OperationState::Aborting
+        )
+    };
+    futures::stream::unfold(Some((first, true)), move |state| {
+        let next = next.clone();
+        async move {
+            let (last, send_last) = state?;
+            if send_last {
+                let keep = moving(&last).then(|| (last.clone(), false));
+                return Some((Ok(last), keep));
+            }
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                match next().await {
+                    Err(error) => return Some((Err(Status::from(error)), None)),
+                    Ok(current) if current != last => {
+                        let keep = moving(&current).then(|| (current.clone(), false));
+                        return Some((Ok(current), keep));
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
+    })
+}

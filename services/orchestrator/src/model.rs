@@ -1,0 +1,145 @@
+//! The orchestrator's states, each changed in one place.
+
+use micros_proto::orchestrator::v1 as pb;
+
+macro_rules! text_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($variant),* }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// What a plan does.
+    PlanKind {
+        UninstallApp = "uninstall_app",
+        DeleteSites = "delete_sites",
+        RestoreSites = "restore_sites",
+        PurgeSites = "purge_sites",
+    }
+);
+
+text_enum!(
+    PlanState {
+        Pending = "pending",
+        Approved = "approved",
+        Applied = "applied",
+    }
+);
+
+text_enum!(
+    /// An operation's state; it changes only through [`OperationState::can_become`].
+    OperationState {
+        Running = "running",
+        Paused = "paused",
+        Halted = "halted",
+        Aborting = "aborting",
+        Aborted = "aborted",
+        Succeeded = "succeeded",
+    }
+);
+
+text_enum!(
+    /// A target's step.
+    TargetStatus {
+        Pending = "pending",
+        Recorded = "recorded",
+        Deleted = "deleted",
+        CatalogRestored = "catalog_restored",
+        Restored = "restored",
+        Verified = "verified",
+        Reverted = "reverted",
+    }
+);
+
+impl OperationState {
+    /// The transitions an operator or the executor may make.
+    pub fn can_become(self, next: OperationState) -> bool {
+        use OperationState::*;
+        matches!(
+            (self, next),
+            (Running, Paused | Halted | Aborting | Succeeded)
+                | (Paused | Halted, Running | Aborting)
+                | (Aborting, Aborted | Halted)
+        )
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, OperationState::Aborted | OperationState::Succeeded)
+    }
+
+    pub fn to_proto(self) -> pb::OperationState {
+        match self {
+            OperationState::Running => pb::OperationState::Running,
+            OperationState::Paused => pb::OperationState::Paused,
+            OperationState::Halted => pb::OperationState::Halted,
+            OperationState::Aborting => pb::OperationState::Aborting,
+            OperationState::Aborted => pb::OperationState::Aborted,
+            OperationState::Succeeded => pb::OperationState::Succeeded,
+        }
+    }
+}
+
+impl PlanKind {
+    pub fn from_proto(kind: pb::PlanKind) -> Option<PlanKind> {
+        match kind {
+            pb::PlanKind::UninstallApp => Some(PlanKind::UninstallApp),
+            pb::PlanKind::DeleteSites => Some(PlanKind::DeleteSites),
+            pb::PlanKind::RestoreSites => Some(PlanKind::RestoreSites),
+            pb::PlanKind::PurgeSites => Some(PlanKind::PurgeSites),
+            pb::PlanKind::Unspecified => None,
+        }
+    }
+
+    pub fn to_proto(self) -> pb::PlanKind {
+        match self {
+            PlanKind::UninstallApp => pb::PlanKind::UninstallApp,
+            PlanKind::DeleteSites => pb::PlanKind::DeleteSites,
+            PlanKind::RestoreSites => pb::PlanKind::RestoreSites,
+            PlanKind::PurgeSites => pb::PlanKind::PurgeSites,
+        }
+    }
+
+    /// Whether the plan's targets are app installations rather than sites.
+    pub fn targets_apps(self) -> bool {
+        self == PlanKind::UninstallApp
+    }
+}
+
+impl PlanState {
+    pub fn to_proto(self) -> pb::PlanState {
+        match self {
+            PlanState::Pending => pb::PlanState::Pending,
+            PlanState::Approved => pb::PlanState::Approved,
+            PlanState::Applied => pb::PlanState::Applied,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_declared_transitions() {
+        use OperationState::*;
+        assert!(Running.can_become(Paused));
+        assert!(Paused.can_become(Running));
+        assert!(Halted.can_become(Aborting));
+        assert!(!Succeeded.can_become(Running));
+        assert!(!Aborted.can_become(Running));
+        assert!(!Paused.can_become(Succeeded));
+        assert_eq!(OperationState::parse("halted"), Some(Halted));
+    }
+}

@@ -1,0 +1,436 @@
+//! Planning: every input resolved through the catalog to what it is, wrong kinds and
+//! unmet preconditions listed as errors, the blast radius totalled from every service.
+//! Nothing changes while planning.
+
+use std::collections::BTreeSet;
+
+use micros_platform::{
+    error::{InvalidArgument, parse_id},
+    ids::{AppInstallationId, OperationId, PlanId, SiteId},
+    lifecycle::Target,
+};
+use micros_proto::{
+    catalog::v1::{InputKind, ResolveRequest, ResolvedInput, SiteState},
+    orchestrator::v1::{self as pb, ExpectedKind},
+};
+
+use crate::{
+    error::OrchestratorError,
+    fleet::Fleet,
+    model::{PlanKind, PlanState},
+    settings::OrchestratorSettings,
+    store::{Blast, OrchestratorStore, PlanBody, PlanRecord, PlannedError, PlannedTarget},
+};
+
+/// The most inputs one plan takes.
+const MAX_INPUTS: usize = 10_000;
+
+pub struct Planner<'a> {
+    pub fleet: &'a Fleet,
+    pub settings: &'a OrchestratorSettings,
+    pub store: &'a OrchestratorStore,
+    pub now: i64,
+}
+
+fn error(input: &str, reason: &str, message: String) -> PlannedError {
+    PlannedError {
+        input: input.to_owned(),
+        reason: reason.to_owned(),
+        message,
+    }
+}
+
+fn describe_input(resolved: &ResolvedInput) -> String {
+    if resolved.site_name.is_empty() {
+        resolved.site_id.clone()
+    } else {
+        format!("{} ({})", resolved.site_name, resolved.site_url)
+    }
+}
+
+impl Planner<'_> {
+    pub async fn plan(
+        &self,
+        principal: &str,
+        request: pb::CreatePlanRequest,
+    ) -> Result<PlanRecord, OrchestratorError> {
+        let kind =
+            PlanKind::from_proto(request.kind()).ok_or_else(|| InvalidArgument::missing("kind"))?;
+        if request.reason.trim().is_empty() {
+            return Err(InvalidArgument::missing("reason").into());
+        }
+        let undo_operation_id: Option<OperationId> = if request.undo_operation_id.is_empty() {
+            None
+        } else {
+            Some(parse_id("undo_operation_id", &request.undo_operation_id)?)
+        };
+        let point_in_time = request
+            .point_in_time
+            .map(|at| {
+                std::time::SystemTime::try_from(at)
+                    .map(micros_platform::store::unix_micros)
+                    .map_err(|_| {
+                        InvalidArgument::field(
+                            "point_in_time",
+                            "INVALID_TIMESTAMP",
+                            format!("{at:?}"),
+                            "is not a valid time",
+                        )
+                    })
+            })
+            .transpose()?;
+        match (kind, undo_operation_id, point_in_time) {
+            (PlanKind::RestoreSites, Some(_), None) | (PlanKind::RestoreSites, None, Some(_)) => {}
+            (PlanKind::RestoreSites, _, _) => {
+                return Err(InvalidArgument::field(
+                    "undo_operation_id",
+                    "RESTORE_SOURCE_REQUIRED",
+                    "",
+                    "a restore plan names exactly one of undo_operation_id and point_in_time",
+                )
+                .into());
+            }
+            (_, None, None) => {}
+            _ => {
+                return Err(InvalidArgument::field(
+                    "undo_operation_id",
+                    "RESTORE_SOURCE_UNEXPECTED",
+                    request.undo_operation_id.clone(),
+                    "only restore plans take a restore source",
+                )
+                .into());
+            }
+        }
+
+        let mut inputs: Vec<String> = request
+            .inputs
+            .iter()
+            .map(|input| input.trim().to_owned())
+            .filter(|input| !input.is_empty())
+            .collect();
+        if inputs.is_empty()
+            && let (PlanKind::RestoreSites, Some(undo)) = (kind, undo_operation_id)
+        {
+            inputs = self
+                .store
+                .targets(undo)
+                .await?
+                .into_iter()
+                .filter(|target| target.app_installation_id.is_none())
+                .map(|target| target.site_id.to_string())
+                .collect();
+        }
+        if inputs.is_empty() {
+            return Err(InvalidArgument::missing("inputs").into());
+        }
+        if inputs.len() > MAX_INPUTS {
+            return Err(InvalidArgument::field(
+                "inputs",
+                "TOO_MANY_INPUTS",
+                inputs.len().to_string(),
+                format!("at most {MAX_INPUTS} inputs per plan"),
+            )
+            .into());
+        }
+
+        let resolved = self
+            .fleet
+            .catalog()
+            .resolve(ResolveRequest {
+                inputs: inputs.clone(),
+            })
+            .await
+            .map_err(|status| OrchestratorError::Downstream {
+                service: "catalog".to_owned(),
+                status,
+            })?
+            .into_inner()
+            .results;
+
+        let mut body = PlanBody::default();
+        let mut seen = BTreeSet::new();
+        for result in &resolved {
+            if !seen.insert(result.input.trim().to_owned()) {
+                body.errors.push(error(
+                    &result.input,
+                    "DUPLICATE_INPUT",
+                    "the input is listed twice".to_owned(),
+                ));
+                continue;
+            }
+            match self.classify(kind, &request, result) {
+                Ok(target) => body.targets.push(target),
+                Err(problem) => body.errors.push(problem),
+            }
+        }
+        let distinct_targets: BTreeSet<String> = body
+            .targets
+            .iter()
+            .map(|target| {
+                target
+                    .app_installation_id
+                    .map_or_else(|| target.site_id.to_string(), |app| app.to_string())
+            })
+            .collect();
+        if distinct_targets.len() != body.targets.len() {
+            body.errors.push(error(
+                "",
+                "DUPLICATE_TARGET",
+                "two inputs name the same target (an ID and its site URL?)".to_owned(),
+            ));
+        }
+        if request.expected_count > 0
+            && usize::try_from(request.expected_count).ok() != Some(body.targets.len())
+        {
+            body.errors.push(error(
+                "",
+                "COUNT_MISMATCH",
+                format!(
+                    "expected {} targets, {} resolved",
+                    request.expected_count,
+                    body.targets.len()
+                ),
+            ));
+        }
+        let sites: BTreeSet<SiteId> = body.targets.iter().map(|target| target.site_id).collect();
+        if request.max_sites > 0
+            && sites.len() > usize::try_from(request.max_sites).unwrap_or(usize::MAX)
+        {
+            body.errors.push(error(
+                "",
+                "MAX_SITES_EXCEEDED",
+                format!(
+                    "the plan touches {} sites, more than max_sites {}",
+                    sites.len(),
+                    request.max_sites
+                ),
+            ));
+        }
+        body.blast = self.blast_radius(kind, &body.targets).await?;
+
+        let plan_id = PlanId::new();
+        let fingerprint = fingerprint(kind, undo_operation_id, point_in_time, &body);
+        Ok(PlanRecord {
+            plan_id,
+            kind,
+            state: PlanState::Pending,
+            fingerprint,
+            requested_by: principal.to_owned(),
+            approved_by: None,
+            requires_approval: sites.len() > self.settings.approval_threshold_sites as usize,
+            reason: request.reason.clone(),
+            ticket: request.ticket.clone(),
+            undo_operation_id,
+            point_in_time,
+            body,
+            create_time: self.now,
+            expire_time: self.now
+                + i64::try_from(self.settings.plan_ttl.as_micros()).unwrap_or(i64::MAX),
+            operation_id: None,
+        })
+    }
+
+    /// What one resolved input is for this plan, or why it does not belong in it.
+    fn classify(
+        &self,
+        kind: PlanKind,
+        request: &pb::CreatePlanRequest,
+        result: &ResolvedInput,
+    ) -> Result<PlannedTarget, PlannedError> {
+        let input = result.input.as_str();
+        let actual = result.kind();
+        let expected = match request.expected_kind() {
+            ExpectedKind::Unspecified if kind.targets_apps() => ExpectedKind::AppInstallation,
+            ExpectedKind::Unspecified => ExpectedKind::Site,
+            other => other,
+        };
+        let is_site = matches!(actual, InputKind::Site | InputKind::SiteUrl);
+        let is_app = actual == InputKind::AppInstallation;
+        if matches!(actual, InputKind::Malformed | InputKind::OtherId) {
+            return Err(error(input, "UNRESOLVED_INPUT", result.problem.clone()));
+        }
+        let wrong_kind = |what: &str, wanted: &str| {
+            error(
+                input,
+                "WRONG_KIND",
+                format!("{input} is {what}, but this plan takes {wanted}"),
+            )
+        };
+        if kind.targets_apps() && !is_app {
+            return Err(wrong_kind(
+                &format!("a site: {}", describe_input(result)),
+                "app installations (app_…)",
+            ));
+        }
+        if !kind.targets_apps() && !is_site {
+            return Err(wrong_kind(
+                "an app installation",
+                "sites (site_… or site URLs)",
+            ));
+        }
+        if (expected == ExpectedKind::Site) != is_site {
+            return Err(wrong_kind(
+                if is_site {
+                    "a site"
+                } else {
+                    "an app installation"
+                },
+                if expected == ExpectedKind::Site {
+                    "sites (expected_kind)"
+                } else {
+                    "app installations (expected_kind)"
+                },
+            ));
+        }
+        if !result.found {
+            return Err(error(input, "NOT_FOUND", result.problem.clone()));
+        }
+        let state = result.site_state();
+        let needs = |wanted: SiteState, what: &str| {
+            if state == wanted {
+                Ok(())
+            } else {
+                Err(error(
+                    input,
+                    "WRONG_STATE",
+                    format!(
+                        "{} is {}; this plan needs it {what}",
+                        describe_input(result),
+                        state.as_str_name()
+                    ),
+                ))
+            }
+        };
+        match (kind, request.undo_operation_id.is_empty()) {
+            (PlanKind::UninstallApp, _) => {
+                needs(SiteState::Active, "active")?;
+                if !result.app_installed {
+                    return Err(error(
+                        input,
+                        "NOT_INSTALLED",
+                        "the app installation is already uninstalled".to_owned(),
+                    ));
+                }
+                if !request.app_key.is_empty() && request.app_key != result.app_key {
+                    return Err(error(
+                        input,
+                        "WRONG_APP",
+                        format!(
+                            "{input} is an installation of `{}`, not `{}`",
+                            result.app_key, request.app_key
+                        ),
+                    ));
+                }
+            }
+            (PlanKind::DeleteSites, _) => needs(SiteState::Active, "active")?,
+            (PlanKind::RestoreSites, false) | (PlanKind::PurgeSites, _) => {
+                needs(SiteState::Deleted, "deleted")?
+            }
+            (PlanKind::RestoreSites, true) => {
+                needs(SiteState::Active, "active (a point-in-time restore)")?
+            }
+        }
+        let site_id: SiteId = parse_id("site_id", &result.site_id)
+            .map_err(|problem| error(input, "UNRESOLVED_INPUT", problem.to_string()))?;
+        let app_installation_id: Option<AppInstallationId> = if is_app {
+            Some(
+                parse_id("app_installation_id", &result.app_installation_id)
+                    .map_err(|problem| error(input, "UNRESOLVED_INPUT", problem.to_string()))?,
+            )
+        } else {
+            None
+        };
+        Ok(PlannedTarget {
+            input: input.to_owned(),
+            site_id,
+            site_name: result.site_name.clone(),
+            site_url: result.site_url.clone(),
+            app_installation_id,
+            app_key: result.app_key.clone(),
+            products: result.active_products.clone(),
+        })
+    }
+
+    /// Live rows the plan's targets hold in every service.
+    async fn blast_radius(
+        &self,
+        kind: PlanKind,
+        targets: &[PlannedTarget],
+    ) -> Result<Blast, OrchestratorError> {
+        let sites: BTreeSet<SiteId> = targets.iter().map(|target| target.site_id).collect();
+        let mut blast = Blast {
+            sites: i64::try_from(sites.len()).unwrap_or(i64::MAX),
+            app_installations: targets
+                .iter()
+                .filter(|target| target.app_installation_id.is_some())
+                .count() as i64,
+            ..Blast::default()
+        };
+        if targets.is_empty() {
+            return Ok(blast);
+        }
+        let lifecycle_targets = lifecycle_targets(kind, targets);
+        for outcomes in self
+            .fleet
+            .describe_everywhere(&lifecycle_targets)
+            .await?
+            .values()
+        {
+            for count in outcomes.iter().flat_map(|outcome| &outcome.counts) {
+                blast.rows += count.live;
+                match count.table.as_str() {
+                    "users" => blast.users += count.live,
+                    "documents" => blast.documents += count.live,
+                    "attachments" => blast.attachments += count.live,
+                    _ => {}
+                }
+            }
+        }
+        Ok(blast)
+    }
+}
+
+/// The lifecycle targets of a plan's targets.
+pub fn lifecycle_targets(kind: PlanKind, targets: &[PlannedTarget]) -> Vec<Target> {
+    targets
+        .iter()
+        .map(
+            |target| match (kind.targets_apps(), target.app_installation_id) {
+                (true, Some(app_installation_id)) => Target::AppInstallation {
+                    site_id: target.site_id,
+                    app_installation_id,
+                },
+                _ => Target::Site(target.site_id),
+            },
+        )
+        .collect()
+}
+
+/// A digest of exactly what the plan will do.
+fn fingerprint(
+    kind: PlanKind,
+    undo: Option<OperationId>,
+    at: Option<i64>,
+    body: &PlanBody,
+) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(kind.as_str().as_bytes());
+    hasher.update(undo.map(|id| id.to_string()).unwrap_or_default().as_bytes());
+    hasher.update(&at.unwrap_or_default().to_le_bytes());
+    for target in &body.targets {
+        hasher.update(target.site_id.to_string().as_bytes());
+        hasher.update(
+            target
+                .app_installation_id
+                .map(|id| id.to_string())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+    }
+    for problem in &body.errors {
+        hasher
+            .update(problem.input.as_bytes())
+            .update(problem.reason.as_bytes());
+    }
+    hasher.finalize().to_hex()[..32].to_owned()
+}

@@ -1,0 +1,101 @@
+//! An operation's progress as callers see it: targets per step, %, ETA, failures.
+
+use micros_platform::store::timestamp;
+use micros_proto::orchestrator::v1 as pb;
+
+use crate::{
+    model::{PlanKind, TargetStatus},
+    store::{OperationRecord, TargetRecord},
+};
+
+/// How far a target has come, for counting "done" per step.
+fn rank(status: TargetStatus) -> u8 {
+    match status {
+        TargetStatus::Pending => 0,
+        TargetStatus::Recorded | TargetStatus::CatalogRestored => 1,
+        TargetStatus::Deleted | TargetStatus::Restored => 2,
+        TargetStatus::Verified | TargetStatus::Reverted => 3,
+    }
+}
+
+fn step_names(kind: PlanKind) -> [&'static str; 3] {
+    match kind {
+        PlanKind::DeleteSites | PlanKind::UninstallApp => {
+            ["record fingerprints", "soft delete", "verify"]
+        }
+        PlanKind::RestoreSites => ["restore catalog", "restore services", "verify fingerprints"],
+        PlanKind::PurgeSites => ["purge", "purge", "verify"],
+    }
+}
+
+pub fn operation_to_proto(
+    operation: &OperationRecord,
+    targets: &[TargetRecord],
+    now: i64,
+) -> pb::Operation {
+    let total = targets.len();
+    let done = targets
+        .iter()
+        .filter(|target| rank(target.status) == 3)
+        .count();
+    let failed: Vec<&TargetRecord> = targets
+        .iter()
+        .filter(|target| target.error.is_some())
+        .collect();
+    let steps = step_names(operation.kind)
+        .iter()
+        .enumerate()
+        .map(|(index, step)| pb::StepProgress {
+            step: (*step).to_owned(),
+            done: count(
+                targets
+                    .iter()
+                    .filter(|target| usize::from(rank(target.status)) > index)
+                    .count(),
+            ),
+            total: count(total),
+        })
+        .collect();
+    let percent_done = if total == 0 {
+        100.0
+    } else {
+        done as f64 * 100.0 / total as f64
+    };
+    let elapsed = (now - operation.create_time).max(0) as f64 / 1e6;
+    let eta_seconds = if done == 0 || done == total {
+        0.0
+    } else {
+        elapsed / done as f64 * (total - done) as f64
+    };
+    let current_wave = targets
+        .iter()
+        .filter(|target| rank(target.status) < 3)
+        .map(|target| target.wave)
+        .min()
+        .unwrap_or(operation.waves - 1);
+    pb::Operation {
+        operation_id: operation.operation_id.to_string(),
+        plan_id: operation.plan_id.clone(),
+        kind: operation.kind.to_proto() as i32,
+        state: operation.state.to_proto() as i32,
+        targets_total: count(total),
+        targets_done: count(done),
+        targets_failed: count(failed.len()),
+        steps,
+        wave: i32::try_from(current_wave + 1).unwrap_or(i32::MAX),
+        waves: i32::try_from(operation.waves).unwrap_or(i32::MAX),
+        percent_done,
+        eta_seconds,
+        create_time: Some(timestamp(operation.create_time)),
+        update_time: Some(timestamp(operation.update_time)),
+        halt_reason: operation.halt_reason.clone().unwrap_or_default(),
+        failures: failed
+            .iter()
+            .filter_map(|target| target.error.clone())
+            .collect(),
+    }
+}
+
+fn count(value: usize) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}

@@ -1,0 +1,100 @@
+//! The orchestrator's own settings (`[service]`, `MICROS__SERVICE__…`).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use micros_platform::config::Validate;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrchestratorSettings {
+    /// The data-owning services lifecycle calls go to, in order; the catalog is first,
+    /// and is restored before the others.
+    pub services: Vec<String>,
+    /// Plans touching more sites than this need a second principal's approval.
+    pub approval_threshold_sites: u32,
+    /// How long a plan may be applied after it was made.
+    #[serde(with = "humantime_serde")]
+    pub plan_ttl: Duration,
+    /// Sites in the first (canary) wave.
+    pub canary: u32,
+    /// Each later wave is this many times the previous one…
+    pub wave_growth: u32,
+    /// …up to this many targets.
+    pub max_wave: u32,
+    /// Targets restored per batch of lifecycle calls.
+    pub restore_batch: u32,
+    /// The longest wait between retries of a service that is down.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+}
+
+impl Default for OrchestratorSettings {
+    fn default() -> Self {
+        Self {
+            services: ["catalog", "identity", "license", "media", "product-data"]
+                .map(str::to_owned)
+                .to_vec(),
+            approval_threshold_sites: 10,
+            plan_ttl: Duration::from_secs(3600),
+            canary: 1,
+            wave_growth: 2,
+            max_wave: 100,
+            restore_batch: 50,
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Validate for OrchestratorSettings {
+    fn validate(&self) -> Result<(), String> {
+        if self.services.first().map(String::as_str) != Some("catalog") {
+            return Err("services: the catalog must come first".to_owned());
+        }
+        if self.canary == 0 || self.max_wave == 0 || self.restore_batch == 0 {
+            return Err("canary, max_wave and restore_batch must be at least 1".to_owned());
+        }
+        if self.wave_growth < 1 {
+            return Err("wave_growth must be at least 1".to_owned());
+        }
+        Ok(())
+    }
+}
+
+impl OrchestratorSettings {
+    /// The wave of each of `count` targets: canary first, then growing waves.
+    pub fn waves(&self, count: usize) -> Vec<i64> {
+        let mut waves = Vec::with_capacity(count);
+        let mut size = self.canary.max(1) as usize;
+        let mut wave = 0i64;
+        while waves.len() < count {
+            let take = size.min(count - waves.len());
+            waves.extend(std::iter::repeat_n(wave, take));
+            wave += 1;
+            size = (size * self.wave_growth as usize)
+                .min(self.max_wave as usize)
+                .max(1);
+        }
+        waves
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waves_grow_from_a_canary() {
+        let settings = OrchestratorSettings {
+            max_wave: 8,
+            ..OrchestratorSettings::default()
+        };
+        let waves = settings.waves(40);
+        let sizes: Vec<usize> = (0..=*waves.last().unwrap())
+            .map(|wave| waves.iter().filter(|w| **w == wave).count())
+            .collect();
+        assert_eq!(sizes, vec![1, 2, 4, 8, 8, 8, 8, 1]);
+        assert!(settings.waves(0).is_empty());
+    }
+}

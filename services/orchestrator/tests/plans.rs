@@ -1,0 +1,502 @@
+//! The orchestrator's plan → approve → apply rules, waves, pause/abort and restore, over
+//! real gRPC against a real catalog (the only lifecycle service configured here; the
+//! whole suite runs in the top-level scenario test).
+
+use std::{collections::BTreeMap, time::Duration};
+
+use micros_catalog::{Catalog, CatalogSettings};
+use micros_orchestrator::{Orchestrator, OrchestratorSettings};
+use micros_platform::{
+    auth::Role,
+    client::ServiceChannel,
+    clock::TestClock,
+    config::ClientConfig,
+    store::Backend,
+    testing::{self, TestService},
+};
+use micros_proto::{
+    catalog::v1::{
+        CreateSiteRequest, InstallAppRequest, catalog_service_client::CatalogServiceClient,
+    },
+    orchestrator::v1::{
+        self as pb, ApplyPlanRequest, ApprovePlanRequest, CreatePlanRequest, GetOperationRequest,
+        OperationControlRequest, PlanKind, orchestrator_service_client::OrchestratorServiceClient,
+    },
+};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+struct Suite {
+    catalog_service: TestService<Catalog>,
+    orchestrator_service: TestService<Orchestrator>,
+    catalog: CatalogServiceClient<ServiceChannel>,
+}
+
+async fn suite(backend: Backend, threshold: u32) -> Suite {
+    let clock = TestClock::new();
+    let catalog_service =
+        testing::spawn_with::<Catalog>(backend, CatalogSettings::default(), clock.clone(), |_| {})
+            .await;
+    let catalog_url = catalog_service.server.url();
+    let settings = OrchestratorSettings {
+        services: vec!["catalog".to_owned()],
+        approval_threshold_sites: threshold,
+        max_wave: 4,
+        ..OrchestratorSettings::default()
+    };
+    let orchestrator_service =
+        testing::spawn_with::<Orchestrator>(backend, settings, clock, |config| {
+            config.clients = BTreeMap::from([(
+                "catalog".to_owned(),
+                ClientConfig {
+                    url: catalog_url,
+                    timeout: Duration::from_secs(30),
+                    connect_timeout: Duration::from_secs(5),
+                },
+            )]);
+        })
+        .await;
+    let catalog =
+        CatalogServiceClient::new(catalog_service.channel(&[Role::Admin, Role::Operator]));
+    Suite {
+        catalog_service,
+        orchestrator_service,
+        catalog,
+    }
+}
+
+impl Suite {
+    fn as_principal(
+        &self,
+        name: &str,
+        roles: &[Role],
+    ) -> OrchestratorServiceClient<ServiceChannel> {
+        let token = testing::test_token(name, roles);
+        OrchestratorServiceClient::new(
+            micros_platform::client::connect(
+                "orchestrator",
+                &ClientConfig {
+                    url: self.orchestrator_service.server.url(),
+                    timeout: Duration::from_secs(30),
+                    connect_timeout: Duration::from_secs(5),
+                },
+                Some(&secrecy::SecretString::from(token)),
+            )
+            .unwrap(),
+        )
+    }
+
+    fn operator(&self) -> OrchestratorServiceClient<ServiceChannel> {
+        self.as_principal("alice", &[Role::Operator])
+    }
+
+    fn approver(&self) -> OrchestratorServiceClient<ServiceChannel> {
+        self.as_principal("bob", &[Role::Operator, Role::Approver])
+    }
+
+    async fn sites(&mut self, count: usize) -> (Vec<String>, Vec<String>) {
+        let mut sites = Vec::new();
+        let mut apps = Vec::new();
+        for index in 0..count {
+            let site = self
+                .catalog
+                .create_site(CreateSiteRequest {
+                    name: format!("Site {index}"),
+                    url: format!("site-{index}.example.com"),
+                    region: "eu-west".to_owned(),
+                    site_id: String::new(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let app = self
+                .catalog
+                .install_app(InstallAppRequest {
+                    site_id: site.site_id.clone(),
+                    app_key: "insight".to_owned(),
+                    app_installation_id: String::new(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            sites.push(site.site_id);
+            apps.push(app.app_installation_id);
+        }
+        (sites, apps)
+    }
+
+    async fn wait(&self, operation_id: &str) -> pb::Operation {
+        let mut client = self.operator();
+        for _ in 0..600 {
+            let operation = client
+                .get_operation(GetOperationRequest {
+                    operation_id: operation_id.to_owned(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            if !matches!(
+                operation.state(),
+                pb::OperationState::Running | pb::OperationState::Aborting
+            ) {
+                return operation;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("operation {operation_id} did not finish");
+    }
+}
+
+fn plan(kind: PlanKind, inputs: &[String]) -> CreatePlanRequest {
+    CreatePlanRequest {
+        kind: kind as i32,
+        inputs: inputs.to_vec(),
+        reason: "test".to_owned(),
+        ticket: "INC-7".to_owned(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn site_ids_fed_to_an_app_uninstall_make_a_plan_that_cannot_be_applied() {
+    for backend in testing::backends() {
+        let mut suite = suite(backend, 10).await;
+        let (sites, _) = suite.sites(3).await;
+        let made = suite
+            .operator()
+            .create_plan(CreatePlanRequest {
+                app_key: "insight".to_owned(),
+                ..plan(PlanKind::UninstallApp, &sites)
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            made.targets.is_empty(),
+            "{backend:?}: zero app installations"
+        );
+        assert_eq!(made.errors.len(), 3);
+        assert!(made.errors.iter().all(|error| error.reason == "WRONG_KIND"));
+        assert!(
+            made.errors[0].message.contains("is a site"),
+            "{}",
+            made.errors[0].message
+        );
+        let refused = suite
+            .operator()
+            .apply_plan(ApplyPlanRequest {
+                plan_id: made.plan_id.clone(),
+                fingerprint: made.fingerprint.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition);
+        let info = refused.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "PLAN_HAS_ERRORS");
+        assert!(info.metadata["first_error"].contains(&sites[0]));
+        suite.orchestrator_service.stop().await;
+        suite.catalog_service.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn approval_is_needed_above_the_threshold_and_never_from_the_requester() {
+    let mut suite = suite(Backend::Sqlite, 2).await;
+    let (sites, _) = suite.sites(3).await;
+    let made = suite
+        .operator()
+        .create_plan(plan(PlanKind::DeleteSites, &sites))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(made.requires_approval);
+    assert!(made.errors.is_empty());
+    let apply = ApplyPlanRequest {
+        plan_id: made.plan_id.clone(),
+        fingerprint: made.fingerprint.clone(),
+    };
+    let unapproved = suite
+        .operator()
+        .apply_plan(apply.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        unapproved.get_details_error_info().unwrap().reason,
+        "APPROVAL_REQUIRED"
+    );
+
+    let self_approval = suite
+        .as_principal("alice", &[Role::Operator, Role::Approver])
+        .approve_plan(ApprovePlanRequest {
+            plan_id: made.plan_id.clone(),
+            fingerprint: made.fingerprint.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(self_approval.code(), Code::PermissionDenied);
+    assert_eq!(
+        self_approval.get_details_error_info().unwrap().reason,
+        "SELF_APPROVAL"
+    );
+
+    let stale = suite
+        .approver()
+        .approve_plan(ApprovePlanRequest {
+            plan_id: made.plan_id.clone(),
+            fingerprint: "0".repeat(32),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        stale.get_details_error_info().unwrap().reason,
+        "PLAN_FINGERPRINT_MISMATCH"
+    );
+
+    suite
+        .approver()
+        .approve_plan(ApprovePlanRequest {
+            plan_id: made.plan_id.clone(),
+            fingerprint: made.fingerprint.clone(),
+        })
+        .await
+        .unwrap();
+    let stale_apply = suite
+        .operator()
+        .apply_plan(ApplyPlanRequest {
+            fingerprint: "f".repeat(32),
+            ..apply.clone()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        stale_apply.get_details_error_info().unwrap().reason,
+        "PLAN_FINGERPRINT_MISMATCH"
+    );
+    let operation = suite
+        .operator()
+        .apply_plan(apply.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let done = suite.wait(&operation.operation_id).await;
+    assert_eq!(
+        done.state(),
+        pb::OperationState::Succeeded,
+        "{:?}",
+        done.halt_reason
+    );
+    assert_eq!(done.targets_done, 3);
+    let again = suite.operator().apply_plan(apply).await.unwrap_err();
+    assert_eq!(
+        again.get_details_error_info().unwrap().reason,
+        "PLAN_ALREADY_APPLIED"
+    );
+}
+
+#[tokio::test]
+async fn plans_expire() {
+    let mut suite = suite(Backend::Sqlite, 10).await;
+    let (sites, _) = suite.sites(1).await;
+    let made = suite
+        .operator()
+        .create_plan(plan(PlanKind::DeleteSites, &sites))
+        .await
+        .unwrap()
+        .into_inner();
+    suite
+        .orchestrator_service
+        .clock
+        .advance(Duration::from_secs(2 * 3600));
+    let expired = suite
+        .operator()
+        .apply_plan(ApplyPlanRequest {
+            plan_id: made.plan_id,
+            fingerprint: made.fingerprint,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        expired.get_details_error_info().unwrap().reason,
+        "PLAN_EXPIRED"
+    );
+}
+
+#[tokio::test]
+async fn deletion_runs_in_waves_and_a_restore_brings_every_site_back_verified() {
+    for backend in testing::backends() {
+        let mut suite = suite(backend, 100).await;
+        let (sites, _) = suite.sites(9).await;
+        let made = suite
+            .operator()
+            .create_plan(CreatePlanRequest {
+                expected_count: 9,
+                expected_kind: pb::ExpectedKind::Site as i32,
+                ..plan(PlanKind::DeleteSites, &sites)
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let operation = suite
+            .operator()
+            .apply_plan(ApplyPlanRequest {
+                plan_id: made.plan_id,
+                fingerprint: made.fingerprint,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            operation.waves, 4,
+            "canary 1, then 2, 4 and the last 2 (max_wave 4)"
+        );
+        let deleted = suite.wait(&operation.operation_id).await;
+        assert_eq!(
+            deleted.state(),
+            pb::OperationState::Succeeded,
+            "{backend:?}: {}",
+            deleted.halt_reason
+        );
+        let resolved = suite
+            .catalog
+            .resolve(micros_proto::catalog::v1::ResolveRequest {
+                inputs: sites.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .results;
+        assert!(
+            resolved
+                .iter()
+                .all(|site| site.site_state() == micros_proto::catalog::v1::SiteState::Deleted)
+        );
+
+        let restore = suite
+            .operator()
+            .create_plan(CreatePlanRequest {
+                undo_operation_id: operation.operation_id.clone(),
+                ..plan(PlanKind::RestoreSites, &[])
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            restore.targets.len(),
+            9,
+            "the targets come from the deleting operation"
+        );
+        let restoring = suite
+            .operator()
+            .apply_plan(ApplyPlanRequest {
+                plan_id: restore.plan_id,
+                fingerprint: restore.fingerprint,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let restored = suite.wait(&restoring.operation_id).await;
+        assert_eq!(
+            restored.state(),
+            pb::OperationState::Succeeded,
+            "{}",
+            restored.halt_reason
+        );
+        let report = suite
+            .operator()
+            .get_report(pb::GetReportRequest {
+                operation_id: restoring.operation_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(report.percent_restored, 100.0);
+        assert_eq!(report.confidence, 1.0);
+        assert!(
+            report.markdown.contains("Restore of 9 sites"),
+            "{}",
+            report.markdown
+        );
+    }
+}
+
+#[tokio::test]
+async fn abort_undoes_what_the_operation_already_deleted() {
+    let mut suite = suite(Backend::Sqlite, 100).await;
+    let (sites, _) = suite.sites(12).await;
+    let made = suite
+        .operator()
+        .create_plan(plan(PlanKind::DeleteSites, &sites))
+        .await
+        .unwrap()
+        .into_inner();
+    let operation = suite
+        .operator()
+        .apply_plan(ApplyPlanRequest {
+            plan_id: made.plan_id,
+            fingerprint: made.fingerprint,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let paused = suite
+        .operator()
+        .pause_operation(OperationControlRequest {
+            operation_id: operation.operation_id.clone(),
+            reason: "look first".to_owned(),
+        })
+        .await
+        .expect("five waves take longer than one call")
+        .into_inner();
+    assert_eq!(paused.state(), pb::OperationState::Paused);
+    let resumed_by_someone_else = suite
+        .as_principal("viewer", &[Role::Viewer])
+        .resume_operation(OperationControlRequest {
+            operation_id: operation.operation_id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(resumed_by_someone_else.code(), Code::PermissionDenied);
+    suite
+        .operator()
+        .abort_operation(OperationControlRequest {
+            operation_id: operation.operation_id.clone(),
+            reason: "wrong list".to_owned(),
+        })
+        .await
+        .unwrap();
+    let final_state = suite.wait(&operation.operation_id).await;
+    assert_eq!(
+        final_state.state(),
+        pb::OperationState::Aborted,
+        "{}",
+        final_state.halt_reason
+    );
+    let resolved = suite
+        .catalog
+        .resolve(micros_proto::catalog::v1::ResolveRequest {
+            inputs: sites.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert!(
+        resolved
+            .iter()
+            .all(|site| site.site_state() == micros_proto::catalog::v1::SiteState::Active),
+        "every site the operation deleted is back"
+    );
+    let resume_aborted = suite
+        .operator()
+        .resume_operation(OperationControlRequest {
+            operation_id: operation.operation_id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        resume_aborted.get_details_error_info().unwrap().reason,
+        "INVALID_OPERATION_TRANSITION"
+    );
+}
