@@ -19,6 +19,30 @@ pub mod license {
     }
 }
 
+pub mod orchestrator {
+    pub mod v1 {
+        tonic::include_proto!("micros.orchestrator.v1");
+    }
+}
+
+pub mod identity {
+    pub mod v1 {
+        tonic::include_proto!("micros.identity.v1");
+    }
+}
+
+pub mod productdata {
+    pub mod v1 {
+        tonic::include_proto!("micros.productdata.v1");
+    }
+}
+
+pub mod media {
+    pub mod v1 {
+        tonic::include_proto!("micros.media.v1");
+    }
+}
+
 /// Served by no production binary: the platform's tests use it to hold calls open.
 pub mod testing {
     pub mod v1 {

@@ -5,7 +5,11 @@ use micros_platform::service::ServiceEntry;
 pub fn all() -> Vec<ServiceEntry> {
     vec![
         ServiceEntry::of::<micros_catalog::Catalog>(),
+        ServiceEntry::of::<micros_identity::Identity>(),
         ServiceEntry::of::<micros_license::License>(),
+        ServiceEntry::of::<micros_media::Media>(),
+        ServiceEntry::of::<micros_product_data::ProductData>(),
+        ServiceEntry::of::<micros_orchestrator::Orchestrator>(),
     ]
 }
 

@@ -40,7 +40,7 @@ fn deadline_as_deadline_exceeded(error: tonic::transport::Error) -> Status {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("no client is configured for service `{0}`: set clients.{0}.url (MICROS__CLIENTS__{upper}__URL)", upper = .0.to_uppercase())]
+    #[error("no client is configured for service `{0}`: set clients.{key}.url (MICROS__CLIENTS__{upper}__URL)", key = .0.replace('-', "_"), upper = .0.to_uppercase().replace('-', "_"))]
     NotConfigured(String),
     #[error("invalid URL `{url}` for service `{service}`: {source}")]
     InvalidUrl {
@@ -93,9 +93,11 @@ impl Clients {
     /// A lazily connecting channel to `service`; connection errors surface on the first
     /// call as UNAVAILABLE, which [`retry_idempotent`] retries.
     pub fn channel(&self, service: &str) -> Result<ServiceChannel, ClientError> {
+        // Environment variables cannot spell `-`: `product-data` is `clients.product_data`.
         let config = self
             .clients
             .get(service)
+            .or_else(|| self.clients.get(&service.replace('-', "_")))
             .ok_or_else(|| ClientError::NotConfigured(service.to_owned()))?;
         connect(service, config, self.token.as_ref())
     }
