@@ -12,6 +12,43 @@ pub const DEFAULT_PAGE_SIZE: usize = 100;
 /// The largest page a caller may ask for.
 pub const MAX_PAGE_SIZE: usize = 1000;
 
+/// One page of a list request: how many items, and after which key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub size: usize,
+    /// The key of the previous page's last item; `None` for the first page.
+    pub after: Option<String>,
+}
+
+impl Page {
+    /// The page a request's `page_size` and `page_token` ask for.
+    pub fn of(page_size: i32, page_token: &str) -> Result<Page, InvalidArgument> {
+        Ok(Page {
+            size: self::page_size(page_size)?,
+            after: decode_token(page_token)?,
+        })
+    }
+
+    /// How many items to fetch: one more than the page, to know whether another follows.
+    pub fn fetch(&self) -> usize {
+        self.size + 1
+    }
+
+    /// The page's items and the token of the next page (empty on the last page), from
+    /// the [`Page::fetch`] items fetched.
+    pub fn cut<T>(&self, mut items: Vec<T>, key: impl Fn(&T) -> String) -> (Vec<T>, String) {
+        if items.len() <= self.size {
+            return (items, String::new());
+        }
+        items.truncate(self.size);
+        let token = items
+            .last()
+            .map(|last| encode_token(&key(last)))
+            .unwrap_or_default();
+        (items, token)
+    }
+}
+
 /// The page size of a request: 0 means the default; negative or too large is refused.
 pub fn page_size(requested: i32) -> Result<usize, InvalidArgument> {
     match usize::try_from(requested) {
@@ -61,6 +98,17 @@ mod tests {
         assert_eq!(decode_token(&token).unwrap().as_deref(), Some("site_0193"));
         assert_eq!(decode_token("").unwrap(), None);
         assert!(decode_token("!!not base64!!").is_err());
+    }
+
+    #[test]
+    fn pages_cut_one_past_the_size() {
+        let page = Page::of(2, "").unwrap();
+        assert_eq!(page.fetch(), 3);
+        let (items, token) = page.cut(vec!["a", "b", "c"], |item| (*item).to_owned());
+        assert_eq!(items, vec!["a", "b"]);
+        assert_eq!(decode_token(&token).unwrap().as_deref(), Some("b"));
+        let (last, none) = page.cut(vec!["c"], |item| (*item).to_owned());
+        assert_eq!((last, none), (vec!["c"], String::new()));
     }
 
     #[test]

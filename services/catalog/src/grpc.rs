@@ -159,21 +159,13 @@ impl CatalogService for CatalogApi {
             require_role(&request, Role::Operator).map_err(CatalogError::from)?;
         }
         let request = request.into_inner();
-        let page_size = paging::page_size(request.page_size).map_err(CatalogError::from)?;
-        let after = paging::decode_token(&request.page_token).map_err(CatalogError::from)?;
-        let mut sites = self
+        let page =
+            paging::Page::of(request.page_size, &request.page_token).map_err(CatalogError::from)?;
+        let sites = self
             .store
-            .list_sites(after.as_deref(), page_size + 1, request.show_deleted)
+            .list_sites(page.after.as_deref(), page.fetch(), request.show_deleted)
             .await?;
-        let next_page_token = if sites.len() > page_size {
-            sites.truncate(page_size);
-            sites
-                .last()
-                .map(|site| paging::encode_token(&site.site_id.to_string()))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (sites, next_page_token) = page.cut(sites, |site| site.site_id.to_string());
         Ok(Response::new(pb::ListSitesResponse {
             sites: sites.into_iter().map(site_to_proto).collect(),
             next_page_token,

@@ -7,7 +7,7 @@ use micros_platform::{
     error::{InvalidArgument, parse_id},
     ids::{GroupId, Id, IdKind, SiteId, UserId},
     lifecycle::{LiveTenant, TenantState},
-    paging,
+    paging::Page,
     store::timestamp,
 };
 use micros_proto::identity::v1::{self as pb, identity_service_server::IdentityService};
@@ -491,39 +491,6 @@ impl IdentityService for IdentityApi {
         Ok(Response::new(pb::ForgetContactsResponse {
             contacts_forgotten: count(forgotten),
         }))
-    }
-}
-
-/// A list request's page: where it starts and how large it is. Each store query fetches
-/// one row more than the page, which tells whether another page follows.
-struct Page {
-    size: usize,
-    after: Option<String>,
-}
-
-impl Page {
-    fn of(page_size: i32, page_token: &str) -> Result<Page, IdentityError> {
-        Ok(Page {
-            size: paging::page_size(page_size)?,
-            after: paging::decode_token(page_token)?,
-        })
-    }
-
-    fn fetch(&self) -> usize {
-        self.size + 1
-    }
-
-    /// The page's items and the token of the next page (empty on the last page).
-    fn cut<T>(&self, mut items: Vec<T>, key: impl Fn(&T) -> String) -> (Vec<T>, String) {
-        if items.len() <= self.size {
-            return (items, String::new());
-        }
-        items.truncate(self.size);
-        let token = items
-            .last()
-            .map(|last| paging::encode_token(&key(last)))
-            .unwrap_or_default();
-        (items, token)
     }
 }
 

@@ -84,22 +84,15 @@ impl LicenseService for LicenseApi {
         require_role(&request, Role::Viewer).map_err(LicenseError::from)?;
         let request = request.into_inner();
         let site_id: SiteId = parse_id("site_id", &request.site_id).map_err(LicenseError::from)?;
-        let page_size = paging::page_size(request.page_size).map_err(LicenseError::from)?;
-        let after = paging::decode_token(&request.page_token).map_err(LicenseError::from)?;
+        let page =
+            paging::Page::of(request.page_size, &request.page_token).map_err(LicenseError::from)?;
         let tenant = self.licenses.live(site_id).await?;
-        let mut licenses = self
+        let licenses = self
             .licenses
-            .list(&tenant, after.as_deref(), page_size + 1)
+            .list(&tenant, page.after.as_deref(), page.fetch())
             .await?;
-        let next_page_token = if licenses.len() > page_size {
-            licenses.truncate(page_size);
-            licenses
-                .last()
-                .map(|license| paging::encode_token(&license.license_id.to_string()))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (licenses, next_page_token) =
+            page.cut(licenses, |license| license.license_id.to_string());
         Ok(Response::new(pb::ListLicensesResponse {
             licenses: licenses.into_iter().map(license_to_proto).collect(),
             next_page_token,

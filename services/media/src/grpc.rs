@@ -160,21 +160,14 @@ impl MediaService for MediaApi {
         require_role(&request, Role::Viewer).map_err(MediaError::from)?;
         let request = request.into_inner();
         let site_id: SiteId = parse_id("site_id", &request.site_id).map_err(MediaError::from)?;
-        let page_size = paging::page_size(request.page_size).map_err(MediaError::from)?;
-        let after = paging::decode_token(&request.page_token).map_err(MediaError::from)?;
-        let mut attachments = self
+        let page =
+            paging::Page::of(request.page_size, &request.page_token).map_err(MediaError::from)?;
+        let attachments = self
             .attachments
-            .list(site_id, after.as_deref(), page_size + 1)
+            .list(site_id, page.after.as_deref(), page.fetch())
             .await?;
-        let next_page_token = if attachments.len() > page_size {
-            attachments.truncate(page_size);
-            attachments
-                .last()
-                .map(|last| paging::encode_token(&last.media_id.to_string()))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (attachments, next_page_token) =
+            page.cut(attachments, |last| last.media_id.to_string());
         Ok(Response::new(pb::ListAttachmentsResponse {
             attachments: attachments.into_iter().map(attachment_to_proto).collect(),
             next_page_token,

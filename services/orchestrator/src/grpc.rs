@@ -368,21 +368,14 @@ impl OrchestratorService for OrchestratorApi {
     ) -> Result<Response<pb::ListOperationsResponse>, Status> {
         role(&request, Role::Viewer)?;
         let body = request.into_inner();
-        let page_size = paging::page_size(body.page_size).map_err(OrchestratorError::from)?;
-        let after = paging::decode_token(&body.page_token).map_err(OrchestratorError::from)?;
-        let mut records = self
+        let page =
+            paging::Page::of(body.page_size, &body.page_token).map_err(OrchestratorError::from)?;
+        let records = self
             .store
-            .operations(after.as_deref(), page_size + 1)
+            .operations(page.after.as_deref(), page.fetch())
             .await?;
-        let next_page_token = if records.len() > page_size {
-            records.truncate(page_size);
-            records
-                .last()
-                .map(|record| paging::encode_token(&record.operation_id.to_string()))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (records, next_page_token) =
+            page.cut(records, |record| record.operation_id.to_string());
         let mut operations = Vec::with_capacity(records.len());
         for record in &records {
             let targets = self.store.targets(record.operation_id).await?;

@@ -48,19 +48,16 @@ impl ProductDataApi {
         let Some(tenant) = self.documents.reader(site_id).await? else {
             return Ok((Vec::new(), String::new()));
         };
-        let mut documents = self
-            .documents
-            .list(&tenant, &query, after.as_deref(), page_size + 1)
-            .await?;
-        let next_page_token = if documents.len() > page_size {
-            documents.truncate(page_size);
-            documents
-                .last()
-                .map(|document| paging::encode_token(&document.document_id.to_string()))
-                .unwrap_or_default()
-        } else {
-            String::new()
+        let page = paging::Page {
+            size: page_size,
+            after,
         };
+        let documents = self
+            .documents
+            .list(&tenant, &query, page.after.as_deref(), page.fetch())
+            .await?;
+        let (documents, next_page_token) =
+            page.cut(documents, |document| document.document_id.to_string());
         Ok((
             documents.into_iter().map(document_to_proto).collect(),
             next_page_token,
@@ -239,19 +236,15 @@ impl ProductDataService for ProductDataApi {
         let page_size = page_limit(request.page_size, with_bodies)?;
         let after = version_token(&request.page_token)?;
         let (tenant, document) = self.existing(site_id, document_id).await?;
-        let mut versions = self
-            .documents
-            .versions(&tenant, &document, after, page_size + 1, with_bodies)
-            .await?;
-        let next_page_token = if versions.len() > page_size {
-            versions.truncate(page_size);
-            versions
-                .last()
-                .map(|version| paging::encode_token(&version.version.to_string()))
-                .unwrap_or_default()
-        } else {
-            String::new()
+        let page = paging::Page {
+            size: page_size,
+            after: None,
         };
+        let versions = self
+            .documents
+            .versions(&tenant, &document, after, page.fetch(), with_bodies)
+            .await?;
+        let (versions, next_page_token) = page.cut(versions, |version| version.version.to_string());
         Ok(Response::new(pb::ListVersionsResponse {
             versions: versions
                 .into_iter()

@@ -21,7 +21,7 @@ use micros_platform::{
     config::Config,
     lifecycle::{Lifecycle, NoHooks, grpc::LifecycleService},
     server::{Server, ServerBuilder},
-    service::{MicrosService, ServiceContext, ServiceDescriptor},
+    service::{MicrosService, ServiceContext, ServiceDescriptor, service_clients},
     store::Store,
 };
 use micros_proto::productdata::v1::product_data_service_server::ProductDataServiceServer;
@@ -74,7 +74,7 @@ impl MicrosService for ProductData {
         for lifecycle in &shards {
             lifecycle.spawn_pruner(config.lifecycle.prune_interval);
         }
-        let catalog = catalog::Catalog::connect(&config.clients, &config.auth)?;
+        let catalog = catalog::Catalog::connect(&service_clients(&Self::DESCRIPTOR, &config)?)?;
         let placements = Arc::new(placement::Placements::new(catalog.clone(), shards.clone()));
         let api = grpc::ProductDataApi::new(
             store::DocumentStore::new(shards.clone(), placements.clone()),

@@ -107,6 +107,9 @@ fn env_file(config: &BTreeMap<String, String>) -> String {
         .collect()
 }
 
+/// The writable directory of every container.
+pub const DATA_DIR: &str = "/var/lib/micros";
+
 fn config_map_name(service: &str) -> String {
     format!("{service}-config")
 }
@@ -162,7 +165,11 @@ fn deployment(
                         "livenessProbe": probe(10, 3),
                         "resources": resources(service.resources),
                         "securityContext": container_security(MICROS_USER),
+                        // The root filesystem is read-only; this is the one writable
+                        // place (media's local blobs in kind; scratch elsewhere).
+                        "volumeMounts": [{ "name": "data", "mountPath": DATA_DIR }],
                     }],
+                    "volumes": [{ "name": "data", "emptyDir": {} }],
                 },
             },
         },

@@ -622,6 +622,11 @@ impl Lifecycle {
             .recorded(&mut connection, Action::Purge, &digest, request)
             .await?
         {
+            // The hook runs after the purge commits; a crash in between is healed by the
+            // retry, so a replayed purge runs it again (hooks are idempotent).
+            drop(connection);
+            let touched: Vec<SiteId> = request.targets.iter().map(Target::site_id).collect();
+            self.inner.hooks.after_purge(&touched).await?;
             return Ok(previous);
         }
         let sites: Vec<SiteId> = request.targets.iter().map(Target::site_id).collect();
