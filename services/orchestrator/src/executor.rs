@@ -33,7 +33,7 @@ use crate::{
     fleet::{Fleet, Why},
     model::{OperationState, PlanKind, TargetStatus},
     settings::OrchestratorSettings,
-    store::{OperationRecord, OrchestratorStore, StepRecord, TargetRecord},
+    store::{OperationRecord, OrchestratorStore, PlanRecord, StepRecord, TargetRecord},
 };
 
 #[derive(Clone)]
@@ -107,6 +107,66 @@ impl Executor {
 
     fn now(&self) -> i64 {
         unix_micros(self.inner.clock.now())
+    }
+
+    /// Creates the operation of an applicable plan (its targets assigned to waves) and
+    /// starts driving it.
+    pub async fn start(
+        &self,
+        plan: &PlanRecord,
+        now: i64,
+    ) -> Result<(OperationRecord, Vec<TargetRecord>), OrchestratorError> {
+        let operation_id = OperationId::new();
+        let waves = match plan.kind {
+            PlanKind::RestoreSites | PlanKind::PurgeSites => (0..plan.body.targets.len())
+                .map(|index| (index / self.inner.settings.restore_batch as usize) as i64)
+                .collect(),
+            PlanKind::DeleteSites | PlanKind::UninstallApp => {
+                self.inner.settings.waves(plan.body.targets.len())
+            }
+        };
+        let targets: Vec<TargetRecord> = plan
+            .body
+            .targets
+            .iter()
+            .zip(&waves)
+            .enumerate()
+            .map(|(position, (target, wave))| TargetRecord {
+                position: position as i64,
+                site_id: target.site_id,
+                app_installation_id: target.app_installation_id,
+                site_name: target.site_name.clone(),
+                site_url: target.site_url.clone(),
+                wave: *wave,
+                status: TargetStatus::Pending,
+                fingerprints: Default::default(),
+                error: None,
+            })
+            .collect();
+        let operation = OperationRecord {
+            operation_id,
+            plan_id: plan.plan_id.to_string(),
+            kind: plan.kind,
+            state: OperationState::Running,
+            undo_operation_id: plan.undo_operation_id,
+            point_in_time: plan.point_in_time,
+            requested_by: plan.requested_by.clone(),
+            approved_by: plan.approved_by.clone(),
+            reason: plan.reason.clone(),
+            ticket: plan.ticket.clone(),
+            waves: waves.last().map_or(0, |last| last + 1),
+            halt_reason: None,
+            revert_operation_id: None,
+            create_time: now,
+            update_time: now,
+            finish_time: None,
+        };
+        self.inner
+            .store
+            .start_operation(plan, &operation, &targets)
+            .await?;
+        self.spawn(operation_id);
+        Ok((operation, targets))
     }
 
     /// Picks up every operation left running or aborting (after a restart).

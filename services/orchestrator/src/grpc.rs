@@ -21,12 +21,12 @@ use crate::{
     error::OrchestratorError,
     executor::Executor,
     fleet::Fleet,
-    model::{OperationState, PlanKind, PlanState, TargetStatus},
+    model::{OperationState, PlanState},
     planner::Planner,
     progress::operation_to_proto,
     provision, report,
     settings::OrchestratorSettings,
-    store::{OperationRecord, OrchestratorStore, PlanRecord, TargetRecord},
+    store::{OrchestratorStore, PlanRecord},
 };
 
 pub struct OrchestratorApi {
@@ -296,58 +296,13 @@ impl OrchestratorService for OrchestratorApi {
             }
             .into());
         }
-        let operation_id = OperationId::new();
-        let now = self.now();
-        let waves = match plan.kind {
-            PlanKind::RestoreSites | PlanKind::PurgeSites => (0..plan.body.targets.len())
-                .map(|index| (index / self.settings.restore_batch as usize) as i64)
-                .collect(),
-            PlanKind::DeleteSites | PlanKind::UninstallApp => {
-                self.settings.waves(plan.body.targets.len())
-            }
-        };
-        let targets: Vec<TargetRecord> = plan
-            .body
-            .targets
-            .iter()
-            .zip(&waves)
-            .enumerate()
-            .map(|(position, (target, wave))| TargetRecord {
-                position: position as i64,
-                site_id: target.site_id,
-                app_installation_id: target.app_installation_id,
-                site_name: target.site_name.clone(),
-                site_url: target.site_url.clone(),
-                wave: *wave,
-                status: TargetStatus::Pending,
-                fingerprints: Default::default(),
-                error: None,
-            })
-            .collect();
-        let operation = OperationRecord {
-            operation_id,
-            plan_id: plan.plan_id.to_string(),
-            kind: plan.kind,
-            state: OperationState::Running,
-            undo_operation_id: plan.undo_operation_id,
-            point_in_time: plan.point_in_time,
-            requested_by: plan.requested_by.clone(),
-            approved_by: plan.approved_by.clone(),
-            reason: plan.reason.clone(),
-            ticket: plan.ticket.clone(),
-            waves: waves.last().map_or(0, |last| last + 1),
-            halt_reason: None,
-            revert_operation_id: None,
-            create_time: now,
-            update_time: now,
-            finish_time: None,
-        };
-        self.store
-            .start_operation(&plan, &operation, &targets)
-            .await?;
-        tracing::info!(%operation_id, plan_id = body.plan_id, principal = principal.name, targets = targets.len(), "plan applied");
-        self.executor.spawn(operation_id);
-        Ok(Response::new(operation_to_proto(&operation, &targets, now)))
+        let (operation, targets) = self.executor.start(&plan, self.now()).await?;
+        tracing::info!(operation_id = %operation.operation_id, plan_id = body.plan_id, principal = principal.name, targets = targets.len(), "plan applied");
+        Ok(Response::new(operation_to_proto(
+            &operation,
+            &targets,
+            self.now(),
+        )))
     }
 
     async fn get_operation(

@@ -16,6 +16,7 @@ mod model;
 mod planner;
 mod progress;
 mod provision;
+mod reaper;
 mod report;
 mod settings;
 mod store;
@@ -69,6 +70,14 @@ impl MicrosService for Orchestrator {
             context.clock.clone(),
         );
         executor.resume_all().await?;
+        reaper::Reaper {
+            fleet: fleet.clone(),
+            store: store.clone(),
+            executor: executor.clone(),
+            settings: config.service.clone(),
+            clock: context.clock.clone(),
+        }
+        .spawn();
         let api = grpc::OrchestratorApi {
             store,
             fleet,

@@ -28,6 +28,9 @@ pub struct OrchestratorSettings {
     /// The longest wait between retries of a service that is down.
     #[serde(with = "humantime_serde")]
     pub max_backoff: Duration,
+    /// How often the purge reaper looks for expired sites; `0s` turns it off.
+    #[serde(with = "humantime_serde")]
+    pub reaper_interval: Duration,
 }
 
 impl Default for OrchestratorSettings {
@@ -43,6 +46,7 @@ impl Default for OrchestratorSettings {
             max_wave: 100,
             restore_batch: 50,
             max_backoff: Duration::from_secs(5),
+            reaper_interval: Duration::from_secs(3600),
         }
     }
 }

@@ -271,6 +271,16 @@ impl OrchestratorStore {
         rows.iter().map(operation_from_row).collect()
     }
 
+    /// Whether a purge is under way (the reaper starts one at a time).
+    pub async fn purge_running(&self) -> Result<bool, OrchestratorError> {
+        let running: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM operations WHERE kind = 'purge_sites' AND state IN ('running', 'aborting')",
+        )
+        .fetch_one(self.store.pool())
+        .await?;
+        Ok(running > 0)
+    }
+
     /// Operations the executor should be driving (after a restart, too).
     pub async fn unfinished(&self) -> Result<Vec<OperationId>, OrchestratorError> {
         let rows: Vec<String> = sqlx::query_scalar(

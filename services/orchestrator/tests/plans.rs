@@ -33,17 +33,24 @@ struct Suite {
 }
 
 async fn suite(backend: Backend, threshold: u32) -> Suite {
+    suite_with(
+        backend,
+        OrchestratorSettings {
+            services: vec!["catalog".to_owned()],
+            approval_threshold_sites: threshold,
+            max_wave: 4,
+            ..OrchestratorSettings::default()
+        },
+    )
+    .await
+}
+
+async fn suite_with(backend: Backend, settings: OrchestratorSettings) -> Suite {
     let clock = TestClock::new();
     let catalog_service =
         testing::spawn_with::<Catalog>(backend, CatalogSettings::default(), clock.clone(), |_| {})
             .await;
     let catalog_url = catalog_service.server.url();
-    let settings = OrchestratorSettings {
-        services: vec!["catalog".to_owned()],
-        approval_threshold_sites: threshold,
-        max_wave: 4,
-        ..OrchestratorSettings::default()
-    };
     let orchestrator_service =
         testing::spawn_with::<Orchestrator>(backend, settings, clock, |config| {
             config.clients = BTreeMap::from([(
@@ -498,5 +505,102 @@ async fn abort_undoes_what_the_operation_already_deleted() {
     assert_eq!(
         resume_aborted.get_details_error_info().unwrap().reason,
         "INVALID_OPERATION_TRANSITION"
+    );
+}
+
+#[tokio::test]
+async fn the_reaper_purges_expired_sites_but_never_a_held_one() {
+    let mut suite = suite_with(
+        Backend::Sqlite,
+        OrchestratorSettings {
+            services: vec!["catalog".to_owned()],
+            reaper_interval: Duration::from_millis(100),
+            ..OrchestratorSettings::default()
+        },
+    )
+    .await;
+    let (sites, _) = suite.sites(3).await;
+    let made = suite
+        .operator()
+        .create_plan(plan(PlanKind::DeleteSites, &sites))
+        .await
+        .unwrap()
+        .into_inner();
+    let operation = suite
+        .operator()
+        .apply_plan(ApplyPlanRequest {
+            plan_id: made.plan_id,
+            fingerprint: made.fingerprint,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        suite.wait(&operation.operation_id).await.state(),
+        pb::OperationState::Succeeded
+    );
+    let mut lifecycle =
+        micros_proto::lifecycle::v1::tenant_lifecycle_client::TenantLifecycleClient::new(
+            suite.catalog_service.channel(&[Role::Lifecycle]),
+        );
+    lifecycle
+        .set_hold(micros_proto::lifecycle::v1::SetHoldRequest {
+            targets: vec![micros_proto::lifecycle::v1::Target {
+                kind: Some(micros_proto::lifecycle::v1::target::Kind::Site(
+                    micros_proto::lifecycle::v1::SiteTarget {
+                        site_id: sites[0].clone(),
+                    },
+                )),
+            }],
+            hold: true,
+            operation_id: micros_platform::ids::OperationId::new().to_string(),
+            justification: None,
+        })
+        .await
+        .unwrap();
+    let states = |suite: &mut Suite| {
+        let mut catalog = suite.catalog.clone();
+        let inputs = sites.clone();
+        async move {
+            catalog
+                .resolve(micros_proto::catalog::v1::ResolveRequest { inputs })
+                .await
+                .unwrap()
+                .into_inner()
+                .results
+                .iter()
+                .map(|result| result.site_state())
+                .collect::<Vec<_>>()
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        states(&mut suite)
+            .await
+            .iter()
+            .all(|state| *state == micros_proto::catalog::v1::SiteState::Deleted),
+        "nothing is purged before retention has passed"
+    );
+
+    suite
+        .orchestrator_service
+        .clock
+        .advance(Duration::from_secs(31 * 24 * 3600));
+    let mut purged = Vec::new();
+    for _ in 0..100 {
+        purged = states(&mut suite).await;
+        if purged[1..]
+            .iter()
+            .all(|state| *state == micros_proto::catalog::v1::SiteState::Purged)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    use micros_proto::catalog::v1::SiteState;
+    assert_eq!(
+        purged,
+        vec![SiteState::Deleted, SiteState::Purged, SiteState::Purged],
+        "the held site stays"
     );
 }

@@ -8,7 +8,10 @@
 
 use sqlx::{Any, AnyConnection, Transaction, any::AnyArguments, query::Query};
 
-use super::{Lifecycle, LifecycleError, schema::TableSpec};
+use super::{
+    Lifecycle, LifecycleError,
+    schema::{ColumnKind, TableSpec},
+};
 use crate::ids::SiteId;
 
 /// A value bound into a generated statement.
@@ -53,11 +56,28 @@ pub(crate) fn bind<'q>(
     query: Query<'q, Any, AnyArguments>,
     value: &Value,
 ) -> Query<'q, Any, AnyArguments> {
-    match value {
-        Value::Text(text) => query.bind(text.clone()),
-        Value::Int(number) => query.bind(*number),
-        Value::Null => query.bind(None::<String>),
+    bind_as(query, value, ColumnKind::Text)
+}
+
+/// Binds `value`; a NULL carries the column's type, which PostgreSQL insists on.
+pub(crate) fn bind_as<'q>(
+    query: Query<'q, Any, AnyArguments>,
+    value: &Value,
+    kind: ColumnKind,
+) -> Query<'q, Any, AnyArguments> {
+    match (value, kind) {
+        (Value::Text(text), _) => query.bind(text.clone()),
+        (Value::Int(number), _) => query.bind(*number),
+        (Value::Null, ColumnKind::Text) => query.bind(None::<String>),
+        (Value::Null, ColumnKind::Int) => query.bind(None::<i64>),
     }
+}
+
+fn kind_of(spec: &TableSpec, column: &str) -> ColumnKind {
+    spec.columns
+        .iter()
+        .find(|declared| declared.name == column)
+        .map_or(ColumnKind::Text, |declared| declared.kind)
 }
 
 /// Proof that a site was active in this service when it was handed out.
@@ -206,8 +226,8 @@ impl TenantTx {
             placeholders.join(", ")
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(self.site_id.to_string());
-        for (_, value) in values {
-            query = bind(query, value);
+        for (name, value) in values {
+            query = bind_as(query, value, kind_of(spec, name));
         }
         query.execute(&mut *self.tx).await?;
         Ok(())
@@ -241,8 +261,8 @@ impl TenantTx {
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(self.site_id.to_string())
             .bind(key.to_owned());
-        for (_, value) in set {
-            query = bind(query, value);
+        for (name, value) in set {
+            query = bind_as(query, value, kind_of(spec, name));
         }
         Ok(query.execute(&mut *self.tx).await?.rows_affected())
     }

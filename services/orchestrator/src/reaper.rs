@@ -1,0 +1,145 @@
+//! The purge reaper: on a timer, finds soft-deleted sites whose retention has passed and
+//! purges them through an ordinary purge plan and operation (waves, verification, audit),
+//! never touching a site under a hold. Retention is policy, so these plans need no
+//! approval; everything else about them is visible like any operator's plan.
+
+use micros_platform::{clock::SharedClock, ids::SiteId, lifecycle::Target, store::unix_micros};
+use micros_proto::{
+    catalog::v1::{ListSitesRequest, SiteState},
+    orchestrator::v1::{CreatePlanRequest, PlanKind as ProtoPlanKind},
+};
+
+use crate::{
+    error::OrchestratorError, executor::Executor, fleet::Fleet, planner::Planner,
+    settings::OrchestratorSettings, store::OrchestratorStore,
+};
+
+/// The principal the reaper's plans are made by.
+pub const REAPER: &str = "service:orchestrator-reaper";
+
+pub struct Reaper {
+    pub fleet: Fleet,
+    pub store: OrchestratorStore,
+    pub executor: Executor,
+    pub settings: OrchestratorSettings,
+    pub clock: SharedClock,
+}
+
+impl Reaper {
+    /// Runs every `settings.reaper_interval` (never when it is zero).
+    pub fn spawn(self) {
+        let interval = self.settings.reaper_interval;
+        if interval.is_zero() {
+            return;
+        }
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match self.run_once().await {
+                    Ok(Some(count)) => {
+                        tracing::info!(sites = count, "purge reaper started a purge")
+                    }
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(%error, "purge reaper could not run"),
+                }
+            }
+        });
+    }
+
+    /// Purges what has expired; the number of sites, if it started an operation.
+    pub async fn run_once(&self) -> Result<Option<usize>, OrchestratorError> {
+        if self.store.purge_running().await? {
+            return Ok(None);
+        }
+        let now = unix_micros(self.clock.now());
+        let expired = self.expired_sites(now).await?;
+        if expired.is_empty() {
+            return Ok(None);
+        }
+        let targets: Vec<Target> = expired.iter().map(|site| Target::Site(*site)).collect();
+        let held: Vec<bool> = self
+            .fleet
+            .describe("catalog", &targets)
+            .await
+            .map_err(|status| OrchestratorError::Downstream {
+                service: "catalog".to_owned(),
+                status,
+            })?
+            .iter()
+            .map(|outcome| outcome.hold)
+            .collect();
+        let inputs: Vec<String> = expired
+            .iter()
+            .zip(held)
+            .filter(|(_, held)| !held)
+            .map(|(site, _)| site.to_string())
+            .collect();
+        if inputs.is_empty() {
+            return Ok(None);
+        }
+        let planner = Planner {
+            fleet: &self.fleet,
+            settings: &self.settings,
+            store: &self.store,
+            now,
+        };
+        let mut plan = planner
+            .plan(
+                REAPER,
+                CreatePlanRequest {
+                    kind: ProtoPlanKind::PurgeSites as i32,
+                    inputs,
+                    reason: "retention expired".to_owned(),
+                    ticket: String::new(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        // A site restored or purged since the listing is a plan error: leave it out.
+        plan.body.errors.clear();
+        plan.requires_approval = false;
+        if plan.body.targets.is_empty() {
+            return Ok(None);
+        }
+        let count = plan.body.targets.len();
+        self.store.insert_plan(&plan).await?;
+        self.executor.start(&plan, now).await?;
+        Ok(Some(count))
+    }
+
+    /// Soft-deleted sites whose expire time has passed, from the catalog.
+    async fn expired_sites(&self, now: i64) -> Result<Vec<SiteId>, OrchestratorError> {
+        let mut catalog = self.fleet.catalog();
+        let mut expired = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = catalog
+                .list_sites(ListSitesRequest {
+                    page_size: 1000,
+                    page_token: page_token.clone(),
+                    show_deleted: true,
+                })
+                .await
+                .map_err(|status| OrchestratorError::Downstream {
+                    service: "catalog".to_owned(),
+                    status,
+                })?
+                .into_inner();
+            for site in &page.sites {
+                let due = site
+                    .expire_time
+                    .and_then(|at| std::time::SystemTime::try_from(at).ok())
+                    .is_some_and(|at| unix_micros(at) <= now);
+                if site.state() == SiteState::Deleted && due {
+                    expired.push(micros_platform::error::parse_id("site_id", &site.site_id)?);
+                }
+            }
+            if page.next_page_token.is_empty() {
+                return Ok(expired);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+}
