@@ -683,3 +683,85 @@ async fn fingerprints_do_not_depend_on_row_order_or_backend() {
         "one changed value shows"
     );
 }
+
+#[tokio::test]
+async fn fingerprints_are_cached_until_the_rows_change() {
+    for backend in testing::backends() {
+        let Fixture {
+            lifecycle,
+            _store: _guard,
+            ..
+        } = fixture(backend).await;
+        let site = SiteId::new();
+        let tenant = lifecycle.register(site).await.unwrap();
+        populate(&tenant, 4, None).await;
+        let first = fingerprint(&lifecycle, site).await;
+
+        // A write behind the machinery's back is not seen: proof the summary is cached
+        // (and why every write must go through a TenantTx).
+        sqlx::query("UPDATE notes SET size = 999 WHERE site_id = $1")
+            .bind(site.to_string())
+            .execute(lifecycle.store().pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            fingerprint(&lifecycle, site).await,
+            first,
+            "{backend:?}: served from the cache"
+        );
+
+        lifecycle
+            .soft_delete(&request(vec![Target::Site(site)]))
+            .await
+            .unwrap();
+        assert_eq!(
+            fingerprint(&lifecycle, site).await,
+            first,
+            "a site-level delete changes no row"
+        );
+
+        assert!(lifecycle.live(site).await.is_err());
+        let mut tx = lifecycle
+            .register(SiteId::new())
+            .await
+            .unwrap()
+            .begin()
+            .await
+            .unwrap();
+        tx.insert(
+            "notes",
+            &[
+                ("note_id", Value::from("elsewhere")),
+                ("title", Value::from("other site")),
+                ("size", Value::from(1)),
+            ],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            fingerprint(&lifecycle, site).await,
+            first,
+            "another site's write leaves it cached"
+        );
+
+        let other = SiteId::new();
+        let active = lifecycle.register(other).await.unwrap();
+        populate(&active, 2, None).await;
+        let before = fingerprint(&lifecycle, other).await;
+        let mut tx = active.begin().await.unwrap();
+        tx.update(
+            "notes",
+            &format!("note-{other}-0"),
+            &[("title", Value::from("changed"))],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert_ne!(
+            fingerprint(&lifecycle, other).await,
+            before,
+            "a write through a TenantTx is seen at once"
+        );
+    }
+}

@@ -12,6 +12,7 @@ use sqlx::{AnyConnection, Row, any::AnyRow};
 
 use super::{
     Lifecycle, LifecycleError,
+    digests::{self, Cached, Summary},
     model::{TableCount, Target, TargetOutcome, TenantState},
     registry::{RegistryRow, json_list},
     schema::{ColumnKind, TableSpec},
@@ -34,10 +35,22 @@ pub(crate) async fn describe(
     registry: &HashMap<SiteId, RegistryRow>,
 ) -> Result<Vec<TargetOutcome>, LifecycleError> {
     let store = lifecycle.store();
-    let sites: Vec<String> = targets
+    let all_sites: Vec<String> = targets
         .iter()
         .filter(|target| matches!(target, Target::Site(_)))
         .map(Target::key)
+        .collect();
+    let cache = digests::load(store, connection, &all_sites).await?;
+    // Only sites whose rows changed since they were last described are read again.
+    let sites: Vec<String> = all_sites
+        .iter()
+        .filter(|site| {
+            cache
+                .get(*site)
+                .and_then(|cached| cached.summary.as_ref())
+                .is_none()
+        })
+        .cloned()
         .collect();
     let apps: Vec<String> = targets
         .iter()
@@ -97,7 +110,8 @@ pub(crate) async fn describe(
     }
 
     let retention = lifecycle.retention_micros();
-    Ok(targets
+    let mut computed: Vec<(String, i64, Summary)> = Vec::new();
+    let outcomes = targets
         .iter()
         .map(|target| {
             let key = target.key();
@@ -125,7 +139,26 @@ pub(crate) async fn describe(
                     deleted: tally.deleted,
                 });
             }
-            let fingerprint = hasher.finalize().to_hex()[..32].to_owned();
+            let mut fingerprint = hasher.finalize().to_hex()[..32].to_owned();
+            if let Target::Site(_) = target {
+                match cache.get(&key) {
+                    Some(Cached {
+                        summary: Some(summary),
+                        ..
+                    }) => {
+                        counts = summary.counts.clone();
+                        fingerprint = summary.fingerprint.clone();
+                    }
+                    cached => computed.push((
+                        key.clone(),
+                        cached.map_or(0, |cached| cached.version),
+                        Summary {
+                            counts: counts.clone(),
+                            fingerprint: fingerprint.clone(),
+                        },
+                    )),
+                }
+            }
             let registered = registry.get(&target.site_id());
             let site_state = registered.map_or(TenantState::Absent, |row| row.state);
             match target {
@@ -167,7 +200,9 @@ pub(crate) async fn describe(
                 }
             }
         })
-        .collect())
+        .collect();
+    digests::store(store, connection, &computed).await?;
+    Ok(outcomes)
 }
 
 /// (site_id, owner, deleted_at if row-deleted, digest) of one row.

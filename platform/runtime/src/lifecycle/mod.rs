@@ -18,6 +18,7 @@
 //! Every call with many targets runs a bounded number of statements per table.
 
 mod describe;
+mod digests;
 mod error;
 pub mod grpc;
 mod model;

@@ -8,6 +8,7 @@ use sqlx::{AnyConnection, Row};
 use super::{
     Lifecycle, LifecycleError,
     describe::describe,
+    digests,
     model::{LifecycleRequest, RestoreSource, Target, TargetOutcome, TenantState},
     point_in_time,
     registry::{self, RegistryRow, json_list},
@@ -355,6 +356,8 @@ impl Lifecycle {
                 .execute(&mut *connection)
                 .await?;
             }
+            let app_sites: Vec<SiteId> = apps.iter().map(Target::site_id).collect();
+            digests::bump(self.store(), connection, &app_sites).await?;
         }
 
         self.outcomes_after(
@@ -556,6 +559,8 @@ impl Lifecycle {
                 revived_in_sites += revived;
             }
         }
+        let touched: Vec<SiteId> = request.targets.iter().map(Target::site_id).collect();
+        digests::bump(store, connection, &touched).await?;
         Ok(revived_in_sites)
     }
 
@@ -657,6 +662,10 @@ impl Lifecycle {
             .map(|outcome| outcome.target)
             .collect();
         self.delete_in_batches(&purge_sites, &purge_apps).await?;
+        {
+            let mut connection = self.store().pool().acquire().await?;
+            digests::bump(self.store(), &mut connection, &sites).await?;
+        }
 
         let mut tx = self.store().begin_write().await?;
         let now = self.now();

@@ -51,6 +51,7 @@ pub(crate) async fn restore_to(
     for table in lifecycle.schema().tables {
         scope.reinsert_images(connection, table).await?;
     }
+    super::digests::bump(lifecycle.store(), connection, sites).await?;
     Ok(())
 }
 

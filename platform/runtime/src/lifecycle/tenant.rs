@@ -129,6 +129,7 @@ impl LiveTenant {
             tx,
             site_id: self.site_id,
             lifecycle: self.lifecycle.clone(),
+            wrote: false,
         })
     }
 }
@@ -139,6 +140,8 @@ pub struct TenantTx {
     site_id: SiteId,
     lifecycle: Lifecycle,
     now: i64,
+    /// Whether a row changed, so the site's cached fingerprint must be dropped at commit.
+    wrote: bool,
 }
 
 impl TenantTx {
@@ -216,6 +219,7 @@ impl TenantTx {
         .bind(self.now)
         .execute(&mut *self.tx)
         .await?;
+        self.wrote = true;
 
         let columns: Vec<&str> = values.iter().map(|(name, _)| *name).collect();
         let placeholders: Vec<String> = (2..=values.len() + 1).map(|n| format!("${n}")).collect();
@@ -330,10 +334,14 @@ impl TenantTx {
             .bind(self.now)
             .execute(&mut *self.tx)
             .await?;
+        self.wrote = true;
         Ok(())
     }
 
-    pub async fn commit(self) -> Result<(), LifecycleError> {
+    pub async fn commit(mut self) -> Result<(), LifecycleError> {
+        if self.wrote {
+            super::digests::bump_one(&mut self.tx, self.site_id).await?;
+        }
         self.tx.commit().await?;
         Ok(())
     }
