@@ -2,6 +2,7 @@
 //! sharing one test clock, clients to each, and helpers to provision and inspect sites
 //! through gRPC only.
 
+// Each suite test is its own crate and uses only part of this module.
 #![allow(dead_code)]
 
 use std::{collections::BTreeMap, time::Duration};

@@ -88,7 +88,7 @@ async fn main() {
         "lifecycle benchmark: {sites} sites x {rows} rows (`cargo bench -p micros-platform --bench lifecycle`)"
     );
     println!(
-        "{:<10} {:>12} {:>14} {:>10} {:>14} {:>10} {:>12} {:>12} {:>10}",
+        "{:<10} {:>12} {:>14} {:>10} {:>14} {:>10} {:>12} {:>12} {:>10} {:>12}",
         "backend",
         "raw UPDATE",
         "site RPCs",
@@ -97,7 +97,8 @@ async fn main() {
         "rpc/floor",
         "Describe",
         "raw SELECT",
-        "rpc/raw"
+        "rpc/raw",
+        "cached"
     );
     for figures in &all {
         let ms = |duration: Duration| format!("{:.0} ms", duration.as_secs_f64() * 1000.0);
