@@ -112,6 +112,7 @@ pub enum Kind {
     DeleteSites,
     RestoreSites,
     PurgeSites,
+    RestoreDrill,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -353,6 +354,7 @@ pub async fn plan(connection: &Connection, args: PlanArgs) -> anyhow::Result<()>
             Kind::DeleteSites => pb::PlanKind::DeleteSites,
             Kind::RestoreSites => pb::PlanKind::RestoreSites,
             Kind::PurgeSites => pb::PlanKind::PurgeSites,
+            Kind::RestoreDrill => pb::PlanKind::RestoreDrill,
         } as i32,
         inputs,
         expected_kind: match args.expect_kind {

@@ -121,7 +121,7 @@ impl Executor {
             PlanKind::RestoreSites | PlanKind::PurgeSites => (0..plan.body.targets.len())
                 .map(|index| (index / self.inner.settings.restore_batch as usize) as i64)
                 .collect(),
-            PlanKind::DeleteSites | PlanKind::UninstallApp => {
+            PlanKind::DeleteSites | PlanKind::UninstallApp | PlanKind::RestoreDrill => {
                 self.inner.settings.waves(plan.body.targets.len())
             }
         };
@@ -156,7 +156,7 @@ impl Executor {
             ticket: plan.ticket.clone(),
             waves: waves.last().map_or(0, |last| last + 1),
             halt_reason: None,
-            revert_operation_id: None,
+            revert_operation_id: (plan.kind == PlanKind::RestoreDrill).then(OperationId::new),
             create_time: now,
             update_time: now,
             finish_time: None,
@@ -269,7 +269,7 @@ impl Executor {
         let targets = self.inner.store.targets(operation.operation_id).await?;
         let Some(wave) = targets
             .iter()
-            .filter(|target| target.status != TargetStatus::Verified)
+            .filter(|target| target.status != operation.kind.done())
             .map(|target| target.wave)
             .min()
         else {
@@ -296,6 +296,18 @@ impl Executor {
             }
             PlanKind::RestoreSites => self.restore_wave(operation, wave, &in_wave).await?,
             PlanKind::PurgeSites => self.purge_wave(operation, wave, &in_wave).await?,
+            PlanKind::RestoreDrill => {
+                let deleting = in_wave.iter().any(|target| {
+                    matches!(
+                        target.status,
+                        TargetStatus::Pending | TargetStatus::Recorded | TargetStatus::Deleted
+                    )
+                });
+                if deleting {
+                    self.delete_wave(operation, wave, &in_wave).await?;
+                }
+                self.drill_restore_wave(operation, wave).await?;
+            }
         }
         Ok(true)
     }
@@ -426,7 +438,7 @@ impl Executor {
         let fleet = &self.inner.fleet;
         let why = Self::why(operation);
         let operation_id = operation.operation_id;
-        if operation.kind == PlanKind::DeleteSites {
+        if operation.kind.deletes_sites() {
             let planned_sites = store.targets(operation_id).await?.len();
             let budget = RegisterDeletionBudgetRequest {
                 operation_id: operation_id.to_string(),
@@ -712,6 +724,108 @@ impl Executor {
             )
             .await?;
         tracing::info!(%operation_id, wave, targets = in_wave.len(), "wave restored and verified");
+        Ok(())
+    }
+
+    /// A drill's second half for one wave: restore what the wave deleted (catalog first),
+    /// then check every service's fingerprint against the one recorded before.
+    async fn drill_restore_wave(&self, operation: &OperationRecord, wave: i64) -> Result<(), Stop> {
+        let store = &self.inner.store;
+        let fleet = &self.inner.fleet;
+        let why = Self::why(operation);
+        let operation_id = operation.operation_id;
+        let revert = operation.revert_operation_id.ok_or_else(|| {
+            Stop::Failed(OrchestratorError::Platform(
+                micros_platform::lifecycle::LifecycleError::Misuse(
+                    "a drill without its restore operation".to_owned(),
+                ),
+            ))
+        })?;
+        let current = store.targets(operation_id).await?;
+        let in_wave: Vec<&TargetRecord> = current
+            .iter()
+            .filter(|target| target.wave == wave)
+            .collect();
+        let targets: Vec<Target> = in_wave
+            .iter()
+            .map(|target| lifecycle_target(target))
+            .collect();
+        let source = Source::UndoOperationId(operation_id.to_string());
+        let waiting: Vec<&TargetRecord> = in_wave
+            .iter()
+            .copied()
+            .filter(|target| target.status == TargetStatus::Verified)
+            .collect();
+        if !waiting.is_empty() {
+            let outcomes = self
+                .persist(operation, "catalog", || {
+                    fleet.restore("catalog", &targets, revert, source.clone(), &why)
+                })
+                .await?;
+            self.log(
+                operation,
+                wave,
+                "catalog",
+                "restore",
+                targets.len(),
+                &outcomes,
+            )
+            .await?;
+            store
+                .set_status(
+                    operation_id,
+                    &positions(&waiting),
+                    TargetStatus::CatalogRestored,
+                    None,
+                    self.now(),
+                )
+                .await?;
+        }
+        self.on_other_services(operation, wave, "restore", targets.len(), |service| {
+            let (targets, why, source) = (targets.clone(), why.clone(), source.clone());
+            async move {
+                fleet
+                    .restore(&service, &targets, revert, source, &why)
+                    .await
+            }
+        })
+        .await?;
+        let described = self.describe_all(operation, &targets).await?;
+        for (service, outcomes) in &described {
+            for (target, outcome) in in_wave.iter().zip(outcomes) {
+                let back = outcome.state == TenantState::Active as i32
+                    && target.fingerprints.get(service) == Some(&outcome.fingerprint);
+                if !back {
+                    let problem = format!(
+                        "{} in {service} did not come back from the drill: state {}, fingerprint {} (recorded {})",
+                        target.site_id,
+                        outcome.state().as_str_name(),
+                        outcome.fingerprint,
+                        target
+                            .fingerprints
+                            .get(service)
+                            .cloned()
+                            .unwrap_or_default()
+                    );
+                    store
+                        .set_error(operation_id, target.position, &problem)
+                        .await?;
+                    return Err(Stop::Failed(OrchestratorError::Platform(
+                        micros_platform::lifecycle::LifecycleError::Misuse(problem),
+                    )));
+                }
+            }
+        }
+        store
+            .set_status(
+                operation_id,
+                &positions(&in_wave),
+                TargetStatus::Reverted,
+                None,
+                self.now(),
+            )
+            .await?;
+        tracing::info!(%operation_id, wave, targets = in_wave.len(), "drill wave deleted, restored and verified");
         Ok(())
     }
 

@@ -27,6 +27,7 @@ text_enum!(
         DeleteSites = "delete_sites",
         RestoreSites = "restore_sites",
         PurgeSites = "purge_sites",
+        RestoreDrill = "restore_drill",
     }
 );
 
@@ -98,6 +99,7 @@ impl PlanKind {
             pb::PlanKind::DeleteSites => Some(PlanKind::DeleteSites),
             pb::PlanKind::RestoreSites => Some(PlanKind::RestoreSites),
             pb::PlanKind::PurgeSites => Some(PlanKind::PurgeSites),
+            pb::PlanKind::RestoreDrill => Some(PlanKind::RestoreDrill),
             pb::PlanKind::Unspecified => None,
         }
     }
@@ -108,6 +110,20 @@ impl PlanKind {
             PlanKind::DeleteSites => pb::PlanKind::DeleteSites,
             PlanKind::RestoreSites => pb::PlanKind::RestoreSites,
             PlanKind::PurgeSites => pb::PlanKind::PurgeSites,
+            PlanKind::RestoreDrill => pb::PlanKind::RestoreDrill,
+        }
+    }
+
+    /// Whether the operation soft-deletes sites (and so needs a deletion budget).
+    pub fn deletes_sites(self) -> bool {
+        matches!(self, PlanKind::DeleteSites | PlanKind::RestoreDrill)
+    }
+
+    /// The status a target ends in when the operation has done everything to it.
+    pub fn done(self) -> TargetStatus {
+        match self {
+            PlanKind::RestoreDrill => TargetStatus::Reverted,
+            _ => TargetStatus::Verified,
         }
     }
 

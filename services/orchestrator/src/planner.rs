@@ -322,7 +322,9 @@ impl Planner<'_> {
                     ));
                 }
             }
-            (PlanKind::DeleteSites, _) => needs(SiteState::Active, "active")?,
+            (PlanKind::DeleteSites | PlanKind::RestoreDrill, _) => {
+                needs(SiteState::Active, "active")?
+            }
             (PlanKind::RestoreSites, false) | (PlanKind::PurgeSites, _) => {
                 needs(SiteState::Deleted, "deleted")?
             }

@@ -9,12 +9,17 @@ use crate::{
 };
 
 /// How far a target has come, for counting "done" per step.
-fn rank(status: TargetStatus) -> u8 {
-    match status {
-        TargetStatus::Pending => 0,
-        TargetStatus::Recorded | TargetStatus::CatalogRestored => 1,
-        TargetStatus::Deleted | TargetStatus::Restored => 2,
-        TargetStatus::Verified | TargetStatus::Reverted => 3,
+fn rank(kind: PlanKind, status: TargetStatus) -> u8 {
+    match (kind, status) {
+        (_, TargetStatus::Pending) => 0,
+        (PlanKind::RestoreDrill, TargetStatus::Recorded | TargetStatus::Deleted) => 1,
+        (
+            PlanKind::RestoreDrill,
+            TargetStatus::Verified | TargetStatus::CatalogRestored | TargetStatus::Restored,
+        ) => 2,
+        (_, TargetStatus::Recorded | TargetStatus::CatalogRestored) => 1,
+        (_, TargetStatus::Deleted | TargetStatus::Restored) => 2,
+        (_, TargetStatus::Verified | TargetStatus::Reverted) => 3,
     }
 }
 
@@ -25,6 +30,7 @@ fn step_names(kind: PlanKind) -> [&'static str; 3] {
         }
         PlanKind::RestoreSites => ["restore catalog", "restore services", "verify fingerprints"],
         PlanKind::PurgeSites => ["purge", "purge", "verify"],
+        PlanKind::RestoreDrill => ["soft delete and verify", "restore", "verify fingerprints"],
     }
 }
 
@@ -36,7 +42,7 @@ pub fn operation_to_proto(
     let total = targets.len();
     let done = targets
         .iter()
-        .filter(|target| rank(target.status) == 3)
+        .filter(|target| rank(operation.kind, target.status) == 3)
         .count();
     let failed: Vec<&TargetRecord> = targets
         .iter()
@@ -50,7 +56,7 @@ pub fn operation_to_proto(
             done: count(
                 targets
                     .iter()
-                    .filter(|target| usize::from(rank(target.status)) > index)
+                    .filter(|target| usize::from(rank(operation.kind, target.status)) > index)
                     .count(),
             ),
             total: count(total),
@@ -69,7 +75,7 @@ pub fn operation_to_proto(
     };
     let current_wave = targets
         .iter()
-        .filter(|target| rank(target.status) < 3)
+        .filter(|target| rank(operation.kind, target.status) < 3)
         .map(|target| target.wave)
         .min()
         .unwrap_or(operation.waves - 1);

@@ -59,8 +59,13 @@ pub async fn build(
         .filter(|target| target.status == TargetStatus::Verified)
         .count();
     let percent_restored = active as f64 * 100.0 / total;
+    let restored_and_checked = targets
+        .iter()
+        .filter(|target| target.status == operation.kind.done())
+        .count();
     let confidence = match operation.kind {
         PlanKind::RestoreSites => verified as f64 / total,
+        PlanKind::RestoreDrill => restored_and_checked as f64 / total,
         _ => 1.0,
     };
     let expected_data_loss = match (operation.kind, operation.point_in_time) {
@@ -83,6 +88,7 @@ pub async fn build(
         PlanKind::DeleteSites => format!("Deletion of {} sites", targets.len()),
         PlanKind::RestoreSites => format!("Restore of {} sites", targets.len()),
         PlanKind::PurgeSites => format!("Purge of {} sites", targets.len()),
+        PlanKind::RestoreDrill => format!("Restore drill of {} sites", targets.len()),
     };
     let sites: Vec<pb::AffectedSite> = targets
         .iter()
@@ -95,7 +101,7 @@ pub async fn build(
                 .map_or("unknown", |state| state.as_str_name())
                 .trim_start_matches("SITE_STATE_")
                 .to_lowercase(),
-            verified: target.status == TargetStatus::Verified,
+            verified: target.status == operation.kind.done(),
             admin_contacts: contacts
                 .get(&target.site_id.to_string())
                 .cloned()

@@ -203,8 +203,9 @@ impl OrchestratorStore {
         }
         sqlx::query(
             "INSERT INTO operations (operation_id, plan_id, kind, state, undo_operation_id, point_in_time,
-                                     requested_by, approved_by, reason, ticket, waves, create_time, update_time)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+                                     requested_by, approved_by, reason, ticket, waves, create_time, update_time,
+                                     revert_operation_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)",
         )
         .bind(operation.operation_id.to_string())
         .bind(operation.plan_id.clone())
@@ -218,6 +219,7 @@ impl OrchestratorStore {
         .bind(operation.ticket.clone())
         .bind(operation.waves)
         .bind(operation.create_time)
+        .bind(operation.revert_operation_id.map(|id| id.to_string()))
         .execute(&mut *tx)
         .await?;
         for target in targets {

@@ -604,3 +604,63 @@ async fn the_reaper_purges_expired_sites_but_never_a_held_one() {
         "the held site stays"
     );
 }
+
+#[tokio::test]
+async fn a_restore_drill_deletes_restores_and_verifies_every_wave() {
+    for backend in testing::backends() {
+        let mut suite = suite(backend, 100).await;
+        let (sites, _) = suite.sites(7).await;
+        let made = suite
+            .operator()
+            .create_plan(plan(PlanKind::RestoreDrill, &sites))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(made.errors.is_empty(), "{:?}", made.errors);
+        let operation = suite
+            .operator()
+            .apply_plan(ApplyPlanRequest {
+                plan_id: made.plan_id,
+                fingerprint: made.fingerprint,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let done = suite.wait(&operation.operation_id).await;
+        assert_eq!(
+            done.state(),
+            pb::OperationState::Succeeded,
+            "{backend:?}: {}",
+            done.halt_reason
+        );
+        assert_eq!(done.targets_done, 7);
+        let resolved = suite
+            .catalog
+            .resolve(micros_proto::catalog::v1::ResolveRequest {
+                inputs: sites.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .results;
+        assert!(
+            resolved
+                .iter()
+                .all(|site| site.site_state() == micros_proto::catalog::v1::SiteState::Active),
+            "every drilled site is back"
+        );
+        let report = suite
+            .operator()
+            .get_report(pb::GetReportRequest {
+                operation_id: operation.operation_id,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(report.confidence, 1.0, "{}", report.markdown);
+        assert!(
+            report.markdown.contains("soft_delete in catalog")
+                && report.markdown.contains("restore in catalog")
+        );
+    }
+}
