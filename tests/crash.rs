@@ -45,14 +45,11 @@ async fn killed_mid_restore_the_orchestrator_resumes_and_finishes_once() {
                 store.config.database_prefix.clone(),
             ),
             ("MICROS__SERVICE__RESTORE_BATCH".to_owned(), "1".to_owned()),
-            (
-                "MICROS__SERVICE__APPROVAL_THRESHOLD_SITES".to_owned(),
-                "1000".to_owned(),
-            ),
         ]);
         let process = start(&env);
         let url = format!("http://{}", process.addr());
         let mut alice = orchestrator_client(&url, "alice", &[Role::Operator, Role::Admin]);
+        let mut bob = orchestrator_client(&url, "bob", &[Role::Approver]);
 
         let mut site_ids = Vec::new();
         for index in 0..SITES {
@@ -93,6 +90,12 @@ async fn killed_mid_restore_the_orchestrator_resumes_and_finishes_once() {
             .await
             .unwrap()
             .into_inner();
+        bob.approve_plan(pb::ApprovePlanRequest {
+            plan_id: delete.plan_id.clone(),
+            fingerprint: delete.fingerprint.clone(),
+        })
+        .await
+        .unwrap();
         let deleting = alice
             .apply_plan(ApplyPlanRequest {
                 plan_id: delete.plan_id,
@@ -116,6 +119,12 @@ async fn killed_mid_restore_the_orchestrator_resumes_and_finishes_once() {
             .await
             .unwrap()
             .into_inner();
+        bob.approve_plan(pb::ApprovePlanRequest {
+            plan_id: restore.plan_id.clone(),
+            fingerprint: restore.fingerprint.clone(),
+        })
+        .await
+        .unwrap();
         let restoring = alice
             .apply_plan(ApplyPlanRequest {
                 plan_id: restore.plan_id,

@@ -695,6 +695,13 @@ async fn april_2022_replayed() {
             .await
             .unwrap()
             .into_inner();
+        // Approved, so it gets a budget: the bystanders used up this hour's direct rate.
+        bob.approve_plan(ApprovePlanRequest {
+            plan_id: again.plan_id.clone(),
+            fingerprint: again.fingerprint.clone(),
+        })
+        .await
+        .unwrap();
         let deleting_again = alice
             .apply_plan(ApplyPlanRequest {
                 plan_id: again.plan_id,

@@ -23,6 +23,18 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// A query yielding one column, `value`, with the elements of the JSON array of
+    /// strings bound at `param`: a call with any number of targets binds one parameter
+    /// and runs one statement.
+    pub fn json_strings(self, param: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("SELECT value FROM json_each({param})"),
+            Backend::Postgres => {
+                format!("SELECT jsonb_array_elements_text({param}::jsonb) AS value")
+            }
+        }
+    }
+
     pub fn of_url(url: &str) -> Option<Backend> {
         if url.starts_with("sqlite:") {
             Some(Backend::Sqlite)
@@ -214,16 +226,9 @@ impl Store {
         }
     }
 
-    /// A query yielding one column, `value`, with the elements of the JSON array of
-    /// strings bound at `param`: a call with any number of targets binds one parameter
-    /// and runs one statement.
+    /// See [`Backend::json_strings`].
     pub fn json_strings(&self, param: &str) -> String {
-        match self.backend {
-            Backend::Sqlite => format!("SELECT value FROM json_each({param})"),
-            Backend::Postgres => {
-                format!("SELECT jsonb_array_elements_text({param}::jsonb) AS value")
-            }
-        }
+        self.backend.json_strings(param)
     }
 
     pub async fn close(&self) {

@@ -524,7 +524,7 @@ fn site_state(state: TenantState) -> pb::SiteState {
     match state {
         TenantState::Active => pb::SiteState::Active,
         TenantState::Deleted => pb::SiteState::Deleted,
-        TenantState::Purged => pb::SiteState::Purged,
+        TenantState::Purging | TenantState::Purged => pb::SiteState::Purged,
         TenantState::Absent => pb::SiteState::Unspecified,
     }
 }

@@ -701,7 +701,7 @@ fn contact_site_to_proto(site: ContactSite) -> pb::ContactSite {
         state: match site.state {
             TenantState::Active => pb::SiteState::Active,
             TenantState::Deleted => pb::SiteState::Deleted,
-            TenantState::Purged => pb::SiteState::Purged,
+            TenantState::Purging | TenantState::Purged => pb::SiteState::Purged,
             TenantState::Absent => pb::SiteState::Unspecified,
         } as i32,
         kinds: site.kinds.into_iter().map(contact_kind_to_proto).collect(),

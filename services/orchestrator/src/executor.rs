@@ -19,7 +19,7 @@ use std::{
 use micros_platform::{
     clock::SharedClock,
     ids::{OperationId, SiteId},
-    lifecycle::Target,
+    lifecycle::{Target, grpc::target_to_proto},
     store::unix_micros,
 };
 use micros_proto::{
@@ -80,6 +80,28 @@ fn lifecycle_target(target: &TargetRecord) -> Target {
             app_installation_id,
         },
         None => Target::Site(target.site_id),
+    }
+}
+
+/// Checks that a service answered for exactly `targets`, in order: verification compares
+/// answers with targets by position, so a short or reordered answer must not pass.
+fn paired(service: &str, targets: &[Target], outcomes: &[TargetOutcome]) -> Result<(), Stop> {
+    let matches = outcomes.len() == targets.len()
+        && targets
+            .iter()
+            .zip(outcomes)
+            .all(|(target, outcome)| outcome.target.as_ref() == Some(&target_to_proto(target)));
+    if matches {
+        Ok(())
+    } else {
+        Err(Stop::Failed(OrchestratorError::Downstream {
+            service: service.to_owned(),
+            status: Status::data_loss(format!(
+                "answered for {} targets, not the {} asked, in order",
+                outcomes.len(),
+                targets.len()
+            )),
+        }))
     }
 }
 
@@ -298,10 +320,7 @@ impl Executor {
             PlanKind::PurgeSites => self.purge_wave(operation, wave, &in_wave).await?,
             PlanKind::RestoreDrill => {
                 let deleting = in_wave.iter().any(|target| {
-                    matches!(
-                        target.status,
-                        TargetStatus::Pending | TargetStatus::Recorded | TargetStatus::Deleted
-                    )
+                    matches!(target.status, TargetStatus::Pending | TargetStatus::Deleted)
                 });
                 if deleting {
                     self.delete_wave(operation, wave, &in_wave).await?;
@@ -392,6 +411,7 @@ impl Executor {
             let outcomes = self
                 .persist(operation, service, || fleet.describe(service, targets))
                 .await?;
+            paired(service, targets, &outcomes)?;
             Ok::<_, Stop>((service.clone(), outcomes))
         });
         Ok(futures::future::try_join_all(calls)
@@ -408,7 +428,7 @@ impl Executor {
         action: &str,
         count: usize,
         call: F,
-    ) -> Result<(), Stop>
+    ) -> Result<Vec<(String, Vec<TargetOutcome>)>, Stop>
     where
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<Vec<TargetOutcome>, Status>>,
@@ -421,11 +441,11 @@ impl Executor {
                     .persist(operation, service, || call(service.clone()))
                     .await?;
                 self.log(operation, wave, service, action, count, &outcomes)
-                    .await
+                    .await?;
+                Ok::<_, Stop>((service.clone(), outcomes))
             }
         });
-        futures::future::try_join_all(calls).await?;
-        Ok(())
+        futures::future::try_join_all(calls).await
     }
 
     async fn delete_wave(
@@ -438,15 +458,14 @@ impl Executor {
         let fleet = &self.inner.fleet;
         let why = Self::why(operation);
         let operation_id = operation.operation_id;
-        if operation.kind.deletes_sites() {
+        // Only an approved operation gets a budget; anything else stays within the
+        // catalog's hourly rate, whoever runs it.
+        if operation.kind.deletes_sites() && operation.approved_by.is_some() {
             let planned_sites = store.targets(operation_id).await?.len();
             let budget = RegisterDeletionBudgetRequest {
                 operation_id: operation_id.to_string(),
                 sites: i32::try_from(planned_sites).unwrap_or(i32::MAX),
-                approved_by: operation
-                    .approved_by
-                    .clone()
-                    .unwrap_or_else(|| operation.requested_by.clone()),
+                approved_by: operation.approved_by.clone().unwrap_or_default(),
             };
             self.persist(operation, "catalog", || {
                 let mut catalog = fleet.catalog();
@@ -456,6 +475,9 @@ impl Executor {
             .await?;
         }
 
+        // Each service's SoftDelete answers with the target's fingerprint from inside
+        // its delete transaction: exactly what a restore must bring back. Those are
+        // recorded, not a Describe made earlier, which a write in between would spoil.
         let pending: Vec<&TargetRecord> = in_wave
             .iter()
             .copied()
@@ -466,9 +488,34 @@ impl Executor {
                 .iter()
                 .map(|target| lifecycle_target(target))
                 .collect();
-            let described = self.describe_all(operation, &targets).await?;
+            let catalog = self
+                .persist(operation, "catalog", || {
+                    fleet.soft_delete("catalog", &targets, operation_id, &why)
+                })
+                .await?;
+            self.log(
+                operation,
+                wave,
+                "catalog",
+                "soft_delete",
+                targets.len(),
+                &catalog,
+            )
+            .await?;
+            let mut answers = self
+                .on_other_services(operation, wave, "soft_delete", targets.len(), |service| {
+                    let (targets, why) = (targets.clone(), why.clone());
+                    async move {
+                        fleet
+                            .soft_delete(&service, &targets, operation_id, &why)
+                            .await
+                    }
+                })
+                .await?;
+            answers.push(("catalog".to_owned(), catalog));
             let mut prints: BTreeMap<i64, BTreeMap<String, String>> = BTreeMap::new();
-            for (service, outcomes) in &described {
+            for (service, outcomes) in &answers {
+                paired(service, &targets, outcomes)?;
                 for (target, outcome) in pending.iter().zip(outcomes) {
                     prints
                         .entry(target.position)
@@ -480,57 +527,8 @@ impl Executor {
                 .set_status(
                     operation_id,
                     &positions(&pending),
-                    TargetStatus::Recorded,
-                    Some(&prints),
-                    self.now(),
-                )
-                .await?;
-        }
-
-        let recorded: Vec<&TargetRecord> = in_wave
-            .iter()
-            .copied()
-            .filter(|target| {
-                matches!(
-                    target.status,
-                    TargetStatus::Pending | TargetStatus::Recorded
-                )
-            })
-            .collect();
-        if !recorded.is_empty() {
-            let targets: Vec<Target> = recorded
-                .iter()
-                .map(|target| lifecycle_target(target))
-                .collect();
-            let outcomes = self
-                .persist(operation, "catalog", || {
-                    fleet.soft_delete("catalog", &targets, operation_id, &why)
-                })
-                .await?;
-            self.log(
-                operation,
-                wave,
-                "catalog",
-                "soft_delete",
-                targets.len(),
-                &outcomes,
-            )
-            .await?;
-            self.on_other_services(operation, wave, "soft_delete", targets.len(), |service| {
-                let (targets, why) = (targets.clone(), why.clone());
-                async move {
-                    fleet
-                        .soft_delete(&service, &targets, operation_id, &why)
-                        .await
-                }
-            })
-            .await?;
-            store
-                .set_status(
-                    operation_id,
-                    &positions(&recorded),
                     TargetStatus::Deleted,
-                    None,
+                    Some(&prints),
                     self.now(),
                 )
                 .await?;
@@ -696,7 +694,12 @@ impl Executor {
                     .get(&target.site_id)
                     .and_then(|prints| prints.get(service));
                 let active = outcome.state == TenantState::Active as i32;
-                let matches = expected.is_none_or(|print| *print == outcome.fingerprint);
+                // When the orchestrator made the deletion, every site must match what it
+                // recorded; a missing record is a failure, not a pass.
+                let matches = match expected {
+                    Some(print) => *print == outcome.fingerprint,
+                    None => recorded.is_empty(),
+                };
                 if !(active && matches) {
                     let problem = format!(
                         "{} in {service} did not come back as recorded: state {}, fingerprint {} (recorded at deletion {})",
@@ -829,6 +832,9 @@ impl Executor {
         Ok(())
     }
 
+    /// Purges a wave: every service validates first (a hold or an unexpired site
+    /// anywhere stops the wave before anything is deleted), then the other services purge
+    /// and the catalog last; then every service must report the sites purged.
     async fn purge_wave(
         &self,
         operation: &OperationRecord,
@@ -843,14 +849,24 @@ impl Executor {
             .iter()
             .map(|target| lifecycle_target(target))
             .collect();
+        for service in fleet.services() {
+            self.persist(operation, service, || {
+                fleet.purge(service, &targets, operation_id, &why, true)
+            })
+            .await?;
+        }
         self.on_other_services(operation, wave, "purge", targets.len(), |service| {
             let (targets, why) = (targets.clone(), why.clone());
-            async move { fleet.purge(&service, &targets, operation_id, &why).await }
+            async move {
+                fleet
+                    .purge(&service, &targets, operation_id, &why, false)
+                    .await
+            }
         })
         .await?;
         let outcomes = self
             .persist(operation, "catalog", || {
-                fleet.purge("catalog", &targets, operation_id, &why)
+                fleet.purge("catalog", &targets, operation_id, &why, false)
             })
             .await?;
         self.log(
@@ -862,6 +878,26 @@ impl Executor {
             &outcomes,
         )
         .await?;
+        let described = self.describe_all(operation, &targets).await?;
+        for (service, outcomes) in &described {
+            for (target, outcome) in in_wave.iter().zip(outcomes) {
+                let gone = outcome.state == TenantState::Purged as i32
+                    || outcome.state == TenantState::Absent as i32;
+                if !gone {
+                    let problem = format!(
+                        "{} in {service} is {} after the purge",
+                        target.site_id,
+                        outcome.state().as_str_name()
+                    );
+                    store
+                        .set_error(operation_id, target.position, &problem)
+                        .await?;
+                    return Err(Stop::Failed(OrchestratorError::Platform(
+                        micros_platform::lifecycle::LifecycleError::Misuse(problem),
+                    )));
+                }
+            }
+        }
         store
             .set_status(
                 operation_id,
@@ -893,7 +929,7 @@ impl Executor {
                     PlanKind::DeleteSites | PlanKind::UninstallApp
                 ) && matches!(
                     target.status,
-                    TargetStatus::Recorded | TargetStatus::Deleted | TargetStatus::Verified
+                    TargetStatus::Deleted | TargetStatus::Verified
                 )
             })
             .collect();

@@ -160,12 +160,13 @@ impl Fleet {
         targets: &[Target],
         operation_id: OperationId,
         why: &Why,
+        validate_only: bool,
     ) -> Result<Vec<TargetOutcome>, Status> {
         let request = PurgeRequest {
             targets: targets.iter().map(target_to_proto).collect(),
             operation_id: operation_id.to_string(),
             justification: why.to_proto(),
-            validate_only: false,
+            validate_only,
         };
         Ok(self
             .lifecycle(service)

@@ -55,7 +55,6 @@ text_enum!(
     /// A target's step.
     TargetStatus {
         Pending = "pending",
-        Recorded = "recorded",
         Deleted = "deleted",
         CatalogRestored = "catalog_restored",
         Restored = "restored",

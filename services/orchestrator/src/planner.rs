@@ -409,7 +409,7 @@ pub fn lifecycle_targets(kind: PlanKind, targets: &[PlannedTarget]) -> Vec<Targe
 }
 
 /// A digest of exactly what the plan will do.
-fn fingerprint(
+pub fn fingerprint(
     kind: PlanKind,
     undo: Option<OperationId>,
     at: Option<i64>,

@@ -12,12 +12,12 @@ use crate::{
 fn rank(kind: PlanKind, status: TargetStatus) -> u8 {
     match (kind, status) {
         (_, TargetStatus::Pending) => 0,
-        (PlanKind::RestoreDrill, TargetStatus::Recorded | TargetStatus::Deleted) => 1,
+        (PlanKind::RestoreDrill, TargetStatus::Deleted) => 1,
         (
             PlanKind::RestoreDrill,
             TargetStatus::Verified | TargetStatus::CatalogRestored | TargetStatus::Restored,
         ) => 2,
-        (_, TargetStatus::Recorded | TargetStatus::CatalogRestored) => 1,
+        (_, TargetStatus::CatalogRestored) => 1,
         (_, TargetStatus::Deleted | TargetStatus::Restored) => 2,
         (_, TargetStatus::Verified | TargetStatus::Reverted) => 3,
     }
@@ -26,7 +26,7 @@ fn rank(kind: PlanKind, status: TargetStatus) -> u8 {
 fn step_names(kind: PlanKind) -> [&'static str; 3] {
     match kind {
         PlanKind::DeleteSites | PlanKind::UninstallApp => {
-            ["record fingerprints", "soft delete", "verify"]
+            ["soft delete", "fingerprints recorded", "verify"]
         }
         PlanKind::RestoreSites => ["restore catalog", "restore services", "verify fingerprints"],
         PlanKind::PurgeSites => ["purge", "purge", "verify"],

@@ -100,6 +100,7 @@ impl Reaper {
         // A site restored or purged since the listing is a plan error: leave it out.
         plan.body.errors.clear();
         plan.requires_approval = false;
+        plan.fingerprint = crate::planner::fingerprint(plan.kind, None, None, &plan.body);
         if plan.body.targets.is_empty() {
             return Ok(None);
         }

@@ -12,7 +12,9 @@ pub struct OrchestratorSettings {
     /// The data-owning services lifecycle calls go to, in order; the catalog is first,
     /// and is restored before the others.
     pub services: Vec<String>,
-    /// Plans touching more sites than this need a second principal's approval.
+    /// Plans touching more sites than this need a second principal's approval. Keep it
+    /// at most the catalog's `deletion_rate_per_hour`: only approved operations get a
+    /// deletion budget, the rest share the catalog's hourly rate.
     pub approval_threshold_sites: u32,
     /// How long a plan may be applied after it was made.
     #[serde(with = "humantime_serde")]
@@ -39,7 +41,7 @@ impl Default for OrchestratorSettings {
             services: ["catalog", "identity", "license", "media", "product-data"]
                 .map(str::to_owned)
                 .to_vec(),
-            approval_threshold_sites: 10,
+            approval_threshold_sites: 5,
             plan_ttl: Duration::from_secs(3600),
             canary: 1,
             wave_growth: 2,

@@ -93,6 +93,17 @@ impl Suite {
         )
     }
 
+    /// Bob approves: only approved deletions get a budget beyond the catalog's hourly rate.
+    async fn approved(&self, made: &pb::Plan) {
+        self.approver()
+            .approve_plan(ApprovePlanRequest {
+                plan_id: made.plan_id.clone(),
+                fingerprint: made.fingerprint.clone(),
+            })
+            .await
+            .unwrap();
+    }
+
     fn operator(&self) -> OrchestratorServiceClient<ServiceChannel> {
         self.as_principal("alice", &[Role::Operator])
     }
@@ -343,6 +354,7 @@ async fn deletion_runs_in_waves_and_a_restore_brings_every_site_back_verified() 
             .await
             .unwrap()
             .into_inner();
+        suite.approved(&made).await;
         let operation = suite
             .operator()
             .apply_plan(ApplyPlanRequest {
@@ -392,6 +404,7 @@ async fn deletion_runs_in_waves_and_a_restore_brings_every_site_back_verified() 
             9,
             "the targets come from the deleting operation"
         );
+        suite.approved(&restore).await;
         let restoring = suite
             .operator()
             .apply_plan(ApplyPlanRequest {
@@ -436,6 +449,7 @@ async fn abort_undoes_what_the_operation_already_deleted() {
         .await
         .unwrap()
         .into_inner();
+    suite.approved(&made).await;
     let operation = suite
         .operator()
         .apply_plan(ApplyPlanRequest {
@@ -554,7 +568,10 @@ async fn the_reaper_purges_expired_sites_but_never_a_held_one() {
             }],
             hold: true,
             operation_id: micros_platform::ids::OperationId::new().to_string(),
-            justification: None,
+            justification: Some(micros_proto::lifecycle::v1::Justification {
+                reason: "litigation hold".to_owned(),
+                ticket: "LEGAL-1".to_owned(),
+            }),
         })
         .await
         .unwrap();
@@ -617,6 +634,7 @@ async fn a_restore_drill_deletes_restores_and_verifies_every_wave() {
             .unwrap()
             .into_inner();
         assert!(made.errors.is_empty(), "{:?}", made.errors);
+        suite.approved(&made).await;
         let operation = suite
             .operator()
             .apply_plan(ApplyPlanRequest {

@@ -109,11 +109,20 @@ pub async fn bump(
     if sites.is_empty() {
         return Ok(());
     }
+    // An upsert, not an UPDATE: a describe that found no row (version 0) and read the rows
+    // before this change must not be able to store its summary at version 0 afterwards.
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE tenant_digests SET version = version + 1 WHERE site_id IN ({})",
+        "INSERT INTO tenant_digests (site_id, version) SELECT value, 1 FROM ({}) AS sites WHERE true
+         ON CONFLICT (site_id) DO UPDATE SET version = tenant_digests.version + 1",
         store.json_strings("$1")
     )))
-    .bind(json_list(sites.iter().map(ToString::to_string)))
+    // Each site once: PostgreSQL refuses an upsert that touches a row twice.
+    .bind(json_list(
+        sites
+            .iter()
+            .map(ToString::to_string)
+            .collect::<std::collections::BTreeSet<_>>(),
+    ))
     .execute(&mut *connection)
     .await?;
     Ok(())

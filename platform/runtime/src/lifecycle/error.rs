@@ -37,6 +37,10 @@ pub enum LifecycleError {
     NotActive { site_id: SiteId },
     #[error("site {site_id} is purged; nothing is left to restore")]
     Purged { site_id: SiteId },
+    #[error("site {site_id} is being purged")]
+    BeingPurged { site_id: SiteId },
+    #[error("the targets changed while the call ran (a concurrent restore or hold); retry")]
+    ConcurrentChange,
     #[error("{target} expires at {}; purging is refused before then", crate::store::rfc3339(*expire_time))]
     PurgeBeforeExpiry { target: Target, expire_time: i64 },
     #[error("site {site_id} is on hold; it cannot be purged until the hold is cleared")]
@@ -90,6 +94,8 @@ impl Problem for LifecycleError {
             Self::Store(inner) => inner.code(),
             Self::SiteDeleted { .. } | Self::SiteNotFound { .. } => Code::NotFound,
             Self::OperationReused { .. } => Code::AlreadyExists,
+            Self::ConcurrentChange => Code::Aborted,
+            Self::BeingPurged { .. } => Code::FailedPrecondition,
             Self::Refused(refusal) => refusal.code,
             Self::Misuse(_) => Code::Internal,
             Self::AlreadyDeleted { .. }
@@ -115,6 +121,8 @@ impl Problem for LifecycleError {
             Self::NotDeleted { .. } => "SITE_NOT_DELETED",
             Self::NotActive { .. } => "SITE_NOT_ACTIVE",
             Self::Purged { .. } => "SITE_PURGED",
+            Self::BeingPurged { .. } => "SITE_BEING_PURGED",
+            Self::ConcurrentChange => "CONCURRENT_CHANGE",
             Self::PurgeBeforeExpiry { .. } => "PURGE_BEFORE_EXPIRY",
             Self::OnHold { .. } => "TENANT_ON_HOLD",
             Self::OperationReused { .. } => "OPERATION_ID_REUSED",
@@ -146,7 +154,9 @@ impl Problem for LifecycleError {
             | Self::NotDeleted { site_id }
             | Self::NotActive { site_id }
             | Self::Purged { site_id }
+            | Self::BeingPurged { site_id }
             | Self::OnHold { site_id } => vec![("site_id", site_id.to_string())],
+            Self::ConcurrentChange => Vec::new(),
             Self::AlreadyDeleted {
                 site_id,
                 deleted_by,

@@ -130,7 +130,12 @@ impl LifecycleService {
                 outcomes[*index] = Some(outcome);
             }
         }
-        Ok(outcomes.into_iter().flatten().collect())
+        outcomes
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                LifecycleError::Misuse("a shard answered for fewer targets than asked".to_owned())
+            })
     }
 
     async fn describe_all(&self, targets: &[Target]) -> Result<Vec<TargetOutcome>, LifecycleError> {
@@ -143,7 +148,12 @@ impl LifecycleService {
                 outcomes[*index] = Some(outcome);
             }
         }
-        Ok(outcomes.into_iter().flatten().collect())
+        outcomes
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                LifecycleError::Misuse("a shard answered for fewer targets than asked".to_owned())
+            })
     }
 }
 
@@ -209,6 +219,7 @@ pub fn outcome_to_proto(outcome: TargetOutcome) -> pb::TargetOutcome {
         state: match outcome.state {
             TenantState::Active => pb::TenantState::Active,
             TenantState::Deleted => pb::TenantState::Deleted,
+            TenantState::Purging => pb::TenantState::Purging,
             TenantState::Purged => pb::TenantState::Purged,
             TenantState::Absent => pb::TenantState::Absent,
         } as i32,

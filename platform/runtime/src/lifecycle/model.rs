@@ -45,6 +45,8 @@ impl std::fmt::Display for Target {
 pub enum TenantState {
     Active,
     Deleted,
+    /// Claimed by a purge under way; restore and hold are refused.
+    Purging,
     Purged,
     /// This database holds nothing for the site.
     Absent,
@@ -55,6 +57,7 @@ impl TenantState {
         match text {
             "active" => Some(TenantState::Active),
             "deleted" => Some(TenantState::Deleted),
+            "purging" => Some(TenantState::Purging),
             "purged" => Some(TenantState::Purged),
             _ => None,
         }

@@ -126,11 +126,13 @@ impl Lifecycle {
     }
 
     /// Sets or clears the hold that blocks purging.
+    /// (A reason is required: clearing a hold is what lets a purge go ahead.)
     pub async fn set_hold(
         &self,
         request: &LifecycleRequest,
         hold: bool,
     ) -> Result<Vec<TargetOutcome>, LifecycleError> {
+        require_reason(request)?;
         self.run(Step::SetHold(hold), request).await
     }
 
@@ -278,6 +280,9 @@ impl Lifecycle {
                     }
                     TenantState::Purged => {
                         return Err(LifecycleError::Purged { site_id: *site_id });
+                    }
+                    TenantState::Purging => {
+                        return Err(LifecycleError::BeingPurged { site_id: *site_id });
                     }
                 },
             }
@@ -459,6 +464,18 @@ impl Lifecycle {
                         _ => return Err(LifecycleError::NotActive { site_id: *site_id }),
                     }
                 }
+                if self.store().backend() == crate::store::Backend::Postgres {
+                    // Writers hold the registry rows FOR SHARE: this waits for them and
+                    // keeps new ones out until the restore commits, so nothing lands
+                    // between the horizon read and the rewrite.
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT site_id FROM tenants WHERE site_id IN ({}) FOR UPDATE",
+                        self.store().json_strings("$1")
+                    )))
+                    .bind(json_list(sites.iter().map(ToString::to_string)))
+                    .fetch_all(&mut *connection)
+                    .await?;
+                }
                 point_in_time::restore_to(self, connection, &sites, at).await?;
                 true
             }
@@ -503,6 +520,9 @@ impl Lifecycle {
                     }
                     TenantState::Purged => {
                         return Err(LifecycleError::Purged { site_id: *site_id });
+                    }
+                    TenantState::Purging => {
+                        return Err(LifecycleError::BeingPurged { site_id: *site_id });
                     }
                     _ => {}
                 }
@@ -582,11 +602,14 @@ impl Lifecycle {
         }
         let sites = sites_of(&request.targets);
         for site_id in &sites {
-            if registry
-                .get(site_id)
-                .is_some_and(|row| row.state == TenantState::Purged)
-            {
-                return Err(LifecycleError::Purged { site_id: *site_id });
+            match registry.get(site_id).map(|row| row.state) {
+                Some(TenantState::Purged) => {
+                    return Err(LifecycleError::Purged { site_id: *site_id });
+                }
+                Some(TenantState::Purging) => {
+                    return Err(LifecycleError::BeingPurged { site_id: *site_id });
+                }
+                _ => {}
             }
         }
         let store = self.store();
@@ -652,10 +675,12 @@ impl Lifecycle {
         let purge_sites: Vec<SiteId> = before
             .iter()
             .filter(|outcome| {
-                matches!(outcome.target, Target::Site(_)) && outcome.state == TenantState::Deleted
+                matches!(outcome.target, Target::Site(_))
+                    && matches!(outcome.state, TenantState::Deleted | TenantState::Purging)
             })
             .map(|outcome| outcome.target.site_id())
             .collect();
+        self.claim_for_purge(&purge_sites).await?;
         let purge_apps: Vec<Target> = before
             .iter()
             .filter(|outcome| matches!(outcome.target, Target::AppInstallation { .. }))
@@ -671,7 +696,7 @@ impl Lifecycle {
         let now = self.now();
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE tenants SET state = 'purged', purged_by = $2, purge_time = $3
-             WHERE site_id IN ({}) AND state = 'deleted'",
+             WHERE site_id IN ({}) AND state = 'purging'",
             self.store().json_strings("$1")
         )))
         .bind(json_list(purge_sites.iter().map(ToString::to_string)))
@@ -706,6 +731,32 @@ impl Lifecycle {
         Ok(outcomes)
     }
 
+    /// Marks the sites `purging` in one transaction, if every one is still deleted,
+    /// expired and not held: from then on a restore or a hold is refused, so rows are
+    /// never deleted under a site that was brought back meanwhile.
+    async fn claim_for_purge(&self, sites: &[SiteId]) -> Result<(), LifecycleError> {
+        if sites.is_empty() {
+            return Ok(());
+        }
+        let list = json_list(sites.iter().map(ToString::to_string));
+        let mut tx = self.store().begin_write().await?;
+        let claimed = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE tenants SET state = 'purging'
+             WHERE site_id IN ({}) AND state IN ('deleted', 'purging') AND hold = 0 AND expire_time <= $2",
+            self.store().json_strings("$1")
+        )))
+        .bind(list)
+        .bind(self.now())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed != sites.len() as u64 {
+            return Err(LifecycleError::ConcurrentChange);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     fn check_purge(
         &self,
         registry: &HashMap<SiteId, RegistryRow>,
@@ -721,7 +772,7 @@ impl Lifecycle {
             match outcome.target {
                 Target::Site(_) => match outcome.state {
                     TenantState::Active => return Err(LifecycleError::NotDeleted { site_id }),
-                    TenantState::Deleted => {
+                    TenantState::Deleted | TenantState::Purging => {
                         let expire_time = outcome.expire_time.unwrap_or(i64::MAX);
                         if now < expire_time {
                             return Err(LifecycleError::PurgeBeforeExpiry {

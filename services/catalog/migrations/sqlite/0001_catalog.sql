@@ -49,9 +49,11 @@ CREATE TABLE deletion_budgets (
 );
 
 -- Site deletions outside any budget, for the hourly rate limit.
+-- One row per call: an operation's waves are separate calls.
 CREATE TABLE unbudgeted_deletions (
-    operation_id TEXT PRIMARY KEY,
+    operation_id TEXT NOT NULL,
     delete_time  BIGINT NOT NULL,
-    sites        BIGINT NOT NULL
+    sites        BIGINT NOT NULL,
+    PRIMARY KEY (operation_id, delete_time)
 );
 CREATE INDEX unbudgeted_deletions_time ON unbudgeted_deletions (delete_time);

@@ -5,7 +5,7 @@
 -- hold. A purged site's row stays as a tombstone: a site ID is never reused.
 CREATE TABLE tenants (
     site_id     TEXT PRIMARY KEY,
-    state       TEXT NOT NULL CHECK (state IN ('active', 'deleted', 'purged')),
+    state       TEXT NOT NULL CHECK (state IN ('active', 'deleted', 'purging', 'purged')),
     create_time BIGINT NOT NULL,
     deleted_by  TEXT,
     delete_time BIGINT,
