@@ -52,6 +52,10 @@ pub enum OrchestratorError {
         from: &'static str,
         to: &'static str,
     },
+    /// A verification after a wave found something other than planned; the operation
+    /// halts with this as its reason.
+    #[error("unexpected result: {0}")]
+    Unexpected(String),
     #[error("{service} answered {}: {}", .status.code(), .status.message())]
     Downstream {
         service: String,
@@ -73,6 +77,7 @@ impl Problem for OrchestratorError {
             | Self::AlreadyApplied { .. }
             | Self::InvalidTransition { .. } => Code::FailedPrecondition,
             Self::SelfApproval { .. } => Code::PermissionDenied,
+            Self::Unexpected(_) => Code::FailedPrecondition,
             Self::Downstream { status, .. } => match status.code() {
                 Code::Ok | Code::Unknown | Code::Internal => Code::Unavailable,
                 code => code,
@@ -93,6 +98,7 @@ impl Problem for OrchestratorError {
             Self::AlreadyApplied { .. } => "PLAN_ALREADY_APPLIED",
             Self::InvalidTransition { .. } => "INVALID_OPERATION_TRANSITION",
             Self::Downstream { .. } => "DOWNSTREAM_FAILURE",
+            Self::Unexpected(_) => "UNEXPECTED_RESULT",
         }
     }
 
@@ -163,6 +169,7 @@ impl Problem for OrchestratorError {
                 ("state", (*from).to_owned()),
                 ("requested_state", (*to).to_owned()),
             ],
+            Self::Unexpected(_) => Vec::new(),
             Self::Downstream { service, status } => vec![
                 ("service", service.clone()),
                 ("downstream_code", format!("{:?}", status.code())),

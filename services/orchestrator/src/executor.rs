@@ -420,6 +420,30 @@ impl Executor {
             .collect())
     }
 
+    /// Checks every service's answer for every target with `check`, which says what is
+    /// wrong, if anything: the first problem is recorded on its target and halts the
+    /// operation.
+    async fn check_all(
+        &self,
+        operation: &OperationRecord,
+        targets: &[&TargetRecord],
+        described: &BTreeMap<String, Vec<TargetOutcome>>,
+        check: impl Fn(&str, &TargetRecord, &TargetOutcome) -> Option<String>,
+    ) -> Result<(), Stop> {
+        for (service, outcomes) in described {
+            for (target, outcome) in targets.iter().zip(outcomes) {
+                if let Some(problem) = check(service, target, outcome) {
+                    self.inner
+                        .store
+                        .set_error(operation.operation_id, target.position, &problem)
+                        .await?;
+                    return Err(Stop::Failed(OrchestratorError::Unexpected(problem)));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Runs `call` on every service but the catalog, in parallel.
     async fn on_other_services<F, Fut>(
         &self,
@@ -544,36 +568,29 @@ impl Executor {
             .map(|target| lifecycle_target(target))
             .collect();
         let described = self.describe_all(operation, &targets).await?;
-        for (service, outcomes) in &described {
-            for (target, outcome) in to_verify.iter().zip(outcomes) {
-                let deleted = match target.app_installation_id {
-                    None => {
-                        outcome.state == TenantState::Deleted as i32
-                            && target.fingerprints.get(service) == Some(&outcome.fingerprint)
-                    }
-                    Some(_) => outcome.counts.iter().all(|count| count.live == 0),
-                };
-                if !deleted {
-                    let problem = format!(
-                        "{} in {service} is not as planned after the delete: state {}, fingerprint {} (recorded {})",
-                        lifecycle_target(target),
-                        outcome.state().as_str_name(),
-                        outcome.fingerprint,
-                        target
-                            .fingerprints
-                            .get(service)
-                            .cloned()
-                            .unwrap_or_default()
-                    );
-                    store
-                        .set_error(operation_id, target.position, &problem)
-                        .await?;
-                    return Err(Stop::Failed(OrchestratorError::Platform(
-                        micros_platform::lifecycle::LifecycleError::Misuse(problem),
-                    )));
+        self.check_all(operation, &to_verify, &described, |service, target, outcome| {
+            let deleted = match target.app_installation_id {
+                None => {
+                    outcome.state == TenantState::Deleted as i32
+                        && target.fingerprints.get(service) == Some(&outcome.fingerprint)
                 }
-            }
-        }
+                Some(_) => outcome.counts.iter().all(|count| count.live == 0),
+            };
+            (!deleted).then(|| {
+                format!(
+                "{} in {service} is not as planned after the delete: state {}, fingerprint {} (recorded {})",
+                lifecycle_target(target),
+                outcome.state().as_str_name(),
+                outcome.fingerprint,
+                target
+                    .fingerprints
+                    .get(service)
+                    .cloned()
+                    .unwrap_or_default()
+            )
+            })
+        })
+        .await?;
         store
             .set_status(
                 operation_id,
@@ -688,35 +705,28 @@ impl Executor {
             .map(|target| lifecycle_target(target))
             .collect();
         let described = self.describe_all(operation, &targets).await?;
-        for (service, outcomes) in &described {
-            for (target, outcome) in in_wave.iter().zip(outcomes) {
-                let expected = recorded
-                    .get(&target.site_id)
-                    .and_then(|prints| prints.get(service));
-                let active = outcome.state == TenantState::Active as i32;
-                // When the orchestrator made the deletion, every site must match what it
-                // recorded; a missing record is a failure, not a pass.
-                let matches = match expected {
-                    Some(print) => *print == outcome.fingerprint,
-                    None => recorded.is_empty(),
-                };
-                if !(active && matches) {
-                    let problem = format!(
-                        "{} in {service} did not come back as recorded: state {}, fingerprint {} (recorded at deletion {})",
-                        target.site_id,
-                        outcome.state().as_str_name(),
-                        outcome.fingerprint,
-                        expected.cloned().unwrap_or_else(|| "none".to_owned())
-                    );
-                    store
-                        .set_error(operation_id, target.position, &problem)
-                        .await?;
-                    return Err(Stop::Failed(OrchestratorError::Platform(
-                        micros_platform::lifecycle::LifecycleError::Misuse(problem),
-                    )));
-                }
-            }
-        }
+        self.check_all(operation, in_wave, &described, |service, target, outcome| {
+            let expected = recorded
+                .get(&target.site_id)
+                .and_then(|prints| prints.get(service));
+            let active = outcome.state == TenantState::Active as i32;
+            // When the orchestrator made the deletion, every site must match what it
+            // recorded; a missing record is a failure, not a pass.
+            let matches = match expected {
+                Some(print) => *print == outcome.fingerprint,
+                None => recorded.is_empty(),
+            };
+            (!(active && matches)).then(|| {
+                format!(
+                "{} in {service} did not come back as recorded: state {}, fingerprint {} (recorded at deletion {})",
+                target.site_id,
+                outcome.state().as_str_name(),
+                outcome.fingerprint,
+                expected.cloned().unwrap_or_else(|| "none".to_owned())
+            )
+            })
+        })
+        .await?;
         store
             .set_status(
                 operation_id,
@@ -794,31 +804,24 @@ impl Executor {
         })
         .await?;
         let described = self.describe_all(operation, &targets).await?;
-        for (service, outcomes) in &described {
-            for (target, outcome) in in_wave.iter().zip(outcomes) {
-                let back = outcome.state == TenantState::Active as i32
-                    && target.fingerprints.get(service) == Some(&outcome.fingerprint);
-                if !back {
-                    let problem = format!(
-                        "{} in {service} did not come back from the drill: state {}, fingerprint {} (recorded {})",
-                        target.site_id,
-                        outcome.state().as_str_name(),
-                        outcome.fingerprint,
-                        target
-                            .fingerprints
-                            .get(service)
-                            .cloned()
-                            .unwrap_or_default()
-                    );
-                    store
-                        .set_error(operation_id, target.position, &problem)
-                        .await?;
-                    return Err(Stop::Failed(OrchestratorError::Platform(
-                        micros_platform::lifecycle::LifecycleError::Misuse(problem),
-                    )));
-                }
-            }
-        }
+        self.check_all(operation, &in_wave, &described, |service, target, outcome| {
+            let back = outcome.state == TenantState::Active as i32
+                && target.fingerprints.get(service) == Some(&outcome.fingerprint);
+            (!back).then(|| {
+                format!(
+                "{} in {service} did not come back from the drill: state {}, fingerprint {} (recorded {})",
+                target.site_id,
+                outcome.state().as_str_name(),
+                outcome.fingerprint,
+                target
+                    .fingerprints
+                    .get(service)
+                    .cloned()
+                    .unwrap_or_default()
+            )
+            })
+        })
+        .await?;
         store
             .set_status(
                 operation_id,
@@ -879,25 +882,23 @@ impl Executor {
         )
         .await?;
         let described = self.describe_all(operation, &targets).await?;
-        for (service, outcomes) in &described {
-            for (target, outcome) in in_wave.iter().zip(outcomes) {
+        self.check_all(
+            operation,
+            in_wave,
+            &described,
+            |service, target, outcome| {
                 let gone = outcome.state == TenantState::Purged as i32
                     || outcome.state == TenantState::Absent as i32;
-                if !gone {
-                    let problem = format!(
+                (!gone).then(|| {
+                    format!(
                         "{} in {service} is {} after the purge",
                         target.site_id,
                         outcome.state().as_str_name()
-                    );
-                    store
-                        .set_error(operation_id, target.position, &problem)
-                        .await?;
-                    return Err(Stop::Failed(OrchestratorError::Platform(
-                        micros_platform::lifecycle::LifecycleError::Misuse(problem),
-                    )));
-                }
-            }
-        }
+                    )
+                })
+            },
+        )
+        .await?;
         store
             .set_status(
                 operation_id,
