@@ -104,6 +104,19 @@ impl Suite {
             .unwrap();
     }
 
+    /// What the catalog says each of `sites` is now.
+    async fn resolved(&self, sites: &[String]) -> Vec<micros_proto::catalog::v1::ResolvedInput> {
+        self.catalog
+            .clone()
+            .resolve(micros_proto::catalog::v1::ResolveRequest {
+                inputs: sites.to_vec(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .results
+    }
+
     fn operator(&self) -> OrchestratorServiceClient<ServiceChannel> {
         self.as_principal("alice", &[Role::Operator])
     }
@@ -375,15 +388,7 @@ async fn deletion_runs_in_waves_and_a_restore_brings_every_site_back_verified() 
             "{backend:?}: {}",
             deleted.halt_reason
         );
-        let resolved = suite
-            .catalog
-            .resolve(micros_proto::catalog::v1::ResolveRequest {
-                inputs: sites.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .results;
+        let resolved = suite.resolved(&sites).await;
         assert!(
             resolved
                 .iter()
@@ -493,15 +498,7 @@ async fn abort_undoes_what_the_operation_already_deleted() {
         "{}",
         final_state.halt_reason
     );
-    let resolved = suite
-        .catalog
-        .resolve(micros_proto::catalog::v1::ResolveRequest {
-            inputs: sites.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .results;
+    let resolved = suite.resolved(&sites).await;
     assert!(
         resolved
             .iter()
@@ -652,15 +649,7 @@ async fn a_restore_drill_deletes_restores_and_verifies_every_wave() {
             done.halt_reason
         );
         assert_eq!(done.targets_done, 7);
-        let resolved = suite
-            .catalog
-            .resolve(micros_proto::catalog::v1::ResolveRequest {
-                inputs: sites.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .results;
+        let resolved = suite.resolved(&sites).await;
         assert!(
             resolved
                 .iter()
