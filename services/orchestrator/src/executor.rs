@@ -420,6 +420,33 @@ impl Executor {
             .collect())
     }
 
+    /// Describes `targets` (the lifecycle form of `records`) in every service, checks
+    /// every answer with `check` (see [`Self::check_all`]) and, when all pass, moves the
+    /// records to `status`.
+    async fn verify_and_mark(
+        &self,
+        operation: &OperationRecord,
+        records: &[&TargetRecord],
+        targets: &[Target],
+        status: TargetStatus,
+        check: impl Fn(&str, &TargetRecord, &TargetOutcome) -> Option<String>,
+    ) -> Result<(), Stop> {
+        let described = self.describe_all(operation, targets).await?;
+        self.check_all(operation, records, &described, check)
+            .await?;
+        self.inner
+            .store
+            .set_status(
+                operation.operation_id,
+                &positions(records),
+                status,
+                None,
+                self.now(),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Checks every service's answer for every target with `check`, which says what is
     /// wrong, if anything: the first problem is recorded on its target and halts the
     /// operation.
@@ -567,8 +594,7 @@ impl Executor {
             .iter()
             .map(|target| lifecycle_target(target))
             .collect();
-        let described = self.describe_all(operation, &targets).await?;
-        self.check_all(operation, &to_verify, &described, |service, target, outcome| {
+        self.verify_and_mark(operation, &to_verify, &targets, TargetStatus::Verified, |service, target, outcome| {
             let deleted = match target.app_installation_id {
                 None => {
                     outcome.state == TenantState::Deleted as i32
@@ -590,15 +616,6 @@ impl Executor {
             )
             })
         })
-        .await?;
-        store
-            .set_status(
-                operation_id,
-                &positions(&to_verify),
-                TargetStatus::Verified,
-                None,
-                self.now(),
-            )
             .await?;
         tracing::info!(%operation_id, wave, targets = to_verify.len(), "wave deleted and verified");
         Ok(())
@@ -704,8 +721,7 @@ impl Executor {
             .iter()
             .map(|target| lifecycle_target(target))
             .collect();
-        let described = self.describe_all(operation, &targets).await?;
-        self.check_all(operation, in_wave, &described, |service, target, outcome| {
+        self.verify_and_mark(operation, in_wave, &targets, TargetStatus::Verified, |service, target, outcome| {
             let expected = recorded
                 .get(&target.site_id)
                 .and_then(|prints| prints.get(service));
@@ -726,15 +742,6 @@ impl Executor {
             )
             })
         })
-        .await?;
-        store
-            .set_status(
-                operation_id,
-                &positions(in_wave),
-                TargetStatus::Verified,
-                None,
-                self.now(),
-            )
             .await?;
         tracing::info!(%operation_id, wave, targets = in_wave.len(), "wave restored and verified");
         Ok(())
@@ -803,8 +810,7 @@ impl Executor {
             }
         })
         .await?;
-        let described = self.describe_all(operation, &targets).await?;
-        self.check_all(operation, &in_wave, &described, |service, target, outcome| {
+        self.verify_and_mark(operation, &in_wave, &targets, TargetStatus::Reverted, |service, target, outcome| {
             let back = outcome.state == TenantState::Active as i32
                 && target.fingerprints.get(service) == Some(&outcome.fingerprint);
             (!back).then(|| {
@@ -821,15 +827,6 @@ impl Executor {
             )
             })
         })
-        .await?;
-        store
-            .set_status(
-                operation_id,
-                &positions(&in_wave),
-                TargetStatus::Reverted,
-                None,
-                self.now(),
-            )
             .await?;
         tracing::info!(%operation_id, wave, targets = in_wave.len(), "drill wave deleted, restored and verified");
         Ok(())
@@ -844,7 +841,6 @@ impl Executor {
         wave: i64,
         in_wave: &[&TargetRecord],
     ) -> Result<(), Stop> {
-        let store = &self.inner.store;
         let fleet = &self.inner.fleet;
         let why = Self::why(operation);
         let operation_id = operation.operation_id;
@@ -881,11 +877,11 @@ impl Executor {
             &outcomes,
         )
         .await?;
-        let described = self.describe_all(operation, &targets).await?;
-        self.check_all(
+        self.verify_and_mark(
             operation,
             in_wave,
-            &described,
+            &targets,
+            TargetStatus::Verified,
             |service, target, outcome| {
                 let gone = outcome.state == TenantState::Purged as i32
                     || outcome.state == TenantState::Absent as i32;
@@ -899,15 +895,6 @@ impl Executor {
             },
         )
         .await?;
-        store
-            .set_status(
-                operation_id,
-                &positions(in_wave),
-                TargetStatus::Verified,
-                None,
-                self.now(),
-            )
-            .await?;
         Ok(())
     }
 
