@@ -204,6 +204,7 @@ pub struct RunOptions {
 pub async fn run<S: MicrosService>(options: RunOptions) -> anyhow::Result<()> {
     let config = config::load(S::default_config(), &options.sources)?;
     let _telemetry = telemetry::init(S::DESCRIPTOR.name, &config.telemetry)?;
+    crate::failpoints::setup_from_env()?;
     let server = S::build(config, ServiceContext::default()).await?;
     if let Some(ready_file) = &options.ready_file {
         let staging = ready_file.with_extension("tmp");

@@ -69,7 +69,7 @@ impl MicrosService for Orchestrator {
             config.service.clone(),
             context.clock.clone(),
         );
-        executor.resume_all().await?;
+        executor.sweep();
         reaper::Reaper {
             fleet: fleet.clone(),
             store: store.clone(),
