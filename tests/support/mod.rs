@@ -24,7 +24,7 @@ use micros_platform::{
 use micros_product_data::{ProductData, ProductDataSettings};
 use micros_proto::{
     lifecycle::v1::{
-        DescribeRequest, TargetOutcome, tenant_lifecycle_client::TenantLifecycleClient,
+        DescribeRequest, TargetOutcome, TenantState, tenant_lifecycle_client::TenantLifecycleClient,
     },
     orchestrator::v1::{self as pb, orchestrator_service_client::OrchestratorServiceClient},
 };
@@ -250,4 +250,234 @@ pub fn prints(
             })
         })
         .collect()
+}
+
+mod gate;
+pub use gate::Gate;
+
+/// A site seeded with data in every service: its ID and its `insight` installation.
+#[derive(Debug, Clone)]
+pub struct Seeded {
+    pub site_id: String,
+    pub app_installation_id: String,
+}
+
+/// What one service says of one site: its state and fingerprint.
+pub type View = (TenantState, String);
+
+/// Per site, per service, the site as that service describes it.
+pub type Snapshot = BTreeMap<String, BTreeMap<String, View>>;
+
+impl Suite {
+    /// Gates in front of every service, for an orchestrator whose calls a test can cut.
+    pub async fn gates(&self) -> BTreeMap<String, Gate> {
+        let mut gates = BTreeMap::new();
+        for service in SERVICES {
+            gates.insert(service.to_owned(), Gate::new(&self.url(service)).await);
+        }
+        gates
+    }
+
+    /// An orchestrator in this process that reaches every service through `gates`.
+    pub async fn orchestrator_through(
+        &self,
+        backend: Backend,
+        settings: OrchestratorSettings,
+        gates: &BTreeMap<String, Gate>,
+    ) -> TestService<Orchestrator> {
+        let clients: BTreeMap<String, ClientConfig> = gates
+            .iter()
+            .map(|(service, gate)| (service.clone(), client_config(gate.url())))
+            .collect();
+        testing::spawn_with::<Orchestrator>(backend, settings, self.clock.clone(), move |config| {
+            config.clients = clients;
+        })
+        .await
+    }
+
+    /// Provisions `count` sites through the orchestrator at `orchestrator_url` (products,
+    /// an admin, `insight`), then gives each data in every service: a document owned by
+    /// the app and one not, and an attachment.
+    pub async fn seed(&self, orchestrator_url: &str, prefix: &str, count: usize) -> Vec<Seeded> {
+        use micros_proto::{
+            media::v1::{Chunk, UploadMetadata, UploadRequest, upload_request::Part},
+            productdata::v1::{CreateDocumentRequest, Page, create_document_request},
+        };
+        use sha2::Digest;
+        let mut orchestrator = orchestrator_client(orchestrator_url, "provisioner", &[Role::Admin]);
+        let mut media = micros_proto::media::v1::media_service_client::MediaServiceClient::new(
+            self.channel("media", "admin", &[Role::Admin]),
+        );
+        let mut documents =
+            micros_proto::productdata::v1::product_data_service_client::ProductDataServiceClient::new(
+                self.channel("product-data", "admin", &[Role::Admin]),
+            );
+        let mut seeded = Vec::with_capacity(count);
+        for index in 0..count {
+            let provisioned = orchestrator
+                .provision_site(pb::ProvisionSiteRequest {
+                    name: format!("{prefix} {index}"),
+                    url: format!("{prefix}-{index}.example.net"),
+                    region: "eu-west".to_owned(),
+                    products: vec!["jira".to_owned()],
+                    admin: Some(pb::Contact {
+                        email: format!("admin@{prefix}-{index}.example"),
+                        name: String::new(),
+                        kind: "admin".to_owned(),
+                    }),
+                    contacts: Vec::new(),
+                    apps: vec!["insight".to_owned()],
+                    site_id: String::new(),
+                    seats: 5,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let site_id = provisioned.site_id;
+            let app_installation_id = provisioned.app_installation_ids[0].clone();
+            for app in [app_installation_id.clone(), String::new()] {
+                documents
+                    .create_document(CreateDocumentRequest {
+                        site_id: site_id.clone(),
+                        document_id: String::new(),
+                        app_installation_id: app,
+                        content: Some(create_document_request::Content::Page(Page {
+                            title: format!("{prefix} {index}"),
+                            body: "kept".to_owned(),
+                        })),
+                    })
+                    .await
+                    .unwrap();
+            }
+            let data = format!("attachment of {prefix} {index}").into_bytes();
+            media
+                .upload(tokio_stream::iter(vec![
+                    UploadRequest {
+                        part: Some(Part::Metadata(UploadMetadata {
+                            site_id: site_id.clone(),
+                            file_name: "notes.txt".to_owned(),
+                            content_type: "text/plain".to_owned(),
+                            size_bytes: data.len() as i64,
+                            sha256: format!("{:x}", sha2::Sha256::digest(&data)),
+                            ..Default::default()
+                        })),
+                    },
+                    UploadRequest {
+                        part: Some(Part::Chunk(Chunk {
+                            data: data.clone(),
+                            crc32c: Some(crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(&data)),
+                        })),
+                    },
+                ]))
+                .await
+                .unwrap();
+            seeded.push(Seeded {
+                site_id,
+                app_installation_id,
+            });
+        }
+        seeded
+    }
+
+    /// How every service describes each of `sites`.
+    pub async fn snapshot(&self, sites: &[String]) -> Snapshot {
+        let targets: Vec<Target> = sites
+            .iter()
+            .map(|site| Target::Site(micros_platform::ids::SiteId::parse(site).unwrap()))
+            .collect();
+        let described = self.describe(&targets).await;
+        let mut snapshot: Snapshot = BTreeMap::new();
+        for (service, outcomes) in described {
+            for (site, outcome) in sites.iter().zip(outcomes) {
+                snapshot
+                    .entry(site.clone())
+                    .or_default()
+                    .insert(service.clone(), (outcome.state(), outcome.fingerprint));
+            }
+        }
+        snapshot
+    }
+}
+
+/// The one state every service agrees `site` is in, or what disagrees.
+pub fn agreed_state(snapshot: &Snapshot, site: &str) -> Result<TenantState, String> {
+    let views = &snapshot[site];
+    let states: std::collections::BTreeSet<i32> =
+        views.values().map(|(state, _)| *state as i32).collect();
+    if states.len() == 1 {
+        Ok(views.values().next().unwrap().0)
+    } else {
+        Err(format!(
+            "{site} is in mixed states: {:?}",
+            views
+                .iter()
+                .map(|(service, (state, _))| format!("{service}={}", state.as_str_name()))
+                .collect::<Vec<_>>()
+        ))
+    }
+}
+
+/// Checks that every site is in one state in all services, and that the data of every
+/// site not purged is exactly what `before` recorded (fingerprints per service).
+pub fn check_sites(before: &Snapshot, after: &Snapshot) -> Result<usize, String> {
+    let mut checked = 0;
+    for (site, views) in after {
+        let state = agreed_state(after, site)?;
+        checked += 1;
+        if state == TenantState::Purged {
+            continue;
+        }
+        for (service, (_, print)) in views {
+            let recorded = &before[site][service].1;
+            if print != recorded {
+                return Err(format!(
+                    "{site} in {service} has fingerprint {print}, not {recorded} as before: data changed"
+                ));
+            }
+            checked += 1;
+        }
+    }
+    Ok(checked)
+}
+
+impl Suite {
+    /// The lifecycle audit of `operation_id` in `service` (every database of it).
+    pub async fn audit(&self, service: &str, operation_id: &str) -> Vec<testing::AuditEntry> {
+        match service {
+            "catalog" => self.catalog.audit(operation_id).await,
+            "identity" => self.identity.audit(operation_id).await,
+            "license" => self.license.audit(operation_id).await,
+            "media" => self.media.audit(operation_id).await,
+            "product-data" => self.product_data.audit(operation_id).await,
+            other => panic!("no service {other}"),
+        }
+    }
+
+    /// Checks that every service applied `action` to each target of `operation_id` at
+    /// most once: a call repeated after a crash or a cut answer was answered from the
+    /// service's record, not applied again. The number of (service, target) checked.
+    pub async fn check_applied_once(
+        &self,
+        operation_id: &str,
+        action: &str,
+    ) -> Result<usize, String> {
+        let mut checked = 0;
+        for service in SERVICES {
+            let mut seen = std::collections::BTreeSet::new();
+            for entry in self.audit(service, operation_id).await {
+                if entry.action != action || entry.outcome != "applied" {
+                    continue;
+                }
+                for target in entry.targets {
+                    if !seen.insert(target.clone()) {
+                        return Err(format!(
+                            "{service} applied {action} of {operation_id} to {target} twice"
+                        ));
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        Ok(checked)
+    }
 }

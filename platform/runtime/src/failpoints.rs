@@ -7,6 +7,11 @@
 //! `fail` crate's actions (`return`, `1*return`, `sleep(100)`, `pause`, …) plus `kill`,
 //! which ends the process on the spot, as a crash would (no drain, no destructors).
 
+use std::{
+    collections::HashMap,
+    sync::{LazyLock, Mutex},
+};
+
 pub use fail::fail_point;
 
 /// The environment variable a process reads its failpoints from.
@@ -31,12 +36,38 @@ impl From<Injected> for crate::lifecycle::LifecycleError {
 }
 
 /// A failpoint named `$name`; its `return` action fails the enclosing function with
-/// [`Injected`] (converted by `From` into the function's error).
+/// [`Injected`] (converted by `From` into the function's error), and counts (see
+/// [`fired`]).
 #[macro_export]
 macro_rules! failpoint {
     ($name:literal) => {
-        $crate::failpoints::fail_point!($name, |_| Err($crate::failpoints::Injected($name).into()))
+        $crate::failpoints::fail_point!($name, |_| {
+            $crate::failpoints::record($name);
+            Err($crate::failpoints::Injected($name).into())
+        })
     };
+}
+
+static FIRED: LazyLock<Mutex<HashMap<&'static str, usize>>> = LazyLock::new(Mutex::default);
+
+/// Counts a failpoint that made its step fail (called by [`failpoint!`](crate::failpoint)).
+pub fn record(name: &'static str) {
+    *FIRED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .entry(name)
+        .or_default() += 1;
+}
+
+/// How many times the failpoint `name` has made its step fail in this process: a test
+/// proves the path it meant to break was taken.
+pub fn fired(name: &str) -> usize {
+    FIRED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(name)
+        .copied()
+        .unwrap_or(0)
 }
 
 /// Configures the failpoints named in [`ENV`]; refuses a malformed setting, and one set

@@ -149,13 +149,10 @@ impl Store {
         let backend = Backend::of_url(&config.url)
             .ok_or_else(|| StoreError::UnsupportedUrl(config.url.clone()))?;
         let database = format!("{}{}", config.database_prefix, name);
-        let url = match backend {
-            Backend::Sqlite => sqlite_url(&config.url, &database)?,
-            Backend::Postgres => {
-                ensure_postgres_database(&config.url, &database).await?;
-                postgres_url(&config.url, &database)
-            }
-        };
+        if backend == Backend::Postgres {
+            ensure_postgres_database(&config.url, &database).await?;
+        }
+        let url = database_url(config, name)?;
         let mut options = AnyPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout);
@@ -233,6 +230,17 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// The connection URL of database `name` (prefixed) under `config`: its file for SQLite
+/// (the directory is created), its database on the server for PostgreSQL.
+pub fn database_url(config: &StoreConfig, name: &str) -> Result<String, StoreError> {
+    let database = format!("{}{}", config.database_prefix, name);
+    match Backend::of_url(&config.url) {
+        Some(Backend::Sqlite) => sqlite_url(&config.url, &database),
+        Some(Backend::Postgres) => Ok(postgres_url(&config.url, &database)),
+        None => Err(StoreError::UnsupportedUrl(config.url.clone())),
     }
 }
 

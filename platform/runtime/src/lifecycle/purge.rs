@@ -81,7 +81,9 @@ impl Lifecycle {
             .collect();
         self.record(&mut tx, Action::Purge, &digest, request, &outcomes)
             .await?;
+        crate::failpoint!("lifecycle::before_commit");
         tx.commit().await?;
+        crate::failpoint!("lifecycle::after_commit");
         self.inner.hooks.after_purge(&sites).await?;
         Ok(outcomes)
     }

@@ -134,6 +134,15 @@ async fn drop_databases(server: &str, prefix: &str) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// One lifecycle audit record, as [`TestService::audit`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub database: String,
+    pub action: String,
+    pub targets: Vec<String>,
+    pub outcome: String,
+}
+
 /// A service of type `S` serving on 127.0.0.1:0 with a fresh store.
 pub struct TestService<S: MicrosService> {
     pub server: RunningServer,
@@ -209,6 +218,41 @@ impl<S: MicrosService> TestService<S> {
             token.as_ref(),
         )
         .expect("connect to the test service")
+    }
+
+    /// The lifecycle audit of `operation_id` in every database of the service, oldest
+    /// first per database: what was applied or refused, to which targets.
+    pub async fn audit(&self, operation_id: &str) -> Vec<AuditEntry> {
+        use sqlx::Row;
+        sqlx::any::install_default_drivers();
+        let mut entries = Vec::new();
+        for database in S::DESCRIPTOR.database_names() {
+            let url =
+                crate::store::database_url(&self.config.store, &database).expect("a database URL");
+            let pool = AnyPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await
+                .expect("open the service database");
+            let rows = sqlx::query(
+                "SELECT action, targets, outcome FROM lifecycle_audit WHERE operation_id = $1 ORDER BY seq",
+            )
+            .bind(operation_id.to_owned())
+            .fetch_all(&pool)
+            .await
+            .expect("read the lifecycle audit");
+            for row in rows {
+                let targets: String = row.get("targets");
+                entries.push(AuditEntry {
+                    database: database.clone(),
+                    action: row.get("action"),
+                    targets: serde_json::from_str(&targets).expect("targets as JSON"),
+                    outcome: row.get("outcome"),
+                });
+            }
+            pool.close().await;
+        }
+        entries
     }
 
     /// Drains the server, then drops the databases.
