@@ -97,9 +97,14 @@ impl ServerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
-    /// `tracing_subscriber::EnvFilter` syntax; `RUST_LOG` overrides it.
+    /// What is logged to stderr, in `tracing_subscriber::EnvFilter` syntax; `RUST_LOG`
+    /// overrides it.
     pub log_filter: String,
     pub log_format: LogFormat,
+    /// What is exported over OTLP, in the same syntax, independent of the log filter:
+    /// the per-call spans of the server and client layers (target `otel::tracing`, level
+    /// TRACE) are exported whatever the logs show.
+    pub trace_filter: String,
 }
 
 impl Default for TelemetryConfig {
@@ -107,6 +112,7 @@ impl Default for TelemetryConfig {
         Self {
             log_filter: "info,sqlx=warn".to_owned(),
             log_format: LogFormat::Text,
+            trace_filter: "info,otel::tracing=trace,sqlx=warn".to_owned(),
         }
     }
 }

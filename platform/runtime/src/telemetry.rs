@@ -4,6 +4,10 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` is set (use `http://host:4317`: an endpoint without a
 //! scheme means https in opentelemetry-otlp 0.33). W3C trace context is the global
 //! propagator, so the server and client layers carry `traceparent` on every hop.
+//!
+//! Each layer has its own filter: logs follow `telemetry.log_filter` (or `RUST_LOG`),
+//! the exporter `telemetry.trace_filter`. A global filter would also filter the
+//! exporter, and the per-call spans, below `info`, would never leave the process.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
@@ -38,14 +42,12 @@ pub enum TelemetryError {
 /// Installs the global subscriber for `service`; call once, first thing in `main`.
 pub fn init(service: &str, config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = match std::env::var("RUST_LOG") {
+    let log_filter = match std::env::var("RUST_LOG") {
         Ok(filter) if !filter.is_empty() => filter,
         _ => config.log_filter.clone(),
     };
-    let env_filter = EnvFilter::try_new(&filter).map_err(|error| TelemetryError::Filter {
-        filter: filter.clone(),
-        message: error.to_string(),
-    })?;
+    let log_filter = env_filter(&log_filter)?;
+    let trace_filter = env_filter(&config.trace_filter)?;
 
     let fmt = match config.log_format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
@@ -56,23 +58,32 @@ pub fn init(service: &str, config: &TelemetryConfig) -> Result<TelemetryGuard, T
             .json()
             .with_writer(std::io::stderr)
             .boxed(),
-    };
+    }
+    .with_filter(log_filter);
 
     let provider = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
         Ok(endpoint) if !endpoint.is_empty() => Some(otlp_provider(service)?),
         _ => None,
     };
     let otel = provider.as_ref().map(|provider| {
-        tracing_opentelemetry::layer().with_tracer(provider.tracer(service.to_owned()))
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(service.to_owned()))
+            .with_filter(trace_filter)
     });
 
     // A second init (tests that start several services in one process) keeps the first.
     let _ = tracing_subscriber::registry()
-        .with(env_filter)
         .with(fmt)
         .with(otel)
         .try_init();
     Ok(TelemetryGuard { provider })
+}
+
+fn env_filter(filter: &str) -> Result<EnvFilter, TelemetryError> {
+    EnvFilter::try_new(filter).map_err(|error| TelemetryError::Filter {
+        filter: filter.to_owned(),
+        message: error.to_string(),
+    })
 }
 
 fn otlp_provider(service: &str) -> Result<SdkTracerProvider, TelemetryError> {
