@@ -1,5 +1,5 @@
 //! `micros up`: every service as a supervised child process of this one, on 127.0.0.1,
-//! with SQLite under a data directory.
+//! with SQLite under a data directory, or on a PostgreSQL server (`--store-url`).
 //!
 //! Children start in dependency order, each told where its dependencies listen; each
 //! reports readiness by writing its bound address to a file. A child that dies is
@@ -41,6 +41,11 @@ pub struct UpArgs {
     /// apply to each service, so keep it to shared sections).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Where every service stores: `postgres://user@host:port` (a database per service
+    /// database, created if missing) or `sqlite://<dir>`; SQLite under
+    /// `<data-dir>/data` when unset.
+    #[arg(long, env = "MICROS__STORE__URL")]
+    store_url: Option<String>,
 }
 
 /// How long a child may take to become ready.
@@ -61,6 +66,7 @@ struct Running {
 struct Launch<'a> {
     exe: PathBuf,
     data_dir: &'a Path,
+    store_url: String,
     config: Option<&'a Path>,
     secret: &'a SecretString,
     authenticator: &'a Authenticator,
@@ -72,9 +78,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let secret = load_or_create_secret(&data_dir)?;
     let authenticator = Authenticator::from_secret(&secret, "micros");
+    let store_url = match args.store_url.filter(|url| !url.is_empty()) {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("sqlite://") => url,
+        Some(url) => bail!("--store-url `{url}` must start with postgres:// or sqlite://"),
+        None => format!("sqlite://{}", data_dir.join("data").display()),
+    };
     let launch = Launch {
         exe: std::env::current_exe().context("cannot find the micros executable")?,
         data_dir: &data_dir,
+        store_url,
         config: args.config.as_deref(),
         secret: &secret,
         authenticator: &authenticator,
@@ -185,10 +197,7 @@ async fn start(
         .arg("--ready-file")
         .arg(&ready_file)
         .env("MICROS__SERVER__PORT", port.to_string())
-        .env(
-            "MICROS__STORE__URL",
-            format!("sqlite://{}", launch.data_dir.join("data").display()),
-        )
+        .env("MICROS__STORE__URL", &launch.store_url)
         .env("MICROS__AUTH__TOKEN_SECRET", launch.secret.expose_secret())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -196,6 +205,11 @@ async fn start(
         .kill_on_drop(true);
     if let Some(config) = launch.config {
         command.arg("--config").arg(config);
+    }
+    // Media keeps attachment bytes in a directory, beside the SQLite files by default;
+    // a PostgreSQL store has no directory, so it gets one in the data directory.
+    if name == "media" && !launch.store_url.starts_with("sqlite://") {
+        command.env("MICROS__SERVICE__BLOB_DIR", launch.data_dir.join("blobs"));
     }
     for dependency in entry.descriptor.depends_on {
         let addr = started
@@ -291,7 +305,7 @@ fn print_banner(launch: &Launch<'_>, running: &[Running]) -> anyhow::Result<()> 
     let create =
         format!(r#"'{{"name": "Demo", "url": "{demo}.example.com", "region": "us-east"}}'"#);
     let banner = format!(
-        "Micros is up. Data: {data} (SQLite). Ctrl-C stops every service.\n\n\
+        "Micros is up. Store: {store}. Ctrl-C stops every service.\n\n\
          {services}\n\
          Development token (principal dev; roles viewer, admin, operator, approver; 30 days):\n\
          \x20 export MICROS_TOKEN={token}\n\n\
@@ -299,11 +313,25 @@ fn print_banner(launch: &Launch<'_>, running: &[Running]) -> anyhow::Result<()> 
          \x20 grpcurl -plaintext {catalog} list\n\
          \x20 grpcurl -plaintext {bearer} -d {create} {catalog} micros.catalog.v1.CatalogService/CreateSite\n\
          \x20 grpcurl -plaintext {bearer} -d '{{}}' {catalog} micros.catalog.v1.CatalogService/ListSites\n\n",
-        data = launch.data_dir.display(),
+        store = store_description(&launch.store_url),
     );
     // A closed stdout (the reader went away) must not take the services down with it.
     let _ = std::io::stdout().write_all(banner.as_bytes());
     Ok(())
+}
+
+/// The store as the banner shows it: the server or directory, never a password.
+fn store_description(url: &str) -> String {
+    match url.strip_prefix("postgres://") {
+        Some(rest) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("PostgreSQL at {host}")
+        }
+        None => format!(
+            "SQLite under {}",
+            url.strip_prefix("sqlite://").unwrap_or(url)
+        ),
+    }
 }
 
 /// Six hex digits, so the printed example creates a site whose URL is new each run.
