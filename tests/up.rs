@@ -1,6 +1,6 @@
-//! `micros up` as a newcomer runs it: every service starts, the printed grpcurl
-//! commands work exactly as printed, and SIGTERM stops everything with exit 0; with a
-//! PostgreSQL store URL, every service stores there.
+//! `micros up` as a newcomer runs it: every service starts, the printed grpcurl and
+//! metrics commands work exactly as printed, and SIGTERM stops everything with exit 0;
+//! with a PostgreSQL store URL, every service stores there.
 
 use std::{
     io::{BufRead, BufReader, Lines},
@@ -104,15 +104,38 @@ fn up_prints_working_grpcurl_commands_and_stops_cleanly() {
         outputs[2]
     );
 
+    // The printed metrics command shows the calls just made.
+    let scrape: Vec<&String> = banner
+        .iter()
+        .filter(|line| line.trim_start().starts_with("curl "))
+        .collect();
+    assert_eq!(scrape.len(), 1, "banner:\n{}", banner.join("\n"));
+    let output = Command::new("sh")
+        .args(["-c", scrape[0].trim()])
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}\n{metrics}", scrape[0]);
+    assert!(
+        metrics.lines().any(|line| line.starts_with(
+            "rpc_server_call_duration_seconds_count{rpc_method=\"CreateSite\",rpc_response_status_code=\"OK\""
+        ) && line.ends_with(" 1")),
+        "{metrics}"
+    );
+
     let status = stop_up(up);
     assert!(status.success(), "{status}");
     drop(stdout);
 
-    let addr = std::fs::read_to_string(dir.path().join("run/catalog.addr")).unwrap();
-    assert!(
-        std::net::TcpStream::connect(addr.trim()).is_err(),
-        "the catalog child stopped with micros up"
-    );
+    let ready = std::fs::read_to_string(dir.path().join("run/catalog.addr")).unwrap();
+    let addresses: Vec<&str> = ready.lines().collect();
+    assert_eq!(addresses.len(), 2, "gRPC and metrics addresses: {ready}");
+    for addr in addresses {
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "the catalog child stopped with micros up ({addr} still answers)"
+        );
+    }
 }
 
 /// `MICROS__STORE__URL` (or `--store-url`) puts every service on the PostgreSQL server:

@@ -189,9 +189,10 @@ fn main() -> ExitCode {
             Command::Services => {
                 for ServiceEntry { descriptor, .. } in registry::all() {
                     println!(
-                        "{:<14} port {:<6} databases {}",
+                        "{:<14} port {:<6} metrics {:<6} databases {}",
                         descriptor.name,
                         descriptor.port,
+                        descriptor.metrics_port,
                         descriptor.databases.join(", ")
                     );
                 }

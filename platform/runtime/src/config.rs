@@ -105,6 +105,9 @@ pub struct TelemetryConfig {
     /// the per-call spans of the server and client layers (target `otel::tracing`, level
     /// TRACE) are exported whatever the logs show.
     pub trace_filter: String,
+    /// Where Prometheus scrapes `/metrics` (on `server.host`); the service's descriptor
+    /// sets it, 0 picks a free port.
+    pub metrics_port: u16,
 }
 
 impl Default for TelemetryConfig {
@@ -113,6 +116,7 @@ impl Default for TelemetryConfig {
             log_filter: "info,sqlx=warn".to_owned(),
             log_format: LogFormat::Text,
             trace_filter: "info,otel::tracing=trace,sqlx=warn".to_owned(),
+            metrics_port: 0,
         }
     }
 }

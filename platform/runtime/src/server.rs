@@ -22,6 +22,7 @@ use crate::{
     auth::Authenticator,
     config::{AuthConfig, ServerConfig},
     layers::{AuthLayer, DeadlineLayer, is_traced, overload_response},
+    metrics::RpcMetricsLayer,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +168,7 @@ impl Server {
                 tonic_tracing_opentelemetry::middleware::server::OtelGrpcLayer::default()
                     .filter(is_traced),
             )
+            .layer(RpcMetricsLayer::server())
             .map_result(overload_response(limit))
             .load_shed()
             .layer(GlobalConcurrencyLimitLayer::new(limit))
