@@ -486,6 +486,7 @@ async fn april_2022_replayed() {
                         ticket: String::new(),
                     }),
                     validate_only: false,
+                    lease_token: 0,
                 })
                 .await;
             if let Err(status) = attempt {
@@ -721,20 +722,30 @@ async fn april_2022_replayed() {
             .await
             .unwrap()
             .into_inner();
-        let purging_early = alice
+        // Before expiry, the plan itself lists every site as not expired, and cannot
+        // be applied.
+        assert_eq!(early.targets.len(), 0);
+        assert_eq!(early.errors.len(), doomed.len());
+        assert!(
+            early
+                .errors
+                .iter()
+                .all(|problem| problem.reason == "NOT_EXPIRED"
+                    && problem.message.contains("purging is refused before then")),
+            "{:?}",
+            early.errors
+        );
+        let refused = alice
             .apply_plan(ApplyPlanRequest {
                 plan_id: early.plan_id,
                 fingerprint: early.fingerprint,
             })
             .await
-            .unwrap()
-            .into_inner();
-        let halted = settle(&mut alice, &purging_early.operation_id).await;
-        assert_eq!(halted.state(), pb::OperationState::Halted);
-        assert!(
-            halted.halt_reason.contains("expires at"),
-            "{}",
-            halted.halt_reason
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(
+            refused.get_details_error_info().unwrap().reason,
+            "PLAN_HAS_ERRORS"
         );
         let blobs_before = count_files(suite.blob_dir.path());
 

@@ -271,6 +271,7 @@ async fn scrapes_after_deletions_restores_and_a_halt_find_the_counters_moved() {
             operation_id: burst.clone(),
             justification: justification(),
             validate_only: false,
+            lease_token: 0,
         })
         .await
         .expect("5 deletions are within the rate");
@@ -280,6 +281,7 @@ async fn scrapes_after_deletions_restores_and_a_halt_find_the_counters_moved() {
             operation_id: OperationId::new().to_string(),
             justification: justification(),
             validate_only: false,
+            lease_token: 0,
         })
         .await
         .expect_err("the sixth is beyond the rate");
@@ -291,6 +293,7 @@ async fn scrapes_after_deletions_restores_and_a_halt_find_the_counters_moved() {
             source: Some(Source::UndoOperationId(burst)),
             justification: justification(),
             validate_only: false,
+            lease_token: 0,
         })
         .await
         .expect("restore");

@@ -274,6 +274,7 @@ async fn delete_and_restore(
             operation_id: operation.clone(),
             justification: justification.clone(),
             validate_only: false,
+            lease_token: 0,
         })
         .await
         .expect("soft delete");
@@ -284,6 +285,7 @@ async fn delete_and_restore(
             source: Some(Source::UndoOperationId(operation)),
             justification,
             validate_only: false,
+            lease_token: 0,
         })
         .await
         .expect("restore");

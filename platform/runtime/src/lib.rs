@@ -11,6 +11,7 @@
 //! * [`clock`]: the injectable clock behind retention and expiry;
 //! * [`auth`]: bearer tokens, principals and roles;
 //! * [`error`]: the one mapping from errors to `tonic::Status` with `ErrorInfo`;
+//! * [`failpoints`]: crash and failure points for tests (feature `failpoints`);
 //! * [`store`]: SQLite and PostgreSQL pools with per-backend migrations;
 //! * [`lifecycle`]: tenant registry, soft delete, restore, purge, point in time, fingerprints;
 //! * [`service`]: what a service declares and how it runs;
@@ -21,6 +22,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod failpoints;
 pub mod ids;
 pub mod layers;
 pub mod lifecycle;

@@ -213,6 +213,7 @@ pub struct RunOptions {
 pub async fn run<S: MicrosService>(options: RunOptions) -> anyhow::Result<()> {
     let config = config::load(S::default_config(), &options.sources)?;
     let telemetry = telemetry::init(S::DESCRIPTOR.name, &config.telemetry)?;
+    crate::failpoints::setup_from_env()?;
     let metrics_addr = std::net::SocketAddr::new(config.server.host, config.telemetry.metrics_port);
     let metrics = MetricsEndpoint::bind(metrics_addr, telemetry.prometheus_registry().clone())
         .await

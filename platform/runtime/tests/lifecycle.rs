@@ -81,6 +81,7 @@ fn request(targets: Vec<Target>) -> LifecycleRequest {
             ticket: "INC-1".to_owned(),
         },
         validate_only: false,
+        lease_token: None,
     }
 }
 

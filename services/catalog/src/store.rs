@@ -21,7 +21,7 @@ use crate::{
 /// The registry joined with the site record; purged sites have no record left.
 const SITE_VIEW: &str = "SELECT t.site_id, t.state, t.delete_time, t.expire_time,
         s.name, s.url, s.region, s.shard, s.create_time
-    FROM tenants t LEFT JOIN sites s ON s.site_id = t.site_id";
+    FROM tenant_view t LEFT JOIN sites s ON s.site_id = t.site_id";
 
 #[derive(Debug, Clone)]
 pub struct CatalogStore {
@@ -184,7 +184,7 @@ impl CatalogStore {
     ) -> Result<Vec<(AppInstallation, bool)>, CatalogError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT a.site_id, a.app_installation_id, a.app_key, a.install_time, a.deleted_by, t.state
-             FROM app_installations a JOIN tenants t ON t.site_id = a.site_id
+             FROM app_installations a JOIN tenant_view t ON t.site_id = a.site_id
              WHERE a.app_installation_id IN ({})",
             self.json_strings("$1")
         )))

@@ -130,6 +130,7 @@ impl Harness {
                 operation_id: operation_id.to_owned(),
                 justification: justification(),
                 validate_only: false,
+                lease_token: 0,
             })
             .await
             .map(|response| response.into_inner().outcomes)
@@ -143,6 +144,7 @@ impl Harness {
                 source: Some(source),
                 justification: justification(),
                 validate_only: false,
+                lease_token: 0,
             })
             .await
             .unwrap()
@@ -389,6 +391,7 @@ async fn purge_is_refused_before_expiry_and_removes_the_site_after() {
             operation_id: OperationId::new().to_string(),
             justification: justification(),
             validate_only: false,
+            lease_token: 0,
         };
         let early = h.lifecycle.purge(purge.clone()).await.unwrap_err();
         assert_eq!(early.code(), Code::FailedPrecondition);
@@ -651,6 +654,7 @@ async fn lifecycle_calls_need_the_lifecycle_role() {
             operation_id: OperationId::new().to_string(),
             justification: justification(),
             validate_only: false,
+            lease_token: 0,
         })
         .await
         .unwrap_err();

@@ -66,7 +66,7 @@ impl ContactEscrow {
         let site_key = request.site_id.to_string();
         let mut tx = self.store.begin_write().await?;
         let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM tenants WHERE site_id = $1")
+            sqlx::query_scalar("SELECT state FROM tenant_view WHERE site_id = $1")
                 .bind(site_key.clone())
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -187,7 +187,7 @@ impl ContactEscrow {
                     t.state, t.delete_time, t.expire_time, t.purge_time
              FROM escrow_contacts c
              JOIN escrow_sites s ON s.site_id = c.site_id
-             LEFT JOIN tenants t ON t.site_id = c.site_id
+             LEFT JOIN tenant_view t ON t.site_id = c.site_id
              WHERE c.email = $1 AND c.site_id IN (
                  SELECT DISTINCT site_id FROM escrow_contacts
                  WHERE email = $1 AND site_id > $2 ORDER BY site_id LIMIT $3)
@@ -276,9 +276,9 @@ impl ContactEscrow {
         };
         let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE escrow_sites
-             SET purged_at = (SELECT t.purge_time FROM tenants t WHERE t.site_id = escrow_sites.site_id)
+             SET purged_at = (SELECT t.purge_time FROM tenant_view t WHERE t.site_id = escrow_sites.site_id)
              WHERE purged_at IS NULL {scope}
-               AND site_id IN (SELECT site_id FROM tenants WHERE state = 'purged' AND purge_time IS NOT NULL)"
+               AND site_id IN (SELECT site_id FROM tenant_view WHERE state = 'purged' AND purge_time IS NOT NULL)"
         )));
         let query = match sites {
             Some(sites) => query.bind(json_list(sites.iter().map(ToString::to_string))),
@@ -413,6 +413,7 @@ mod tests {
                 ticket: String::new(),
             },
             validate_only: false,
+            lease_token: None,
         }
     }
 

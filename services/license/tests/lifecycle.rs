@@ -86,6 +86,7 @@ async fn soft_delete(
             operation_id: operation.to_string(),
             justification: justification(),
             validate_only: false,
+            lease_token: 0,
         })
         .await
         .unwrap()
@@ -102,6 +103,7 @@ async fn restore(lifecycle: &mut Lifecycle, site_id: SiteId, source: Source) -> 
             source: Some(source),
             justification: justification(),
             validate_only: false,
+            lease_token: 0,
         })
         .await
         .unwrap()
@@ -116,6 +118,7 @@ fn purge_request(site_id: SiteId, operation: OperationId) -> PurgeRequest {
         operation_id: operation.to_string(),
         justification: justification(),
         validate_only: false,
+        lease_token: 0,
     }
 }
 
@@ -413,6 +416,7 @@ async fn only_the_lifecycle_role_may_call_the_lifecycle() {
             operation_id: OperationId::new().to_string(),
             justification: justification(),
             validate_only: false,
+            lease_token: 0,
         })
         .await
         .unwrap_err();

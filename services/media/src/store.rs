@@ -202,7 +202,7 @@ impl BlobReferences {
     /// Whether the site's registry row says it is purged.
     pub async fn site_purged(&self, site_id: SiteId) -> Result<bool, MediaError> {
         let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM tenants WHERE site_id = $1")
+            sqlx::query_scalar("SELECT state FROM tenant_view WHERE site_id = $1")
                 .bind(site_id.to_string())
                 .fetch_optional(self.store.pool())
                 .await?;

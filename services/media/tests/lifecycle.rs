@@ -84,6 +84,7 @@ async fn soft_delete(
             operation_id: operation.to_string(),
             justification: justification(),
             validate_only: false,
+            lease_token: 0,
         })
         .await
         .unwrap()
@@ -100,6 +101,7 @@ async fn restore(lifecycle: &mut Lifecycle, target: lc::Target, source: Source) 
             source: Some(source),
             justification: justification(),
             validate_only: false,
+            lease_token: 0,
         })
         .await
         .unwrap()
@@ -114,6 +116,7 @@ fn purge(target: lc::Target) -> PurgeRequest {
         operation_id: OperationId::new().to_string(),
         justification: justification(),
         validate_only: false,
+        lease_token: 0,
     }
 }
 

@@ -52,6 +52,15 @@ pub enum OrchestratorError {
         from: &'static str,
         to: &'static str,
     },
+    #[error(
+        "{} of the plan's sites are held by operation {holder} until it ends (the first: {}); wait for it, or abort it",
+        .sites.len(), .sites.first().map(String::as_str).unwrap_or("")
+    )]
+    SitesBusy { holder: String, sites: Vec<String> },
+    /// This runner no longer holds the operation (another runner claimed it): it stops
+    /// without changing anything.
+    #[error("operation {operation_id} is driven by another runner now")]
+    Fenced { operation_id: String },
     /// A verification after a wave found something other than planned; the operation
     /// halts with this as its reason.
     #[error("unexpected result: {0}")]
@@ -65,6 +74,12 @@ pub enum OrchestratorError {
 
 micros_platform::platform_errors!(OrchestratorError::Platform);
 
+impl From<micros_platform::failpoints::Injected> for OrchestratorError {
+    fn from(injected: micros_platform::failpoints::Injected) -> Self {
+        OrchestratorError::Platform(injected.into())
+    }
+}
+
 impl Problem for OrchestratorError {
     fn code(&self) -> Code {
         match self {
@@ -75,7 +90,9 @@ impl Problem for OrchestratorError {
             | Self::FingerprintMismatch { .. }
             | Self::ApprovalRequired { .. }
             | Self::AlreadyApplied { .. }
-            | Self::InvalidTransition { .. } => Code::FailedPrecondition,
+            | Self::InvalidTransition { .. }
+            | Self::SitesBusy { .. } => Code::FailedPrecondition,
+            Self::Fenced { .. } => Code::Aborted,
             Self::SelfApproval { .. } => Code::PermissionDenied,
             Self::Unexpected(_) => Code::FailedPrecondition,
             Self::Downstream { status, .. } => match status.code() {
@@ -97,6 +114,8 @@ impl Problem for OrchestratorError {
             Self::SelfApproval { .. } => "SELF_APPROVAL",
             Self::AlreadyApplied { .. } => "PLAN_ALREADY_APPLIED",
             Self::InvalidTransition { .. } => "INVALID_OPERATION_TRANSITION",
+            Self::SitesBusy { .. } => "SITES_BUSY",
+            Self::Fenced { .. } => "OPERATION_FENCED",
             Self::Downstream { .. } => "DOWNSTREAM_FAILURE",
             Self::Unexpected(_) => "UNEXPECTED_RESULT",
         }
@@ -169,6 +188,16 @@ impl Problem for OrchestratorError {
                 ("state", (*from).to_owned()),
                 ("requested_state", (*to).to_owned()),
             ],
+            Self::SitesBusy { holder, sites } => vec![
+                ("holding_operation_id", holder.clone()),
+                // The first few, so the trailer stays small whatever the plan's size.
+                (
+                    "sites",
+                    sites.iter().take(20).cloned().collect::<Vec<_>>().join(","),
+                ),
+                ("site_count", sites.len().to_string()),
+            ],
+            Self::Fenced { operation_id } => vec![("operation_id", operation_id.clone())],
             Self::Unexpected(_) => Vec::new(),
             Self::Downstream { service, status } => vec![
                 ("service", service.clone()),

@@ -116,12 +116,14 @@ impl Fleet {
         targets: &[Target],
         operation_id: OperationId,
         why: &Why,
+        lease_token: i64,
     ) -> Result<Vec<TargetOutcome>, Status> {
         let request = SoftDeleteRequest {
             targets: targets.iter().map(target_to_proto).collect(),
             operation_id: operation_id.to_string(),
             justification: why.to_proto(),
             validate_only: false,
+            lease_token,
         };
         Ok(self
             .lifecycle(service)
@@ -138,6 +140,7 @@ impl Fleet {
         operation_id: OperationId,
         source: Source,
         why: &Why,
+        lease_token: i64,
     ) -> Result<Vec<TargetOutcome>, Status> {
         let request = RestoreRequest {
             targets: targets.iter().map(target_to_proto).collect(),
@@ -145,6 +148,7 @@ impl Fleet {
             source: Some(source),
             justification: why.to_proto(),
             validate_only: false,
+            lease_token,
         };
         Ok(self
             .lifecycle(service)
@@ -161,12 +165,14 @@ impl Fleet {
         operation_id: OperationId,
         why: &Why,
         validate_only: bool,
+        lease_token: i64,
     ) -> Result<Vec<TargetOutcome>, Status> {
         let request = PurgeRequest {
             targets: targets.iter().map(target_to_proto).collect(),
             operation_id: operation_id.to_string(),
             justification: why.to_proto(),
             validate_only,
+            lease_token,
         };
         Ok(self
             .lifecycle(service)

@@ -145,6 +145,12 @@ impl OrchestratorApi {
         let operation_id: OperationId = parse_id("operation_id", &request.get_ref().operation_id)
             .map_err(OrchestratorError::from)?;
         let operation = self.store.operation(&operation_id.to_string()).await?;
+        // An operation that was being aborted resumes its abort, never the work it undoes.
+        let to = if to == OperationState::Running && operation.abort_requested {
+            OperationState::Aborting
+        } else {
+            to
+        };
         if !operation.state.can_become(to) || to == OperationState::Succeeded {
             return Err(OrchestratorError::InvalidTransition {
                 operation_id: operation_id.to_string(),
@@ -159,12 +165,14 @@ impl OrchestratorApi {
                     operation_id,
                     operation.state,
                     OperationId::new(),
+                    None,
+                    None,
                     self.now(),
                 )
                 .await?
         } else {
             self.store
-                .transition(operation_id, operation.state, to, None, self.now())
+                .transition(operation_id, operation.state, to, None, None, self.now())
                 .await?
         };
         if !changed {

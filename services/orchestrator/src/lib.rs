@@ -71,7 +71,7 @@ impl MicrosService for Orchestrator {
             config.service.clone(),
             context.clock.clone(),
         );
-        executor.resume_all().await?;
+        executor.sweep();
         gauges::spawn(store.clone(), context.clock.clone());
         reaper::Reaper {
             fleet: fleet.clone(),

@@ -52,9 +52,12 @@ text_enum!(
 );
 
 text_enum!(
-    /// A target's step.
+    /// A target's step. A wave's targets become `in_flight` durably before the first
+    /// service call that changes them, so a resumed or aborted operation knows what may
+    /// have been changed even when no answer was recorded.
     TargetStatus {
         Pending = "pending",
+        InFlight = "in_flight",
         Deleted = "deleted",
         CatalogRestored = "catalog_restored",
         Restored = "restored",
@@ -116,6 +119,16 @@ impl PlanKind {
     /// Whether the operation soft-deletes sites (and so needs a deletion budget).
     pub fn deletes_sites(self) -> bool {
         matches!(self, PlanKind::DeleteSites | PlanKind::RestoreDrill)
+    }
+
+    /// Whether aborting undoes what was done (deletions), rather than finishing the
+    /// steps under way and stopping (restores and purges: undoing a restore would take
+    /// customer sites down again, and a purge cannot be undone).
+    pub fn abort_undoes(self) -> bool {
+        matches!(
+            self,
+            PlanKind::DeleteSites | PlanKind::UninstallApp | PlanKind::RestoreDrill
+        )
     }
 
     /// The status a target ends in when the operation has done everything to it.

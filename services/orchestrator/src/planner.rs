@@ -2,7 +2,7 @@
 //! unmet preconditions listed as errors, the blast radius totalled from every service.
 //! Nothing changes while planning.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use micros_platform::{
     error::{InvalidArgument, parse_id},
@@ -11,6 +11,7 @@ use micros_platform::{
 };
 use micros_proto::{
     catalog::v1::{InputKind, ResolveRequest, ResolvedInput, SiteState},
+    lifecycle::v1::TargetOutcome,
     orchestrator::v1::{self as pb, ExpectedKind},
 };
 
@@ -206,7 +207,12 @@ impl Planner<'_> {
                 ),
             ));
         }
-        body.blast = self.blast_radius(kind, &body.targets).await?;
+        self.drop_busy(&mut body).await?;
+        let described = self.describe(kind, &body.targets).await?;
+        if kind == PlanKind::PurgeSites {
+            self.drop_unpurgeable(&mut body, &described);
+        }
+        body.blast = blast_radius(&body.targets, &described);
 
         let plan_id = PlanId::new();
         let fingerprint = fingerprint(kind, undo_operation_id, point_in_time, &body);
@@ -353,43 +359,126 @@ impl Planner<'_> {
         })
     }
 
-    /// Live rows the plan's targets hold in every service.
-    async fn blast_radius(
+    /// Moves targets whose site another operation holds to the plan's errors: applying
+    /// would be refused (`SITES_BUSY`) until that operation ends.
+    async fn drop_busy(&self, body: &mut PlanBody) -> Result<(), OrchestratorError> {
+        let sites: Vec<SiteId> = body.targets.iter().map(|target| target.site_id).collect();
+        let leases = self.store.leases(&sites).await?;
+        if leases.is_empty() {
+            return Ok(());
+        }
+        let (busy, free): (Vec<PlannedTarget>, Vec<PlannedTarget>) = body
+            .targets
+            .drain(..)
+            .partition(|target| leases.contains_key(&target.site_id));
+        body.targets = free;
+        for target in busy {
+            let holder = leases[&target.site_id];
+            body.errors.push(error(
+                &target.input,
+                "SITE_BUSY",
+                format!(
+                    "{} is held by operation {holder} until it ends",
+                    target.site_id
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every service's view of the targets, per service in target order.
+    async fn describe(
         &self,
         kind: PlanKind,
         targets: &[PlannedTarget],
-    ) -> Result<Blast, OrchestratorError> {
-        let sites: BTreeSet<SiteId> = targets.iter().map(|target| target.site_id).collect();
-        let mut blast = Blast {
-            sites: i64::try_from(sites.len()).unwrap_or(i64::MAX),
-            app_installations: targets
-                .iter()
-                .filter(|target| target.app_installation_id.is_some())
-                .count() as i64,
-            ..Blast::default()
-        };
+    ) -> Result<BTreeMap<String, Vec<TargetOutcome>>, OrchestratorError> {
         if targets.is_empty() {
-            return Ok(blast);
+            return Ok(BTreeMap::new());
         }
-        let lifecycle_targets = lifecycle_targets(kind, targets);
-        for outcomes in self
-            .fleet
-            .describe_everywhere(&lifecycle_targets)
-            .await?
-            .values()
-        {
-            for count in outcomes.iter().flat_map(|outcome| &outcome.counts) {
-                blast.rows += count.live;
-                match count.table.as_str() {
-                    "users" => blast.users += count.live,
-                    "documents" => blast.documents += count.live,
-                    "attachments" => blast.attachments += count.live,
-                    _ => {}
+        self.fleet
+            .describe_everywhere(&lifecycle_targets(kind, targets))
+            .await
+    }
+
+    /// A purge plan leaves out, as errors, sites that some service holds or that have not
+    /// expired in every service: applying would only halt on them.
+    fn drop_unpurgeable(
+        &self,
+        body: &mut PlanBody,
+        described: &BTreeMap<String, Vec<TargetOutcome>>,
+    ) {
+        let mut problems: Vec<Option<PlannedError>> = vec![None; body.targets.len()];
+        for (service, outcomes) in described {
+            for ((target, outcome), problem) in
+                body.targets.iter().zip(outcomes).zip(problems.iter_mut())
+            {
+                if problem.is_some() {
+                    continue;
+                }
+                let expire = outcome
+                    .expire_time
+                    .and_then(|at| std::time::SystemTime::try_from(at).ok())
+                    .map(micros_platform::store::unix_micros);
+                if outcome.hold {
+                    *problem = Some(error(
+                        &target.input,
+                        "ON_HOLD",
+                        format!("{} is on hold in {service}", target.site_id),
+                    ));
+                } else if let Some(expire) = expire.filter(|expire| *expire > self.now) {
+                    *problem = Some(error(
+                        &target.input,
+                        "NOT_EXPIRED",
+                        format!(
+                            "{} expires in {service} at {}; purging is refused before then",
+                            target.site_id,
+                            micros_platform::store::rfc3339(expire)
+                        ),
+                    ));
                 }
             }
         }
-        Ok(blast)
+        let mut kept = Vec::with_capacity(body.targets.len());
+        for (target, problem) in body.targets.drain(..).zip(problems) {
+            match problem {
+                Some(problem) => body.errors.push(problem),
+                None => kept.push(target),
+            }
+        }
+        body.targets = kept;
     }
+}
+
+/// Live rows the plan's targets hold in every service (`described` is in target order).
+fn blast_radius(
+    targets: &[PlannedTarget],
+    described: &BTreeMap<String, Vec<TargetOutcome>>,
+) -> Blast {
+    let sites: BTreeSet<SiteId> = targets.iter().map(|target| target.site_id).collect();
+    let mut blast = Blast {
+        sites: i64::try_from(sites.len()).unwrap_or(i64::MAX),
+        app_installations: targets
+            .iter()
+            .filter(|target| target.app_installation_id.is_some())
+            .count() as i64,
+        ..Blast::default()
+    };
+    for outcomes in described.values() {
+        for count in outcomes
+            .iter()
+            .take(targets.len())
+            .flat_map(|outcome| &outcome.counts)
+        {
+            blast.rows += count.live;
+            match count.table.as_str() {
+                "users" => blast.users += count.live,
+                "documents" => blast.documents += count.live,
+                "attachments" => blast.attachments += count.live,
+                _ => {}
+            }
+        }
+    }
+    blast
 }
 
 /// The lifecycle targets of a plan's targets.

@@ -11,7 +11,7 @@ use crate::{
 /// How far a target has come, for counting "done" per step.
 fn rank(kind: PlanKind, status: TargetStatus) -> u8 {
     match (kind, status) {
-        (_, TargetStatus::Pending) => 0,
+        (_, TargetStatus::Pending | TargetStatus::InFlight) => 0,
         (PlanKind::RestoreDrill, TargetStatus::Deleted) => 1,
         (
             PlanKind::RestoreDrill,

@@ -1,9 +1,10 @@
 //! The purge reaper: on a timer, finds soft-deleted sites whose retention has passed and
 //! purges them through an ordinary purge plan and operation (waves, verification, audit),
-//! never touching a site under a hold. Retention is policy, so these plans need no
+//! never touching a site held in any service, leased by another operation, or deleted by
+//! an operation that was asked to abort. Retention is policy, so these plans need no
 //! approval; everything else about them is visible like any operator's plan.
 
-use micros_platform::{clock::SharedClock, ids::SiteId, lifecycle::Target, store::unix_micros};
+use micros_platform::{clock::SharedClock, ids::SiteId, store::unix_micros};
 use micros_proto::{
     catalog::v1::{ListSitesRequest, SiteState},
     orchestrator::v1::{CreatePlanRequest, PlanKind as ProtoPlanKind},
@@ -58,23 +59,14 @@ impl Reaper {
         if expired.is_empty() {
             return Ok(None);
         }
-        let targets: Vec<Target> = expired.iter().map(|site| Target::Site(*site)).collect();
-        let held: Vec<bool> = self
-            .fleet
-            .describe("catalog", &targets)
-            .await
-            .map_err(|status| OrchestratorError::Downstream {
-                service: "catalog".to_owned(),
-                status,
-            })?
-            .iter()
-            .map(|outcome| outcome.hold)
-            .collect();
+        // A site another operation holds is that operation's to finish; a site whose
+        // deleting operation was asked to abort must come back, not go.
+        let leased = self.store.leases(&expired).await?;
+        let aborted = self.store.deleted_by_aborted_operations(&expired).await?;
         let inputs: Vec<String> = expired
             .iter()
-            .zip(held)
-            .filter(|(_, held)| !held)
-            .map(|(site, _)| site.to_string())
+            .filter(|site| !leased.contains_key(site) && !aborted.contains(site))
+            .map(ToString::to_string)
             .collect();
         if inputs.is_empty() {
             return Ok(None);
@@ -97,7 +89,8 @@ impl Reaper {
                 },
             )
             .await?;
-        // A site restored or purged since the listing is a plan error: leave it out.
+        // A site restored, purged, held or leased since the listing is a plan error
+        // (held or unexpired in any service, too): leave it out.
         plan.body.errors.clear();
         plan.requires_approval = false;
         plan.fingerprint = crate::planner::fingerprint(plan.kind, None, None, &plan.body);

@@ -33,6 +33,15 @@ pub struct OrchestratorSettings {
     /// How often the purge reaper looks for expired sites; `0s` turns it off.
     #[serde(with = "humantime_serde")]
     pub reaper_interval: Duration,
+    /// How long a runner's claim on an operation lasts without renewal (it renews every
+    /// third of this): the longest another replica waits before taking over the
+    /// operations of a runner that died.
+    #[serde(with = "humantime_serde")]
+    pub runner_lease: Duration,
+    /// This replica's name among the runners; empty means the host name (`HOSTNAME`,
+    /// the pod's name in Kubernetes), so a restarted process takes its operations back
+    /// at once. Replicas must differ.
+    pub runner_id: String,
 }
 
 impl Default for OrchestratorSettings {
@@ -49,6 +58,8 @@ impl Default for OrchestratorSettings {
             restore_batch: 50,
             max_backoff: Duration::from_secs(5),
             reaper_interval: Duration::from_secs(3600),
+            runner_lease: Duration::from_secs(10),
+            runner_id: String::new(),
         }
     }
 }
@@ -64,11 +75,27 @@ impl Validate for OrchestratorSettings {
         if self.wave_growth < 1 {
             return Err("wave_growth must be at least 1".to_owned());
         }
+        if self.runner_lease < Duration::from_millis(300) {
+            return Err("runner_lease must be at least 300ms".to_owned());
+        }
         Ok(())
     }
 }
 
 impl OrchestratorSettings {
+    /// This replica's runner name (see [`Self::runner_id`]).
+    pub fn runner(&self) -> String {
+        if !self.runner_id.is_empty() {
+            return self.runner_id.clone();
+        }
+        std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "orchestrator".to_owned())
+    }
+
     /// The wave of each of `count` targets: canary first, then growing waves.
     pub fn waves(&self, count: usize) -> Vec<i64> {
         let mut waves = Vec::with_capacity(count);

@@ -1,6 +1,6 @@
 //! The orchestrator's SQL, all of it: plans, operations, targets and the step log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use micros_platform::{
     error::parse_id,
@@ -86,9 +86,19 @@ pub struct OperationRecord {
     pub waves: i64,
     pub halt_reason: Option<String>,
     pub revert_operation_id: Option<OperationId>,
+    /// An abort was asked for: a halted operation resumes aborting.
+    pub abort_requested: bool,
     pub create_time: i64,
     pub update_time: i64,
     pub finish_time: Option<i64>,
+}
+
+/// A runner's hold on an operation: only the runner with the newest token may record
+/// the operation's progress, and services refuse lifecycle calls with an older one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    pub operation_id: OperationId,
+    pub token: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -177,8 +187,9 @@ impl OrchestratorStore {
         Ok(())
     }
 
-    /// Marks the plan applied and creates its operation and targets, in one transaction;
-    /// a plan applied concurrently by someone else makes this fail.
+    /// Marks the plan applied, leases every site it targets and creates its operation
+    /// and targets, in one transaction. A plan applied concurrently by someone else, or a
+    /// site another operation holds, makes it fail and changes nothing.
     pub async fn start_operation(
         &self,
         plan: &PlanRecord,
@@ -195,10 +206,28 @@ impl OrchestratorStore {
         .await?
         .rows_affected();
         if claimed == 0 {
+            drop(tx);
             let current = self.plan(&plan.plan_id.to_string()).await?;
             return Err(OrchestratorError::AlreadyApplied {
                 plan_id: plan.plan_id.to_string(),
                 operation_id: current.operation_id.unwrap_or_default(),
+            });
+        }
+        let sites: BTreeSet<SiteId> = targets.iter().map(|target| target.site_id).collect();
+        if let Err(error) = self
+            .lease(
+                &mut tx,
+                operation.operation_id,
+                &sites,
+                operation.create_time,
+            )
+            .await
+        {
+            drop(tx);
+            return Err(match error {
+                LeaseError::Busy(busy) => busy,
+                LeaseError::Conflict => self.busy_error(&sites).await?,
+                LeaseError::Other(other) => other,
             });
         }
         sqlx::query(
@@ -244,6 +273,100 @@ impl OrchestratorStore {
         Ok(())
     }
 
+    /// Leases `sites` to `operation`, inside the caller's transaction: refused when
+    /// another operation holds any of them.
+    async fn lease(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        operation: OperationId,
+        sites: &BTreeSet<SiteId>,
+        now: i64,
+    ) -> Result<(), LeaseError> {
+        let list = json_list(sites.iter().map(ToString::to_string));
+        let held = self
+            .holders_in(&mut *tx, &list)
+            .await
+            .map_err(LeaseError::Other)?;
+        if let Some(busy) = busy_error(held) {
+            return Err(LeaseError::Busy(busy));
+        }
+        let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO site_leases (site_id, operation_id, lease_time)
+             SELECT value, $2, $3 FROM ({}) AS ids WHERE true",
+            self.store.json_strings("$1")
+        )))
+        .bind(list)
+        .bind(operation.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            // Another apply leased one of the sites between the read and the insert
+            // (PostgreSQL; SQLite's write lock serializes them).
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(LeaseError::Conflict),
+            Err(other) => Err(LeaseError::Other(other.into())),
+        }
+    }
+
+    async fn holders_in(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        list: &str,
+    ) -> Result<Vec<(String, String)>, OrchestratorError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT site_id, operation_id FROM site_leases WHERE site_id IN ({}) ORDER BY site_id",
+            self.store.json_strings("$1")
+        )))
+        .bind(list.to_owned())
+        .fetch_all(&mut *connection)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("site_id")?, row.try_get("operation_id")?)))
+            .collect()
+    }
+
+    /// The operation holding each of `sites` that is held: (site, operation).
+    pub async fn leases(
+        &self,
+        sites: &[SiteId],
+    ) -> Result<BTreeMap<SiteId, OperationId>, OrchestratorError> {
+        let mut connection = self.store.pool().acquire().await?;
+        let held = self
+            .holders_in(
+                &mut connection,
+                &json_list(sites.iter().map(ToString::to_string)),
+            )
+            .await?;
+        held.iter()
+            .map(|(site, operation)| {
+                Ok((
+                    parse_id("site_id", site)?,
+                    parse_id("operation_id", operation)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn busy_error(
+        &self,
+        sites: &BTreeSet<SiteId>,
+    ) -> Result<OrchestratorError, OrchestratorError> {
+        let held = self
+            .leases(&sites.iter().copied().collect::<Vec<_>>())
+            .await?;
+        let held = held
+            .into_iter()
+            .map(|(site, operation)| (site.to_string(), operation.to_string()))
+            .collect();
+        Ok(
+            busy_error(held).unwrap_or_else(|| OrchestratorError::SitesBusy {
+                holder: "a concurrent apply".to_owned(),
+                sites: sites.iter().map(ToString::to_string).collect(),
+            }),
+        )
+    }
+
     pub async fn operation(
         &self,
         operation_id: &str,
@@ -283,11 +406,20 @@ impl OrchestratorStore {
         Ok(running > 0)
     }
 
-    /// Operations the executor should be driving (after a restart, too).
-    pub async fn unfinished(&self) -> Result<Vec<OperationId>, OrchestratorError> {
+    /// Operations left running or aborting that no runner holds (never claimed, given
+    /// back, or whose runner stopped renewing before `now`, wall-clock µs), or that
+    /// `runner` itself held before it restarted.
+    pub async fn claimable(
+        &self,
+        runner: &str,
+        now: i64,
+    ) -> Result<Vec<OperationId>, OrchestratorError> {
         let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT operation_id FROM operations WHERE state IN ('running', 'aborting')",
+            "SELECT operation_id FROM operations WHERE state IN ('running', 'aborting')
+               AND (runner IS NULL OR runner = $1 OR runner_expire < $2)",
         )
+        .bind(runner.to_owned())
+        .bind(now)
         .fetch_all(self.store.pool())
         .await?;
         rows.iter()
@@ -295,19 +427,129 @@ impl OrchestratorStore {
             .collect()
     }
 
-    /// Moves the operation from `from` to `to` if it is still in `from`.
+    /// Claims the operation for `runner` until `expire` (wall-clock µs) with a new
+    /// fencing token, if it is running or aborting and no other runner holds it; a
+    /// runner claiming again (after a restart) gets a new token too, which fences its
+    /// own earlier incarnation.
+    pub async fn claim(
+        &self,
+        operation_id: OperationId,
+        runner: &str,
+        now: i64,
+        expire: i64,
+    ) -> Result<Option<Claim>, OrchestratorError> {
+        let mut tx = self.store.begin_write().await?;
+        let token: i64 = sqlx::query_scalar(
+            "UPDATE lease_tokens SET last = last + 1 WHERE name = 'executor' RETURNING last",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let claimed = sqlx::query(
+            "UPDATE operations SET runner = $2, runner_token = $3, runner_expire = $4
+             WHERE operation_id = $1 AND state IN ('running', 'aborting')
+               AND (runner IS NULL OR runner = $2 OR runner_expire < $5)",
+        )
+        .bind(operation_id.to_string())
+        .bind(runner.to_owned())
+        .bind(token)
+        .bind(expire)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            return Ok(None);
+        }
+        tx.commit().await?;
+        Ok(Some(Claim {
+            operation_id,
+            token,
+        }))
+    }
+
+    /// Extends the claim to `expire`; false when another runner has claimed it since.
+    pub async fn renew(&self, claim: Claim, expire: i64) -> Result<bool, OrchestratorError> {
+        let renewed = sqlx::query(
+            "UPDATE operations SET runner_expire = $3 WHERE operation_id = $1 AND runner_token = $2",
+        )
+        .bind(claim.operation_id.to_string())
+        .bind(claim.token)
+        .bind(expire)
+        .execute(self.store.pool())
+        .await?
+        .rows_affected();
+        Ok(renewed == 1)
+    }
+
+    /// Gives the operation back, so any runner may claim it at once.
+    pub async fn release(&self, claim: Claim) -> Result<(), OrchestratorError> {
+        sqlx::query(
+            "UPDATE operations SET runner = NULL, runner_expire = NULL
+             WHERE operation_id = $1 AND runner_token = $2",
+        )
+        .bind(claim.operation_id.to_string())
+        .bind(claim.token)
+        .execute(self.store.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Checks, inside `tx`, that `claim` still holds the operation, and locks the
+    /// operation's row until the transaction ends; [`OrchestratorError::Fenced`] when
+    /// another runner has claimed it since.
+    async fn fence(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        claim: Claim,
+        now: i64,
+    ) -> Result<(), OrchestratorError> {
+        let held = sqlx::query(
+            "UPDATE operations SET update_time = $3 WHERE operation_id = $1 AND runner_token = $2",
+        )
+        .bind(claim.operation_id.to_string())
+        .bind(claim.token)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if held == 1 {
+            Ok(())
+        } else {
+            Err(OrchestratorError::Fenced {
+                operation_id: claim.operation_id.to_string(),
+            })
+        }
+    }
+
+    /// Moves the operation from `from` to `to` if it is still in `from` and the move is
+    /// one [`OperationState::can_become`] allows; `by`, when the executor moves it, must
+    /// still hold the operation. An operation that ends (succeeded or aborted) gives its
+    /// site leases back in the same transaction.
     pub async fn transition(
         &self,
         operation_id: OperationId,
         from: OperationState,
         to: OperationState,
         halt_reason: Option<&str>,
+        by: Option<Claim>,
         now: i64,
     ) -> Result<bool, OrchestratorError> {
+        if !from.can_become(to) {
+            return Err(OrchestratorError::InvalidTransition {
+                operation_id: operation_id.to_string(),
+                from: from.as_str(),
+                to: to.as_str(),
+            });
+        }
+        let mut tx = self.store.begin_write().await?;
+        if let Some(claim) = by {
+            self.fence(&mut tx, claim, now).await?;
+        }
         let finish = to.is_final().then_some(now);
         let changed = sqlx::query(
             "UPDATE operations SET state = $3, halt_reason = COALESCE($4, halt_reason), update_time = $5,
-                                   finish_time = COALESCE($6, finish_time)
+                                   finish_time = COALESCE($6, finish_time),
+                                   abort_requested = CASE WHEN $3 = 'aborting' THEN 1 ELSE abort_requested END
              WHERE operation_id = $1 AND state = $2",
         )
         .bind(operation_id.to_string())
@@ -316,22 +558,44 @@ impl OrchestratorStore {
         .bind(halt_reason.map(str::to_owned))
         .bind(now)
         .bind(finish)
-        .execute(self.store.pool())
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        if changed == 1 && to.is_final() {
+            sqlx::query("DELETE FROM site_leases WHERE operation_id = $1")
+                .bind(operation_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(changed == 1)
     }
 
-    /// Starts aborting: records the operation that will undo this one, once.
+    /// Starts aborting: records the operation that will undo this one, once, and that
+    /// an abort was asked for (so a halted abort resumes as an abort).
     pub async fn begin_abort(
         &self,
         operation_id: OperationId,
         from: OperationState,
         revert: OperationId,
+        halt_reason: Option<&str>,
+        by: Option<Claim>,
         now: i64,
     ) -> Result<bool, OrchestratorError> {
+        if !from.can_become(OperationState::Aborting) {
+            return Err(OrchestratorError::InvalidTransition {
+                operation_id: operation_id.to_string(),
+                from: from.as_str(),
+                to: OperationState::Aborting.as_str(),
+            });
+        }
+        let mut tx = self.store.begin_write().await?;
+        if let Some(claim) = by {
+            self.fence(&mut tx, claim, now).await?;
+        }
         let changed = sqlx::query(
-            "UPDATE operations SET state = 'aborting', update_time = $3,
+            "UPDATE operations SET state = 'aborting', update_time = $3, abort_requested = 1,
+                                   halt_reason = COALESCE($5, halt_reason),
                                    revert_operation_id = COALESCE(revert_operation_id, $4)
              WHERE operation_id = $1 AND state = $2",
         )
@@ -339,10 +603,33 @@ impl OrchestratorStore {
         .bind(from.as_str())
         .bind(now)
         .bind(revert.to_string())
-        .execute(self.store.pool())
+        .bind(halt_reason.map(str::to_owned))
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        tx.commit().await?;
         Ok(changed == 1)
+    }
+
+    /// Sites of `sites` that an operation deleted and then was asked to abort (aborting,
+    /// aborted, or halted in its abort): never purged on retention alone.
+    pub async fn deleted_by_aborted_operations(
+        &self,
+        sites: &[SiteId],
+    ) -> Result<BTreeSet<SiteId>, OrchestratorError> {
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT DISTINCT t.site_id FROM operation_targets t
+             JOIN operations o ON o.operation_id = t.operation_id
+             WHERE o.abort_requested = 1 AND o.kind IN ('delete_sites', 'restore_drill')
+               AND t.status <> 'pending' AND t.site_id IN ({})",
+            self.store.json_strings("$1")
+        )))
+        .bind(json_list(sites.iter().map(ToString::to_string)))
+        .fetch_all(self.store.pool())
+        .await?;
+        rows.iter()
+            .map(|site| parse_id("site_id", site).map_err(Into::into))
+            .collect()
     }
 
     pub async fn targets(
@@ -362,13 +649,15 @@ impl OrchestratorStore {
     /// given (recorded before any change).
     pub async fn set_status(
         &self,
-        operation_id: OperationId,
+        claim: Claim,
         positions: &[i64],
         status: TargetStatus,
         fingerprints: Option<&BTreeMap<i64, BTreeMap<String, String>>>,
         now: i64,
     ) -> Result<(), OrchestratorError> {
+        let operation_id = claim.operation_id;
         let mut tx = self.store.begin_write().await?;
+        self.fence(&mut tx, claim, now).await?;
         if let Some(fingerprints) = fingerprints {
             for (position, prints) in fingerprints {
                 let json =
@@ -392,39 +681,41 @@ impl OrchestratorStore {
         .bind(json_list(positions.iter().map(ToString::to_string)))
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE operations SET update_time = $2 WHERE operation_id = $1")
-            .bind(operation_id.to_string())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn set_error(
         &self,
-        operation_id: OperationId,
+        claim: Claim,
         position: i64,
         error: &str,
+        now: i64,
     ) -> Result<(), OrchestratorError> {
+        let mut tx = self.store.begin_write().await?;
+        self.fence(&mut tx, claim, now).await?;
         sqlx::query(
             "UPDATE operation_targets SET error = $3 WHERE operation_id = $1 AND position = $2",
         )
-        .bind(operation_id.to_string())
+        .bind(claim.operation_id.to_string())
         .bind(position)
         .bind(error.to_owned())
-        .execute(self.store.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Records a lifecycle call of a wave; a second record of the same step is ignored.
     pub async fn log_step(
         &self,
-        operation_id: OperationId,
+        claim: Claim,
         step: &StepRecord,
         now: i64,
     ) -> Result<(), OrchestratorError> {
+        let operation_id = claim.operation_id;
+        let mut tx = self.store.begin_write().await?;
+        self.fence(&mut tx, claim, now).await?;
         sqlx::query(
             "INSERT INTO operation_steps (operation_id, wave, service, action, targets, rows_affected, step_time)
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (operation_id, wave, service, action) DO NOTHING",
@@ -436,8 +727,9 @@ impl OrchestratorStore {
         .bind(step.targets)
         .bind(step.rows_affected)
         .bind(now)
-        .execute(self.store.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -545,6 +837,7 @@ fn operation_from_row(row: &AnyRow) -> Result<OperationRecord, OrchestratorError
         revert_operation_id: revert
             .map(|id| parse_id("revert_operation_id", &id))
             .transpose()?,
+        abort_requested: row.try_get::<i64, _>("abort_requested")? != 0,
         create_time: row.try_get("create_time")?,
         update_time: row.try_get("update_time")?,
         finish_time: row.try_get("finish_time")?,
@@ -574,4 +867,23 @@ fn target_from_row(row: &AnyRow) -> Result<TargetRecord, OrchestratorError> {
             .unwrap_or_default(),
         error: row.try_get("error")?,
     })
+}
+
+/// Why leasing failed.
+enum LeaseError {
+    Busy(OrchestratorError),
+    /// A concurrent lease won the race; who holds what is read again afterwards.
+    Conflict,
+    Other(OrchestratorError),
+}
+
+/// `SITES_BUSY` naming the first holder and the sites it holds, if any are held.
+fn busy_error(held: Vec<(String, String)>) -> Option<OrchestratorError> {
+    let holder = held.first()?.1.clone();
+    let sites = held
+        .into_iter()
+        .filter(|(_, operation)| *operation == holder)
+        .map(|(site, _)| site)
+        .collect();
+    Some(OrchestratorError::SitesBusy { holder, sites })
 }

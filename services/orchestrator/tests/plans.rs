@@ -569,6 +569,7 @@ async fn the_reaper_purges_expired_sites_but_never_a_held_one() {
                 reason: "litigation hold".to_owned(),
                 ticket: "LEGAL-1".to_owned(),
             }),
+            lease_token: 0,
         })
         .await
         .unwrap();

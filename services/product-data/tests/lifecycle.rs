@@ -103,6 +103,7 @@ async fn soft_delete(
             operation_id: operation.to_string(),
             justification: justification(),
             validate_only: false,
+            lease_token: 0,
         })
         .await
         .unwrap()
@@ -119,6 +120,7 @@ async fn restore(lifecycle: &mut Lifecycle, target: lc::Target, source: Source) 
             source: Some(source),
             justification: justification(),
             validate_only: false,
+            lease_token: 0,
         })
         .await
         .unwrap()
@@ -133,6 +135,7 @@ fn purge_request(site_id: SiteId, operation: OperationId) -> PurgeRequest {
         operation_id: operation.to_string(),
         justification: justification(),
         validate_only: false,
+        lease_token: 0,
     }
 }
 
@@ -615,6 +618,7 @@ async fn one_call_acts_on_sites_in_several_shards() {
                 operation_id: delete.to_string(),
                 justification: justification(),
                 validate_only: false,
+                lease_token: 0,
             })
             .await
             .unwrap()
@@ -646,6 +650,7 @@ async fn one_call_acts_on_sites_in_several_shards() {
                 source: Some(Source::UndoOperationId(delete.to_string())),
                 justification: justification(),
                 validate_only: false,
+                lease_token: 0,
             })
             .await
             .unwrap()

@@ -27,6 +27,17 @@ struct Tally {
     last_deleted_at: Option<i64>,
 }
 
+impl Lifecycle {
+    /// State, counts and fingerprint of each target; changes nothing.
+    pub async fn describe(&self, targets: &[Target]) -> Result<Vec<TargetOutcome>, LifecycleError> {
+        super::call::validate_targets(targets)?;
+        let mut connection = self.store().pool().acquire().await?;
+        let sites: Vec<SiteId> = targets.iter().map(Target::site_id).collect();
+        let registry = super::registry::load(self.store(), &mut connection, &sites).await?;
+        describe(self, &mut connection, targets, &registry).await
+    }
+}
+
 /// Describes `targets` as they are in `connection`'s view of the database.
 pub(crate) async fn describe(
     lifecycle: &Lifecycle,
@@ -181,19 +192,28 @@ pub(crate) async fn describe(
                         TenantState::Active => TenantState::Absent,
                         other => other,
                     };
-                    let app_deleted =
-                        state == TenantState::Deleted && site_state == TenantState::Active;
+                    // An app's rows deleted at row level expire by their own deletion,
+                    // whatever the site's state since; live rows of a deleted site go
+                    // with the site.
+                    let rows_deleted = live == 0 && deleted > 0;
+                    let (delete_time, expire_time) = if rows_deleted {
+                        (
+                            last_deleted_at,
+                            last_deleted_at.map(|at| at.saturating_add(retention)),
+                        )
+                    } else {
+                        (
+                            registered.and_then(|row| row.delete_time),
+                            registered.and_then(|row| row.expire_time),
+                        )
+                    };
                     TargetOutcome {
                         target: *target,
                         state,
                         counts,
                         fingerprint,
-                        delete_time: if app_deleted { last_deleted_at } else { None },
-                        expire_time: if app_deleted {
-                            last_deleted_at.map(|at| at.saturating_add(retention))
-                        } else {
-                            None
-                        },
+                        delete_time,
+                        expire_time,
                         hold: registered.is_some_and(|row| row.hold),
                         rows_affected: 0,
                     }

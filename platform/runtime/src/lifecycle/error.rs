@@ -41,6 +41,14 @@ pub enum LifecycleError {
     BeingPurged { site_id: SiteId },
     #[error("the targets changed while the call ran (a concurrent restore or hold); retry")]
     ConcurrentChange,
+    #[error(
+        "site {site_id} has seen lease token {newer}, newer than this call's {token}: the call comes from an executor that no longer holds the operation"
+    )]
+    StaleLease {
+        site_id: SiteId,
+        token: i64,
+        newer: i64,
+    },
     #[error("{target} expires at {}; purging is refused before then", crate::store::rfc3339(*expire_time))]
     PurgeBeforeExpiry { target: Target, expire_time: i64 },
     #[error("site {site_id} is on hold; it cannot be purged until the hold is cleared")]
@@ -94,7 +102,7 @@ impl Problem for LifecycleError {
             Self::Store(inner) => inner.code(),
             Self::SiteDeleted { .. } | Self::SiteNotFound { .. } => Code::NotFound,
             Self::OperationReused { .. } => Code::AlreadyExists,
-            Self::ConcurrentChange => Code::Aborted,
+            Self::ConcurrentChange | Self::StaleLease { .. } => Code::Aborted,
             Self::BeingPurged { .. } => Code::FailedPrecondition,
             Self::Refused(refusal) => refusal.code,
             Self::Misuse(_) => Code::Internal,
@@ -123,6 +131,7 @@ impl Problem for LifecycleError {
             Self::Purged { .. } => "SITE_PURGED",
             Self::BeingPurged { .. } => "SITE_BEING_PURGED",
             Self::ConcurrentChange => "CONCURRENT_CHANGE",
+            Self::StaleLease { .. } => "STALE_LEASE",
             Self::PurgeBeforeExpiry { .. } => "PURGE_BEFORE_EXPIRY",
             Self::OnHold { .. } => "TENANT_ON_HOLD",
             Self::OperationReused { .. } => "OPERATION_ID_REUSED",
@@ -157,6 +166,15 @@ impl Problem for LifecycleError {
             | Self::BeingPurged { site_id }
             | Self::OnHold { site_id } => vec![("site_id", site_id.to_string())],
             Self::ConcurrentChange => Vec::new(),
+            Self::StaleLease {
+                site_id,
+                token,
+                newer,
+            } => vec![
+                ("site_id", site_id.to_string()),
+                ("lease_token", token.to_string()),
+                ("newer_lease_token", newer.to_string()),
+            ],
             Self::AlreadyDeleted {
                 site_id,
                 deleted_by,

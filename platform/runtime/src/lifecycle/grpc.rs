@@ -261,23 +261,49 @@ pub fn outcome_to_proto(outcome: TargetOutcome) -> pb::TargetOutcome {
     }
 }
 
+/// The fields every destructive call carries.
+struct Common<'a> {
+    targets: &'a [pb::Target],
+    operation_id: &'a str,
+    justification: Option<&'a pb::Justification>,
+    validate_only: bool,
+    lease_token: i64,
+}
+
 fn lifecycle_request<T>(
     request: &Request<T>,
-    targets: &[pb::Target],
-    operation_id: &str,
-    justification: Option<&pb::Justification>,
-    validate_only: bool,
+    common: Common<'_>,
 ) -> Result<LifecycleRequest, LifecycleError> {
     let principal = require_role(request, Role::Lifecycle)?;
+    let lease_token = match common.lease_token {
+        0 => None,
+        token if token > 0 => Some(token),
+        token => {
+            return Err(InvalidArgument::field(
+                "lease_token",
+                "INVALID_LEASE_TOKEN",
+                token.to_string(),
+                "a lease token is positive (or 0 for none)",
+            )
+            .into());
+        }
+    };
     Ok(LifecycleRequest {
-        targets: parse_targets(targets)?,
-        operation_id: parse_id("operation_id", operation_id)?,
+        targets: parse_targets(common.targets)?,
+        operation_id: parse_id("operation_id", common.operation_id)?,
         justification: Justification {
             principal: principal.name,
-            reason: justification.map(|j| j.reason.clone()).unwrap_or_default(),
-            ticket: justification.map(|j| j.ticket.clone()).unwrap_or_default(),
+            reason: common
+                .justification
+                .map(|j| j.reason.clone())
+                .unwrap_or_default(),
+            ticket: common
+                .justification
+                .map(|j| j.ticket.clone())
+                .unwrap_or_default(),
         },
-        validate_only,
+        validate_only: common.validate_only,
+        lease_token,
     })
 }
 
@@ -294,10 +320,13 @@ impl TenantLifecycle for LifecycleService {
         let body = request.get_ref();
         let call = lifecycle_request(
             &request,
-            &body.targets,
-            &body.operation_id,
-            body.justification.as_ref(),
-            body.validate_only,
+            Common {
+                targets: &body.targets,
+                operation_id: &body.operation_id,
+                justification: body.justification.as_ref(),
+                validate_only: body.validate_only,
+                lease_token: body.lease_token,
+            },
         )?;
         let done = self.dispatch(&call, Call::SoftDelete).await?;
         Ok(Response::new(pb::SoftDeleteResponse {
@@ -312,10 +341,13 @@ impl TenantLifecycle for LifecycleService {
         let body = request.get_ref();
         let call = lifecycle_request(
             &request,
-            &body.targets,
-            &body.operation_id,
-            body.justification.as_ref(),
-            body.validate_only,
+            Common {
+                targets: &body.targets,
+                operation_id: &body.operation_id,
+                justification: body.justification.as_ref(),
+                validate_only: body.validate_only,
+                lease_token: body.lease_token,
+            },
         )?;
         let source = match &body.source {
             Some(Source::UndoOperationId(operation)) => RestoreSource::Operation(
@@ -352,10 +384,13 @@ impl TenantLifecycle for LifecycleService {
         let body = request.get_ref();
         let call = lifecycle_request(
             &request,
-            &body.targets,
-            &body.operation_id,
-            body.justification.as_ref(),
-            body.validate_only,
+            Common {
+                targets: &body.targets,
+                operation_id: &body.operation_id,
+                justification: body.justification.as_ref(),
+                validate_only: body.validate_only,
+                lease_token: body.lease_token,
+            },
         )?;
         let done = self.dispatch(&call, Call::Purge).await?;
         Ok(Response::new(pb::PurgeResponse {
@@ -382,10 +417,13 @@ impl TenantLifecycle for LifecycleService {
         let body = request.get_ref();
         let call = lifecycle_request(
             &request,
-            &body.targets,
-            &body.operation_id,
-            body.justification.as_ref(),
-            false,
+            Common {
+                targets: &body.targets,
+                operation_id: &body.operation_id,
+                justification: body.justification.as_ref(),
+                validate_only: false,
+                lease_token: body.lease_token,
+            },
         )?;
         let done = self.dispatch(&call, Call::SetHold(body.hold)).await?;
         Ok(Response::new(pb::SetHoldResponse {

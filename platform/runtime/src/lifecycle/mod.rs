@@ -18,23 +18,28 @@
 //!
 //! Every call with many targets runs a bounded number of statements per table.
 
+mod call;
 mod describe;
 mod digests;
 mod error;
 pub mod grpc;
+mod hold;
 mod metrics;
 mod model;
-mod operations;
 mod point_in_time;
+mod purge;
 pub mod registry;
+mod restore;
 pub mod schema;
+mod soft_delete;
 mod tenant;
 
 use std::{sync::Arc, time::Duration};
 
 pub use error::{LifecycleError, Refusal};
 pub use model::{
-    Justification, LifecycleRequest, RestoreSource, TableCount, Target, TargetOutcome, TenantState,
+    Action, Justification, LifecycleRequest, RestoreSource, TableCount, Target, TargetOutcome,
+    TenantState,
 };
 pub use tenant::{LiveTenant, TenantTx, Value};
 
@@ -49,9 +54,11 @@ use schema::{TableSpec, TenantSchema};
 /// Where a service adds its own rules to lifecycle calls.
 #[tonic::async_trait]
 pub trait LifecycleHooks: Send + Sync + 'static {
-    /// Runs inside the soft-delete transaction of `sites` (site targets only), before
-    /// anything changes; a refusal aborts the whole call. With `validate_only` nothing it
-    /// records may persist (the transaction is rolled back anyway).
+    /// Runs inside the soft-delete transaction, with the registry rows locked, before
+    /// anything changes; `sites` are the active sites the call takes down (not those it
+    /// already deleted, nor sites this database never held). A refusal aborts the whole
+    /// call. With `validate_only` nothing it records may persist (the transaction is
+    /// rolled back anyway).
     async fn before_site_soft_delete(
         &self,
         _connection: &mut sqlx::AnyConnection,
@@ -165,32 +172,27 @@ impl Lifecycle {
 
     /// The handle for an active site; `SITE_DELETED` or `SITE_NOT_FOUND` otherwise.
     pub async fn live(&self, site_id: SiteId) -> Result<LiveTenant, LifecycleError> {
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM tenants WHERE site_id = $1")
-                .bind(site_id.to_string())
-                .fetch_optional(self.store().pool())
-                .await?;
-        match state.as_deref() {
-            Some("active") => Ok(LiveTenant {
+        match self.state(site_id).await? {
+            TenantState::Active => Ok(LiveTenant {
                 site_id,
                 lifecycle: self.clone(),
             }),
-            Some(_) => Err(LifecycleError::SiteDeleted { site_id }),
-            None => Err(LifecycleError::SiteNotFound { site_id }),
+            TenantState::Absent => Err(LifecycleError::SiteNotFound { site_id }),
+            TenantState::Deleted | TenantState::Purging | TenantState::Purged => {
+                Err(LifecycleError::SiteDeleted { site_id })
+            }
         }
+    }
+
+    /// A site's state in this database (`Absent` if it has never held anything for it).
+    pub async fn state(&self, site_id: SiteId) -> Result<TenantState, LifecycleError> {
+        registry::state(self.store().pool(), site_id).await
     }
 
     /// Registers the site as active if this database has never seen it, then hands out
     /// its handle; a deleted or purged site stays refused.
     pub async fn register(&self, site_id: SiteId) -> Result<LiveTenant, LifecycleError> {
-        sqlx::query(
-            "INSERT INTO tenants (site_id, state, create_time) VALUES ($1, 'active', $2)
-             ON CONFLICT (site_id) DO NOTHING",
-        )
-        .bind(site_id.to_string())
-        .bind(self.now())
-        .execute(self.store().pool())
-        .await?;
+        registry::register_active(self.store().pool(), site_id, self.now()).await?;
         self.live(site_id).await
     }
 

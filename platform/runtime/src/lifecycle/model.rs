@@ -62,6 +62,53 @@ impl TenantState {
             _ => None,
         }
     }
+
+    /// The registry's spelling; `Absent` has no registry row, so it has none.
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            TenantState::Active => Some("active"),
+            TenantState::Deleted => Some("deleted"),
+            TenantState::Purging => Some("purging"),
+            TenantState::Purged => Some("purged"),
+            TenantState::Absent => None,
+        }
+    }
+
+    /// Whether a site in this state may be the target of `action`. The one table of what
+    /// each state permits; rules that also depend on the deleting operation (a restore
+    /// undoes only its own operation's deletions) are checked by the action on top.
+    pub fn allows(self, action: Action) -> bool {
+        use Action::*;
+        use TenantState::*;
+        match (self, action) {
+            (Active | Absent, SoftDelete | Restore | SetHold) => true,
+            (Deleted, SoftDelete | Restore | SetHold | Purge) => true,
+            (Purging, Purge) => true,
+            (Purged | Absent, Purge) => true,
+            (Active, Purge) => false,
+            (Purging | Purged, SoftDelete | Restore | SetHold) => false,
+        }
+    }
+}
+
+/// What a lifecycle call does; with the targets, it is what idempotency compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    SoftDelete,
+    Restore,
+    Purge,
+    SetHold,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::SoftDelete => "soft_delete",
+            Action::Restore => "restore",
+            Action::Purge => "purge",
+            Action::SetHold => "set_hold",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,4 +157,8 @@ pub struct LifecycleRequest {
     pub operation_id: OperationId,
     pub justification: Justification,
     pub validate_only: bool,
+    /// The orchestrator's lease token for the targets' sites (its executor's fencing
+    /// token), if the call comes from an orchestrator executor: a call whose token is
+    /// older than one already seen for any of its sites is refused.
+    pub lease_token: Option<i64>,
 }

@@ -106,20 +106,13 @@ impl LiveTenant {
     /// delete that commits first makes this fail with `SITE_DELETED`.
     pub async fn begin(&self) -> Result<TenantTx, LifecycleError> {
         let mut tx = self.lifecycle.store().begin_write().await?;
-        // On PostgreSQL the registry row is share-locked until commit, so a soft delete
-        // waits for this write instead of slipping in between the check and the write
-        // (SQLite's BEGIN IMMEDIATE already serializes writers).
-        let check = match self.lifecycle.store().backend() {
-            crate::store::Backend::Sqlite => "SELECT state FROM tenants WHERE site_id = $1",
-            crate::store::Backend::Postgres => {
-                "SELECT state FROM tenants WHERE site_id = $1 FOR SHARE"
-            }
-        };
-        let state: Option<String> = sqlx::query_scalar(check)
-            .bind(self.site_key())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if state.as_deref() != Some("active") {
+        let state = super::registry::state_for_write(
+            self.lifecycle.store().backend(),
+            &mut tx,
+            self.site_id,
+        )
+        .await?;
+        if state != super::TenantState::Active {
             return Err(LifecycleError::SiteDeleted {
                 site_id: self.site_id,
             });

@@ -55,6 +55,7 @@ impl Harness {
                 operation_id: OperationId::new().to_string(),
                 justification: justification(),
                 validate_only: false,
+                lease_token: 0,
             })
             .await
             .unwrap();
@@ -65,6 +66,7 @@ impl Harness {
                 operation_id: OperationId::new().to_string(),
                 justification: justification(),
                 validate_only: false,
+                lease_token: 0,
             })
             .await
             .unwrap();

@@ -37,6 +37,7 @@ impl Harness {
                 operation_id: operation_id.to_owned(),
                 justification: justification(),
                 validate_only: false,
+                lease_token: 0,
             })
             .await
             .unwrap()
@@ -53,6 +54,7 @@ impl Harness {
                 source: Some(source),
                 justification: justification(),
                 validate_only: false,
+                lease_token: 0,
             })
             .await
             .unwrap()
@@ -68,6 +70,7 @@ impl Harness {
                 operation_id: OperationId::new().to_string(),
                 justification: justification(),
                 validate_only: false,
+                lease_token: 0,
             })
             .await
             .map(|response| response.into_inner().outcomes.remove(0))

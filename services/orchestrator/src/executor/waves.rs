@@ -1,0 +1,471 @@
+//! One wave of each kind of operation, as a sequence of recorded steps. Each step's
+//! targets are marked before its calls (`in_flight`) or after them (`deleted`,
+//! `catalog_restored`, …), so a step interrupted anywhere is repeated with the same
+//! targets, and the services answer a repeated call from their own record.
+
+use std::collections::BTreeMap;
+
+use micros_platform::{ids::SiteId, store::timestamp};
+use micros_proto::{
+    catalog::v1::RegisterDeletionBudgetRequest,
+    lifecycle::v1::{TenantState, restore_request::Source},
+};
+
+use super::{Run, Stop, lifecycle_target, lifecycle_targets, paired};
+use crate::{
+    error::OrchestratorError,
+    model::{OperationState, PlanKind, TargetStatus},
+    store::TargetRecord,
+};
+
+fn with_status(records: &[TargetRecord], status: TargetStatus) -> Vec<&TargetRecord> {
+    records
+        .iter()
+        .filter(|target| target.status == status)
+        .collect()
+}
+
+impl Run<'_> {
+    /// One wave forward; `Ok(false)` when the operation has finished.
+    pub(super) async fn step(&self) -> Result<bool, Stop> {
+        let kind = self.operation.kind;
+        let targets = self.store().targets(self.operation_id()).await?;
+        let Some(wave) = targets
+            .iter()
+            .filter(|target| target.status != kind.done())
+            .map(|target| target.wave)
+            .min()
+        else {
+            self.store()
+                .transition(
+                    self.operation_id(),
+                    OperationState::Running,
+                    OperationState::Succeeded,
+                    None,
+                    Some(self.claim),
+                    self.now(),
+                )
+                .await?;
+            tracing::info!(operation_id = %self.operation_id(), "operation succeeded");
+            return Ok(false);
+        };
+        if targets
+            .iter()
+            .all(|target| target.status == TargetStatus::Pending)
+            && let Some(stale) = self.preflight(&targets).await?
+        {
+            tracing::warn!(operation_id = %self.operation_id(), %stale, "plan is stale; aborting before any change");
+            self.store()
+                .begin_abort(
+                    self.operation_id(),
+                    OperationState::Running,
+                    self.operation.revert_operation_id.unwrap_or_default(),
+                    Some(&format!("nothing was changed: {stale}")),
+                    Some(self.claim),
+                    self.now(),
+                )
+                .await?;
+            return Ok(true);
+        }
+        match kind {
+            PlanKind::DeleteSites | PlanKind::UninstallApp => self.delete_wave(wave).await?,
+            PlanKind::RestoreSites => self.restore_wave(wave, true).await?,
+            PlanKind::PurgeSites => self.purge_wave(wave, true).await?,
+            PlanKind::RestoreDrill => {
+                let deleting = self.wave_targets(wave).await?.iter().any(|target| {
+                    matches!(
+                        target.status,
+                        TargetStatus::Pending | TargetStatus::InFlight | TargetStatus::Deleted
+                    )
+                });
+                if deleting {
+                    self.delete_wave(wave).await?;
+                }
+                self.drill_restore_wave(wave).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Before the first change: is every target still what the plan found? A plan made
+    /// earlier may have gone stale (another operation restored, deleted or purged a
+    /// site since); the answer says how, and the operation then ends with nothing done.
+    async fn preflight(&self, targets: &[TargetRecord]) -> Result<Option<String>, Stop> {
+        let records: Vec<&TargetRecord> = targets.iter().collect();
+        let lifecycle = lifecycle_targets(&records);
+        let fleet = self.fleet();
+        let outcomes = self
+            .persist("catalog", || fleet.describe("catalog", &lifecycle))
+            .await?;
+        paired("catalog", &lifecycle, &outcomes)?;
+        let kind = self.operation.kind;
+        let restoring_to_a_time = self.operation.point_in_time.is_some();
+        for (target, outcome) in lifecycle.iter().zip(&outcomes) {
+            let state = outcome.state();
+            let expected: &[TenantState] = match kind {
+                PlanKind::DeleteSites | PlanKind::RestoreDrill | PlanKind::UninstallApp => {
+                    &[TenantState::Active]
+                }
+                PlanKind::RestoreSites if restoring_to_a_time => &[TenantState::Active],
+                PlanKind::RestoreSites => &[TenantState::Deleted, TenantState::Active],
+                PlanKind::PurgeSites => &[TenantState::Deleted],
+            };
+            if !expected.contains(&state) {
+                return Ok(Some(format!(
+                    "{target} is {} in the catalog; the plan needs it {}",
+                    state.as_str_name(),
+                    expected
+                        .iter()
+                        .map(|state| state.as_str_name())
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Only an approved operation gets a budget; anything else stays within the catalog's
+    /// hourly rate, whoever runs it.
+    async fn register_budget(&self) -> Result<(), Stop> {
+        let operation = &self.operation;
+        if !(operation.kind.deletes_sites() && operation.approved_by.is_some()) {
+            return Ok(());
+        }
+        let planned_sites = self.store().targets(operation.operation_id).await?.len();
+        let budget = RegisterDeletionBudgetRequest {
+            operation_id: operation.operation_id.to_string(),
+            sites: i32::try_from(planned_sites).unwrap_or(i32::MAX),
+            approved_by: operation.approved_by.clone().unwrap_or_default(),
+        };
+        let fleet = self.fleet();
+        self.persist("catalog", || {
+            let mut catalog = fleet.catalog();
+            let budget = budget.clone();
+            async move { catalog.register_deletion_budget(budget).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Soft-deletes a wave: its targets in flight, the catalog, then the other services
+    /// in parallel; each service's answer carries the fingerprint from inside its delete
+    /// transaction, which is recorded (not a Describe made earlier, which a write in
+    /// between would spoil); then every service must describe the targets deleted with
+    /// exactly those fingerprints.
+    pub(super) async fn delete_wave(&self, wave: i64) -> Result<(), Stop> {
+        self.register_budget().await?;
+        let fleet = self.fleet();
+        let why = self.why();
+        let (operation_id, token) = (self.operation_id(), self.token());
+
+        let targets = self.wave_targets(wave).await?;
+        self.set_status(
+            &with_status(&targets, TargetStatus::Pending),
+            TargetStatus::InFlight,
+            None,
+        )
+        .await?;
+        micros_platform::failpoint!("executor::delete::in_flight");
+
+        let targets = self.wave_targets(wave).await?;
+        let in_flight = with_status(&targets, TargetStatus::InFlight);
+        if !in_flight.is_empty() {
+            let lifecycle = lifecycle_targets(&in_flight);
+            let catalog = self
+                .persist("catalog", || {
+                    fleet.soft_delete("catalog", &lifecycle, operation_id, &why, token)
+                })
+                .await?;
+            self.log(wave, "catalog", "soft_delete", lifecycle.len(), &catalog)
+                .await?;
+            micros_platform::failpoint!("executor::delete::catalog_done");
+            let mut answers = self
+                .on_other_services(wave, "soft_delete", lifecycle.len(), |service| {
+                    let (lifecycle, why) = (lifecycle.clone(), why.clone());
+                    async move {
+                        fleet
+                            .soft_delete(&service, &lifecycle, operation_id, &why, token)
+                            .await
+                    }
+                })
+                .await?;
+            micros_platform::failpoint!("executor::delete::services_done");
+            answers.push(("catalog".to_owned(), catalog));
+            let mut prints: BTreeMap<i64, BTreeMap<String, String>> = BTreeMap::new();
+            for (service, outcomes) in &answers {
+                paired(service, &lifecycle, outcomes)?;
+                for (target, outcome) in in_flight.iter().zip(outcomes) {
+                    prints
+                        .entry(target.position)
+                        .or_default()
+                        .insert(service.clone(), outcome.fingerprint.clone());
+                }
+            }
+            self.set_status(&in_flight, TargetStatus::Deleted, Some(&prints))
+                .await?;
+            micros_platform::failpoint!("executor::delete::recorded");
+        }
+
+        let targets = self.wave_targets(wave).await?;
+        let deleted = with_status(&targets, TargetStatus::Deleted);
+        self.verify_and_mark(&deleted, TargetStatus::Verified, |service, target, outcome| {
+            let as_planned = match target.app_installation_id {
+                None => {
+                    outcome.state == TenantState::Deleted as i32
+                        && target.fingerprints.get(service) == Some(&outcome.fingerprint)
+                }
+                Some(_) => outcome.counts.iter().all(|count| count.live == 0),
+            };
+            (!as_planned).then(|| {
+                format!(
+                    "{} in {service} is not as planned after the delete: state {}, fingerprint {} (recorded {})",
+                    lifecycle_target(target),
+                    outcome.state().as_str_name(),
+                    outcome.fingerprint,
+                    target.fingerprints.get(service).cloned().unwrap_or_default()
+                )
+            })
+        })
+        .await?;
+        micros_platform::failpoint!("executor::delete::verified");
+        tracing::info!(%operation_id, wave, targets = deleted.len(), "wave deleted and verified");
+        Ok(())
+    }
+
+    fn restore_source(&self) -> Result<Source, Stop> {
+        match (
+            self.operation.undo_operation_id,
+            self.operation.point_in_time,
+        ) {
+            (Some(undo), _) => Ok(Source::UndoOperationId(undo.to_string())),
+            (None, Some(at)) => Ok(Source::PointInTime(timestamp(at))),
+            (None, None) => Err(Stop::Failed(OrchestratorError::Unexpected(
+                "a restore without a source".to_owned(),
+            ))),
+        }
+    }
+
+    /// Restores a wave: catalog first (the site record and placement come back with
+    /// their IDs), then the other services in parallel, then every site is checked
+    /// against the fingerprints recorded when it was deleted. With `start` false (an
+    /// abort), targets not yet begun stay as they are and only the ones under way finish.
+    pub(super) async fn restore_wave(&self, wave: i64, start: bool) -> Result<(), Stop> {
+        let fleet = self.fleet();
+        let why = self.why();
+        let (operation_id, token) = (self.operation_id(), self.token());
+        let source = self.restore_source()?;
+
+        if start {
+            let targets = self.wave_targets(wave).await?;
+            self.set_status(
+                &with_status(&targets, TargetStatus::Pending),
+                TargetStatus::InFlight,
+                None,
+            )
+            .await?;
+            micros_platform::failpoint!("executor::restore::in_flight");
+        }
+        let targets = self.wave_targets(wave).await?;
+        let in_flight = with_status(&targets, TargetStatus::InFlight);
+        if !in_flight.is_empty() {
+            let lifecycle = lifecycle_targets(&in_flight);
+            let outcomes = self
+                .persist("catalog", || {
+                    fleet.restore(
+                        "catalog",
+                        &lifecycle,
+                        operation_id,
+                        source.clone(),
+                        &why,
+                        token,
+                    )
+                })
+                .await?;
+            self.log(wave, "catalog", "restore", lifecycle.len(), &outcomes)
+                .await?;
+            self.set_status(&in_flight, TargetStatus::CatalogRestored, None)
+                .await?;
+            micros_platform::failpoint!("executor::restore::catalog_done");
+        }
+        let targets = self.wave_targets(wave).await?;
+        let catalog_done = with_status(&targets, TargetStatus::CatalogRestored);
+        if !catalog_done.is_empty() {
+            let lifecycle = lifecycle_targets(&catalog_done);
+            self.on_other_services(wave, "restore", lifecycle.len(), |service| {
+                let (lifecycle, why, source) = (lifecycle.clone(), why.clone(), source.clone());
+                async move {
+                    fleet
+                        .restore(&service, &lifecycle, operation_id, source, &why, token)
+                        .await
+                }
+            })
+            .await?;
+            self.set_status(&catalog_done, TargetStatus::Restored, None)
+                .await?;
+            micros_platform::failpoint!("executor::restore::services_done");
+        }
+
+        let recorded: BTreeMap<SiteId, BTreeMap<String, String>> =
+            match self.operation.undo_operation_id {
+                Some(undo) => self.store().recorded_fingerprints(undo).await?,
+                None => BTreeMap::new(),
+            };
+        let targets = self.wave_targets(wave).await?;
+        let restored = with_status(&targets, TargetStatus::Restored);
+        self.verify_and_mark(&restored, TargetStatus::Verified, |service, target, outcome| {
+            let expected = recorded
+                .get(&target.site_id)
+                .and_then(|prints| prints.get(service));
+            let active = outcome.state == TenantState::Active as i32;
+            // When the orchestrator made the deletion, every site must match what it
+            // recorded; a missing record is a failure, not a pass.
+            let matches = match expected {
+                Some(print) => *print == outcome.fingerprint,
+                None => recorded.is_empty(),
+            };
+            (!(active && matches)).then(|| {
+                format!(
+                    "{} in {service} did not come back as recorded: state {}, fingerprint {} (recorded at deletion {})",
+                    target.site_id,
+                    outcome.state().as_str_name(),
+                    outcome.fingerprint,
+                    expected.cloned().unwrap_or_else(|| "none".to_owned())
+                )
+            })
+        })
+        .await?;
+        tracing::info!(%operation_id, wave, targets = restored.len(), "wave restored and verified");
+        Ok(())
+    }
+
+    /// A drill's second half for one wave: restore what the wave deleted (catalog first),
+    /// then check every service's fingerprint against the one recorded at deletion.
+    pub(super) async fn drill_restore_wave(&self, wave: i64) -> Result<(), Stop> {
+        let fleet = self.fleet();
+        let why = self.why();
+        let token = self.token();
+        let revert = self.revert_operation()?;
+        let targets = self.wave_targets(wave).await?;
+        let records: Vec<&TargetRecord> = targets.iter().collect();
+        let lifecycle = lifecycle_targets(&records);
+        let source = Source::UndoOperationId(self.operation_id().to_string());
+        let waiting = with_status(&targets, TargetStatus::Verified);
+        if !waiting.is_empty() {
+            let outcomes = self
+                .persist("catalog", || {
+                    fleet.restore("catalog", &lifecycle, revert, source.clone(), &why, token)
+                })
+                .await?;
+            self.log(wave, "catalog", "restore", lifecycle.len(), &outcomes)
+                .await?;
+            self.set_status(&waiting, TargetStatus::CatalogRestored, None)
+                .await?;
+            micros_platform::failpoint!("executor::drill::catalog_done");
+        }
+        self.on_other_services(wave, "restore", lifecycle.len(), |service| {
+            let (lifecycle, why, source) = (lifecycle.clone(), why.clone(), source.clone());
+            async move {
+                fleet
+                    .restore(&service, &lifecycle, revert, source, &why, token)
+                    .await
+            }
+        })
+        .await?;
+        micros_platform::failpoint!("executor::drill::services_done");
+        self.verify_and_mark(&records, TargetStatus::Reverted, |service, target, outcome| {
+            let back = outcome.state == TenantState::Active as i32
+                && target.fingerprints.get(service) == Some(&outcome.fingerprint);
+            (!back).then(|| {
+                format!(
+                    "{} in {service} did not come back from the drill: state {}, fingerprint {} (recorded {})",
+                    target.site_id,
+                    outcome.state().as_str_name(),
+                    outcome.fingerprint,
+                    target.fingerprints.get(service).cloned().unwrap_or_default()
+                )
+            })
+        })
+        .await?;
+        tracing::info!(operation_id = %self.operation_id(), wave, targets = records.len(), "drill wave deleted, restored and verified");
+        Ok(())
+    }
+
+    /// The operation that undoes this one (a drill's restore, an abort's revert).
+    pub(super) fn revert_operation(&self) -> Result<micros_platform::ids::OperationId, Stop> {
+        self.operation.revert_operation_id.ok_or_else(|| {
+            Stop::Failed(OrchestratorError::Unexpected(format!(
+                "operation {} has no revert operation recorded",
+                self.operation_id()
+            )))
+        })
+    }
+
+    /// Purges a wave: every service validates first (a hold or an unexpired site
+    /// anywhere stops the wave before anything is deleted), then the targets are in
+    /// flight, the other services purge and the catalog last; then every service must
+    /// report the sites purged. With `start` false (an abort), only a wave under way
+    /// finishes.
+    pub(super) async fn purge_wave(&self, wave: i64, start: bool) -> Result<(), Stop> {
+        let fleet = self.fleet();
+        let why = self.why();
+        let (operation_id, token) = (self.operation_id(), self.token());
+        if start {
+            let targets = self.wave_targets(wave).await?;
+            let pending = with_status(&targets, TargetStatus::Pending);
+            if !pending.is_empty() {
+                let lifecycle = lifecycle_targets(&pending);
+                for service in fleet.services() {
+                    self.persist(service, || {
+                        fleet.purge(service, &lifecycle, operation_id, &why, true, token)
+                    })
+                    .await?;
+                }
+                self.set_status(&pending, TargetStatus::InFlight, None)
+                    .await?;
+                micros_platform::failpoint!("executor::purge::in_flight");
+            }
+        }
+        let targets = self.wave_targets(wave).await?;
+        let in_flight = with_status(&targets, TargetStatus::InFlight);
+        if in_flight.is_empty() {
+            return Ok(());
+        }
+        let lifecycle = lifecycle_targets(&in_flight);
+        self.on_other_services(wave, "purge", lifecycle.len(), |service| {
+            let (lifecycle, why) = (lifecycle.clone(), why.clone());
+            async move {
+                fleet
+                    .purge(&service, &lifecycle, operation_id, &why, false, token)
+                    .await
+            }
+        })
+        .await?;
+        micros_platform::failpoint!("executor::purge::services_done");
+        let outcomes = self
+            .persist("catalog", || {
+                fleet.purge("catalog", &lifecycle, operation_id, &why, false, token)
+            })
+            .await?;
+        self.log(wave, "catalog", "purge", lifecycle.len(), &outcomes)
+            .await?;
+        micros_platform::failpoint!("executor::purge::catalog_done");
+        self.verify_and_mark(
+            &in_flight,
+            TargetStatus::Verified,
+            |service, target, outcome| {
+                let gone = outcome.state == TenantState::Purged as i32
+                    || outcome.state == TenantState::Absent as i32;
+                (!gone).then(|| {
+                    format!(
+                        "{} in {service} is {} after the purge",
+                        target.site_id,
+                        outcome.state().as_str_name()
+                    )
+                })
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}
