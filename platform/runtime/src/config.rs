@@ -315,6 +315,12 @@ impl<S: Validate> Config<S> {
         if !(self.store.url.starts_with("sqlite://") || self.store.url.starts_with("postgres://")) {
             return invalid("store.url", "must start with sqlite:// or postgres://");
         }
+        if self.telemetry.metrics_port != 0 && self.telemetry.metrics_port == self.server.port {
+            return invalid(
+                "telemetry.metrics_port",
+                "must differ from server.port (metrics are plain HTTP on a port of their own)",
+            );
+        }
         if self.lifecycle.purge_batch_size == 0 {
             return invalid("lifecycle.purge_batch_size", "must be at least 1");
         }
@@ -406,6 +412,20 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("server.concurrency_limit"), "{error}");
+    }
+
+    #[test]
+    fn metrics_need_a_port_of_their_own() {
+        let error = load(
+            Config::<NoSettings>::default(),
+            &env(&[
+                ("MICROS__SERVER__PORT", "50051"),
+                ("MICROS__TELEMETRY__METRICS_PORT", "50051"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("telemetry.metrics_port"), "{error}");
     }
 
     #[test]
