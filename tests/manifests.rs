@@ -197,8 +197,8 @@ fn every_container_is_limited_and_unprivileged() {
     }
 }
 
-/// `(name, port)` for every service `micros services` lists.
-fn linked_services() -> Vec<(String, u64)> {
+/// `(name, port, metrics port)` for every service `micros services` lists.
+fn linked_services() -> Vec<(String, u64, u64)> {
     let output = Command::new(MICROS)
         .arg("services")
         .output()
@@ -209,7 +209,12 @@ fn linked_services() -> Vec<(String, u64)> {
         .map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
             assert_eq!(fields.get(1), Some(&"port"), "unexpected line: {line}");
-            (fields[0].to_owned(), fields[2].parse().expect("a port"))
+            assert_eq!(fields.get(3), Some(&"metrics"), "unexpected line: {line}");
+            (
+                fields[0].to_owned(),
+                fields[2].parse().expect("a port"),
+                fields[4].parse().expect("a metrics port"),
+            )
         })
         .collect()
 }
@@ -226,7 +231,7 @@ fn every_service_is_probed_over_grpc_on_its_port() {
             .find(|object| object["kind"] == kind && object["metadata"]["name"] == name)
             .unwrap_or_else(|| panic!("k8s/overlays/kind has no {kind} {name}"))
     };
-    for (name, port) in services {
+    for (name, port, _) in services {
         let deployment = find("Deployment", &name);
         let pod = &deployment["spec"]["template"]["spec"];
         let container = &pod["containers"][0];
@@ -271,5 +276,52 @@ fn every_service_is_probed_over_grpc_on_its_port() {
         let service = find("Service", &name);
         assert_eq!(service["spec"]["ports"][0]["port"], port, "{name}");
         assert_eq!(service["spec"]["ports"][0]["targetPort"], "grpc", "{name}");
+    }
+}
+
+#[test]
+fn every_service_is_scraped_on_its_metrics_port_and_alert_rules_ship() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = objects(&kustomize(&kubectl, "base"));
+    let find = |kind: &str, name: &str| {
+        objects
+            .iter()
+            .find(|object| object["kind"] == kind && object["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("k8s/base has no {kind} {name}"))
+    };
+    for (name, _, metrics_port) in linked_services() {
+        let template = &find("Deployment", &name)["spec"]["template"];
+        let annotations = &template["metadata"]["annotations"];
+        assert_eq!(annotations["prometheus.io/scrape"], "true", "{name}");
+        assert_eq!(
+            annotations["prometheus.io/port"],
+            metrics_port.to_string(),
+            "{name}"
+        );
+        assert_eq!(annotations["prometheus.io/path"], "/metrics", "{name}");
+        let container = &template["spec"]["containers"][0];
+        let metrics = container["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|port| port["name"] == "metrics")
+            .unwrap_or_else(|| panic!("{name} names no metrics port"));
+        assert_eq!(metrics["containerPort"], metrics_port, "{name}");
+        let config = find(
+            "ConfigMap",
+            container["envFrom"][0]["configMapRef"]["name"]
+                .as_str()
+                .unwrap(),
+        );
+        assert_eq!(
+            config["data"]["MICROS__TELEMETRY__METRICS_PORT"],
+            metrics_port.to_string(),
+            "{name} must serve metrics where it is scraped"
+        );
+    }
+    let rules = find("ConfigMap", "micros-alert-rules");
+    let text = rules["data"]["alert-rules.yaml"].as_str().unwrap();
+    for alert in ["MicrosSiteDeletionSpike", "MicrosOperationHalted"] {
+        assert!(text.contains(&format!("alert: {alert}")), "{text}");
     }
 }

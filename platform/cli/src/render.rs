@@ -10,6 +10,7 @@
 
 mod base;
 mod kind;
+mod monitoring;
 mod postgres;
 mod validate;
 
@@ -232,6 +233,7 @@ mod tests {
     const CATALOG: ServiceDescriptor = ServiceDescriptor {
         name: "catalog",
         port: 50051,
+        metrics_port: 51051,
         databases: &["catalog"],
         depends_on: &[],
         ..ServiceDescriptor::BASE
@@ -240,6 +242,7 @@ mod tests {
     const DOCUMENTS: ServiceDescriptor = ServiceDescriptor {
         name: "product-data",
         port: 50055,
+        metrics_port: 51055,
         databases: &["documents"],
         depends_on: &["catalog"],
         shards: 4,
@@ -423,6 +426,13 @@ mod tests {
                     ..CATALOG
                 },
                 "shards",
+            ),
+            (
+                ServiceDescriptor {
+                    metrics_port: 50051,
+                    ..CATALOG
+                },
+                "metrics port",
             ),
         ];
         for (descriptor, expected) in cases {

@@ -19,6 +19,7 @@ pub const REQUIRE_GRPCURL_ENV: &str = "MICROS_REQUIRE_GRPCURL";
 pub struct ServiceProcess {
     child: Child,
     addr: SocketAddr,
+    metrics_addr: SocketAddr,
     stderr: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -35,6 +36,7 @@ impl ServiceProcess {
             .args(["serve", service, "--ready-file"])
             .arg(&ready)
             .env("MICROS__SERVER__PORT", "0")
+            .env("MICROS__TELEMETRY__METRICS_PORT", "0")
             .env(
                 "MICROS__STORE__URL",
                 format!("sqlite://{}", dir.path().display()),
@@ -51,12 +53,14 @@ impl ServiceProcess {
             .map_err(|error| format!("spawn {exe:?}: {error}"))?;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(addr) = std::fs::read_to_string(&ready)
-                && let Ok(addr) = addr.trim().parse()
+            if let Ok(ready) = std::fs::read_to_string(&ready)
+                && let Some((addr, metrics_addr)) = ready.split_once('\n')
+                && let (Ok(addr), Ok(metrics_addr)) = (addr.parse(), metrics_addr.trim().parse())
             {
                 return Ok(Self {
                     child,
                     addr,
+                    metrics_addr,
                     stderr,
                     _dir: dir,
                 });
@@ -77,6 +81,11 @@ impl ServiceProcess {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where its Prometheus `/metrics` is served.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
     }
 
     pub fn signal(&self, signal: Signal) {
