@@ -209,7 +209,7 @@ async fn operators_plan_apply_watch_and_report_from_the_command_line() {
     );
     assert!(site.status.success(), "{}", text(&site));
     let site: serde_json::Value = serde_json::from_slice(&site.stdout).unwrap();
-    assert_eq!(site["state"], "deleted");
+    assert_eq!(site["state"], "SITE_STATE_DELETED");
 
     let contacts = micros(
         &url,

@@ -34,7 +34,7 @@ fn start_up(
     let mut stdout = BufReader::new(up.stdout.take().unwrap()).lines();
     for line in stdout.by_ref() {
         let line = line.unwrap();
-        let done = line.contains("ListSites");
+        let done = line.contains("OrchestratorService/GetSite");
         banner.push(line);
         if done {
             break;
@@ -92,17 +92,20 @@ fn up_prints_working_grpcurl_commands_and_stops_cleanly() {
         outputs.push(text);
     }
     assert!(
-        outputs[0].contains("micros.catalog.v1.CatalogService"),
+        outputs[0].contains("micros.orchestrator.v1.OrchestratorService"),
         "{}",
         outputs[0]
     );
     let created: serde_json::Value = serde_json::from_str(&outputs[1]).unwrap();
     let site_id = created["siteId"].as_str().unwrap();
-    assert!(
-        outputs[2].contains(site_id),
-        "the created site is listed: {}",
-        outputs[2]
+    assert_eq!(created["appInstallationIds"].as_array().unwrap().len(), 1);
+    let site: serde_json::Value = serde_json::from_str(&outputs[2]).unwrap();
+    assert_eq!(
+        site["siteId"], site_id,
+        "the provisioned site is found by URL"
     );
+    assert_eq!(site["state"], "SITE_STATE_ACTIVE");
+    assert_eq!(site["appInstallations"], 1);
 
     // The printed metrics command shows the calls just made.
     let scrape: Vec<&String> = banner

@@ -110,6 +110,33 @@ enum Command {
         #[command(subcommand)]
         command: ContactsCommand,
     },
+    /// Legal holds: a held site is never purged, in any service.
+    Hold {
+        #[command(subcommand)]
+        command: HoldCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum HoldCommand {
+    /// Hold a site (by ID or URL) in every service.
+    Set {
+        site: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, default_value = "")]
+        ticket: String,
+    },
+    /// Release a site's hold in every service; it can be purged once expired.
+    Clear {
+        site: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, default_value = "")]
+        ticket: String,
+    },
+    /// The sites held, newest first.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -187,6 +214,19 @@ fn main() -> ExitCode {
             Command::Contacts {
                 command: ContactsCommand::Find { email },
             } => ops::contacts(&cli.connection, email).await,
+            Command::Hold { command } => match command {
+                HoldCommand::Set {
+                    site,
+                    reason,
+                    ticket,
+                } => ops::hold(&cli.connection, site, true, reason, ticket).await,
+                HoldCommand::Clear {
+                    site,
+                    reason,
+                    ticket,
+                } => ops::hold(&cli.connection, site, false, reason, ticket).await,
+                HoldCommand::List => ops::holds(&cli.connection).await,
+            },
             Command::Services => {
                 for ServiceEntry { descriptor, .. } in registry::all() {
                     println!(

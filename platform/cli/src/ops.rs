@@ -709,8 +709,8 @@ pub async fn control(
     Ok(())
 }
 
-/// Plans the restore of everything an operation deleted, applies it when no approval is
-/// needed (or `--yes` was given for an approved plan), and watches it.
+/// Plans the restore of everything an operation deleted, applies it and watches it:
+/// undoing a deletion needs no approval, whatever its size.
 pub async fn restore(
     connection: &Connection,
     operation_id: String,
@@ -738,14 +738,6 @@ pub async fn restore(
             first.input, first.message
         )));
     }
-    if plan.requires_approval {
-        return Err(refused(format!(
-            "the restore touches {} sites and needs approval: micros approve {} --fingerprint {}, then micros apply",
-            plan.targets.len(),
-            plan.plan_id,
-            plan.fingerprint
-        )));
-    }
     apply(connection, plan.plan_id, plan.fingerprint, true).await
 }
 
@@ -759,8 +751,20 @@ pub async fn report(connection: &Connection, operation_id: String) -> anyhow::Re
     connection.print(
         json!({
             "operation_id": report.operation_id, "title": report.title,
+            "undone_operation_id": report.undone_operation_id,
             "sites_affected": report.sites_affected, "percent_restored": report.percent_restored,
             "expected_data_loss": report.expected_data_loss, "confidence": report.confidence,
+            "sites": report.sites.iter().map(|site| json!({
+                "site_id": site.site_id, "site_name": site.site_name, "site_url": site.site_url,
+                "state": site.state, "verified": site.verified,
+                "deleted_at": site.deleted_at.map(rfc3339), "restored_at": site.restored_at.map(rfc3339),
+                "admin_contacts": site.admin_contacts,
+            })).collect::<Vec<_>>(),
+            "steps": report.steps.iter().map(|step| json!({
+                "wave": step.wave, "service": step.service, "action": step.action,
+                "start_time": step.start_time.map(rfc3339), "end_time": step.end_time.map(rfc3339),
+                "seconds": step.seconds, "targets": step.targets, "rows_affected": step.rows_affected,
+            })).collect::<Vec<_>>(),
             "markdown": report.markdown,
         }),
         || report.markdown.clone(),
@@ -775,9 +779,10 @@ pub async fn site(connection: &Connection, site: String) -> anyhow::Result<()> {
         .await
         .map_err(from_status)?
         .into_inner();
+    let state = summary.state().as_str_name();
     connection.print(
         json!({
-            "site_id": summary.site_id, "name": summary.name, "url": summary.url, "state": summary.state,
+            "site_id": summary.site_id, "name": summary.name, "url": summary.url, "state": state,
             "active_products": summary.active_products, "app_installations": summary.app_installations,
         }),
         || {
@@ -786,7 +791,7 @@ pub async fn site(connection: &Connection, site: String) -> anyhow::Result<()> {
                 summary.name,
                 summary.url,
                 summary.site_id,
-                summary.state,
+                state,
                 summary.active_products.join(", "),
                 summary.app_installations
             )
@@ -831,6 +836,91 @@ pub async fn contacts(connection: &Connection, email: String) -> anyhow::Result<
         },
     );
     Ok(())
+}
+
+/// Sets or clears a hold on a site in every service.
+pub async fn hold(
+    connection: &Connection,
+    site: String,
+    hold: bool,
+    reason: String,
+    ticket: String,
+) -> anyhow::Result<()> {
+    let record = connection
+        .client()?
+        .set_site_hold(pb::SetSiteHoldRequest {
+            site,
+            hold,
+            reason,
+            ticket,
+        })
+        .await
+        .map_err(from_status)?
+        .into_inner();
+    connection.print(hold_json(&record), || hold_text(&record));
+    Ok(())
+}
+
+/// The holds set through the orchestrator, newest first.
+pub async fn holds(connection: &Connection) -> anyhow::Result<()> {
+    let mut client = connection.client()?;
+    let mut holds = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_site_holds(pb::ListSiteHoldsRequest {
+                page_size: 1000,
+                page_token,
+            })
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        holds.extend(page.holds);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    connection.print(
+        json!({"holds": holds.iter().map(hold_json).collect::<Vec<_>>()}),
+        || {
+            if holds.is_empty() {
+                return "no site is held".to_owned();
+            }
+            holds.iter().map(hold_text).collect::<Vec<_>>().join("\n")
+        },
+    );
+    Ok(())
+}
+
+fn hold_json(record: &pb::SiteHold) -> serde_json::Value {
+    json!({
+        "site_id": record.site_id, "held": record.held, "reason": record.reason,
+        "ticket": record.ticket, "principal": record.principal,
+        "update_time": record.update_time.map(rfc3339),
+    })
+}
+
+fn hold_text(record: &pb::SiteHold) -> String {
+    format!(
+        "{} {} by {} at {}: {}{}",
+        record.site_id,
+        if record.held { "held" } else { "released" },
+        record.principal,
+        record.update_time.map(rfc3339).unwrap_or_default(),
+        record.reason,
+        if record.ticket.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", record.ticket)
+        }
+    )
+}
+
+fn rfc3339(at: prost_types::Timestamp) -> String {
+    std::time::SystemTime::try_from(at)
+        .map(|at| humantime::format_rfc3339_micros(at).to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -318,10 +318,10 @@ fn print_banner(launch: &Launch<'_>, running: &[Running]) -> anyhow::Result<()> 
         .iter()
         .map(|service| (service.entry.descriptor.name, service.addr.as_str()))
         .collect();
-    let catalog = addresses
-        .get("catalog")
+    let orchestrator = addresses
+        .get("orchestrator")
         .copied()
-        .unwrap_or("127.0.0.1:50051");
+        .unwrap_or("127.0.0.1:50056");
     let demo = format!("demo-{}", demo_suffix());
     let services: String = running
         .iter()
@@ -337,8 +337,10 @@ fn print_banner(launch: &Launch<'_>, running: &[Running]) -> anyhow::Result<()> 
         .find(|service| service.entry.descriptor.name == "catalog")
         .map_or("127.0.0.1:51051", |service| service.metrics_addr.as_str());
     let bearer = format!("-H 'authorization: Bearer {token}'");
-    let create =
-        format!(r#"'{{"name": "Demo", "url": "{demo}.example.com", "region": "us-east"}}'"#);
+    let provision = format!(
+        r#"'{{"name": "Demo", "url": "{demo}.example.com", "region": "us-east", "products": ["jira"], "admin": {{"email": "admin@{demo}.example.com", "kind": "admin"}}, "apps": ["insight"]}}'"#
+    );
+    let site = format!(r#"'{{"site": "https://{demo}.example.com"}}'"#);
     let banner = format!(
         "Micros is up. Store: {store}. Ctrl-C stops every service.\n\n\
          {services}\n\
@@ -346,10 +348,10 @@ fn print_banner(launch: &Launch<'_>, running: &[Running]) -> anyhow::Result<()> 
          \x20 export MICROS_TOKEN={token}\n\n\
          Metrics (Prometheus text; calls by method and status, lifecycle counters):\n\
          \x20 curl -s http://{catalog_metrics}/metrics | grep -E '^(rpc_server|micros_)'\n\n\
-         Try:\n\
-         \x20 grpcurl -plaintext {catalog} list\n\
-         \x20 grpcurl -plaintext {bearer} -d {create} {catalog} micros.catalog.v1.CatalogService/CreateSite\n\
-         \x20 grpcurl -plaintext {bearer} -d '{{}}' {catalog} micros.catalog.v1.CatalogService/ListSites\n\n",
+         Try (a site in every service, then what the orchestrator says of it):\n\
+         \x20 grpcurl -plaintext {orchestrator} list\n\
+         \x20 grpcurl -plaintext {bearer} -d {provision} {orchestrator} micros.orchestrator.v1.OrchestratorService/ProvisionSite\n\
+         \x20 grpcurl -plaintext {bearer} -d {site} {orchestrator} micros.orchestrator.v1.OrchestratorService/GetSite\n\n",
         store = store_description(&launch.store_url),
     );
     // A closed stdout (the reader went away) must not take the services down with it.

@@ -1,7 +1,11 @@
 //! Everything the orchestrator refuses, and how each maps to a gRPC status.
 
-use micros_platform::{error::Problem, lifecycle::LifecycleError};
+use micros_platform::{
+    error::{Problem, into_status, status_with_info},
+    lifecycle::LifecycleError,
+};
 use tonic::Code;
+use tonic_types::StatusExt;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrchestratorError {
@@ -207,4 +211,32 @@ impl Problem for OrchestratorError {
     }
 }
 
-micros_platform::status_from_problem!(OrchestratorError);
+/// Through [`into_status`], except that a caller's mistake a service refused (an unknown
+/// site, a bad region, a taken URL) reaches the caller with that service's own code,
+/// reason and values, plus which service it was, instead of a generic downstream failure.
+impl From<OrchestratorError> for tonic::Status {
+    fn from(error: OrchestratorError) -> Self {
+        if let OrchestratorError::Downstream { service, status } = &error
+            && matches!(
+                status.code(),
+                Code::InvalidArgument
+                    | Code::NotFound
+                    | Code::AlreadyExists
+                    | Code::FailedPrecondition
+                    | Code::OutOfRange
+            )
+            && let Some(info) = status.get_details_error_info()
+        {
+            let mut metadata = info.metadata;
+            metadata.insert("service".to_owned(), service.clone());
+            return status_with_info(
+                status.code(),
+                format!("{service}: {}", status.message()),
+                &info.reason,
+                &info.domain,
+                metadata,
+            );
+        }
+        into_status(&error)
+    }
+}

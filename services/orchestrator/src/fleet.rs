@@ -11,8 +11,9 @@ use micros_platform::{
 use micros_proto::{
     catalog::v1::catalog_service_client::CatalogServiceClient,
     lifecycle::v1::{
-        DescribeRequest, Justification, PurgeRequest, RestoreRequest, SoftDeleteRequest,
-        TargetOutcome, restore_request::Source, tenant_lifecycle_client::TenantLifecycleClient,
+        DescribeRequest, Justification, PurgeRequest, RestoreRequest, SetHoldRequest,
+        SoftDeleteRequest, TargetOutcome, restore_request::Source,
+        tenant_lifecycle_client::TenantLifecycleClient,
     },
 };
 use tonic::Status;
@@ -177,6 +178,29 @@ impl Fleet {
         Ok(self
             .lifecycle(service)
             .purge(request)
+            .await?
+            .into_inner()
+            .outcomes)
+    }
+
+    pub async fn set_hold(
+        &self,
+        service: &str,
+        targets: &[Target],
+        operation_id: OperationId,
+        why: &Why,
+        hold: bool,
+    ) -> Result<Vec<TargetOutcome>, Status> {
+        let request = SetHoldRequest {
+            targets: targets.iter().map(target_to_proto).collect(),
+            hold,
+            operation_id: operation_id.to_string(),
+            justification: why.to_proto(),
+            lease_token: 0,
+        };
+        Ok(self
+            .lifecycle(service)
+            .set_hold(request)
             .await?
             .into_inner()
             .outcomes)

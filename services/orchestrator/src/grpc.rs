@@ -21,12 +21,13 @@ use crate::{
     error::OrchestratorError,
     executor::Executor,
     fleet::Fleet,
+    holds,
     model::{OperationState, PlanState},
     planner::Planner,
     progress::operation_to_proto,
     provision, report,
     settings::OrchestratorSettings,
-    store::{OrchestratorStore, PlanRecord},
+    store::{HoldRecord, OrchestratorStore, PlanRecord},
 };
 
 pub struct OrchestratorApi {
@@ -190,6 +191,17 @@ impl OrchestratorApi {
         Ok(Response::new(
             self.operation_proto(&operation_id.to_string()).await?,
         ))
+    }
+}
+
+fn hold_to_proto(record: &HoldRecord) -> pb::SiteHold {
+    pb::SiteHold {
+        site_id: record.site_id.to_string(),
+        held: record.held,
+        reason: record.reason.clone(),
+        ticket: record.ticket.clone(),
+        principal: record.principal.clone(),
+        update_time: Some(timestamp(record.update_time)),
     }
 }
 
@@ -409,19 +421,21 @@ impl OrchestratorService for OrchestratorApi {
         let operation = self.store.operation(&operation_id.to_string()).await?;
         let targets = self.store.targets(operation_id).await?;
         let steps = self.store.steps(operation_id).await?;
+        let undone = match operation.undo_operation_id {
+            Some(undone) => self.store.targets(undone).await?,
+            None => Vec::new(),
+        };
         let sites: Vec<SiteId> = targets.iter().map(|target| target.site_id).collect();
         let contacts = provision::admin_contacts(&self.fleet, &sites).await;
-        Ok(Response::new(
-            report::build(
-                &self.fleet,
-                &operation,
-                &targets,
-                &steps,
-                &contacts,
-                self.now(),
-            )
-            .await?,
-        ))
+        let facts = report::Facts {
+            operation: &operation,
+            targets: &targets,
+            steps: &steps,
+            undone: &undone,
+            contacts: &contacts,
+            now: self.now(),
+        };
+        Ok(Response::new(report::build(&self.fleet, &facts).await?))
     }
 
     async fn get_site(
@@ -480,13 +494,8 @@ impl OrchestratorService for OrchestratorApi {
                 status,
             })?
             .into_inner();
-        let state = resolved
-            .site_state()
-            .as_str_name()
-            .trim_start_matches("SITE_STATE_")
-            .to_lowercase();
         Ok(Response::new(pb::SiteSummary {
-            state,
+            state: resolved.site_state,
             site_id: resolved.site_id,
             name: resolved.site_name,
             url: resolved.site_url,
@@ -494,6 +503,49 @@ impl OrchestratorService for OrchestratorApi {
             app_installations: resolved.app_installations,
             delete_time: details.delete_time,
             expire_time: details.expire_time,
+        }))
+    }
+
+    async fn set_site_hold(
+        &self,
+        request: Request<pb::SetSiteHoldRequest>,
+    ) -> Result<Response<pb::SiteHold>, Status> {
+        let principal = role(&request, Role::Operator)?;
+        let body = request.into_inner();
+        let record = holds::set(
+            &self.fleet,
+            &self.store,
+            holds::HoldRequest {
+                site: body.site,
+                hold: body.hold,
+                reason: body.reason,
+                ticket: body.ticket,
+                principal: principal.name,
+            },
+            self.now(),
+        )
+        .await?;
+        Ok(Response::new(hold_to_proto(&record)))
+    }
+
+    async fn list_site_holds(
+        &self,
+        request: Request<pb::ListSiteHoldsRequest>,
+    ) -> Result<Response<pb::ListSiteHoldsResponse>, Status> {
+        role(&request, Role::Viewer)?;
+        let body = request.into_inner();
+        let page =
+            paging::Page::of(body.page_size, &body.page_token).map_err(OrchestratorError::from)?;
+        let records = self
+            .store
+            .holds(page.after.as_deref(), page.fetch())
+            .await?;
+        let (records, next_page_token) = page.cut(records, |record| {
+            format!("{}:{}", record.update_time, record.site_id)
+        });
+        Ok(Response::new(pb::ListSiteHoldsResponse {
+            holds: records.iter().map(hold_to_proto).collect(),
+            next_page_token,
         }))
     }
 

@@ -12,6 +12,7 @@ mod executor;
 mod fleet;
 mod gauges;
 mod grpc;
+mod holds;
 mod identity;
 mod model;
 mod planner;

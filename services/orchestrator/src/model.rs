@@ -116,6 +116,14 @@ impl PlanKind {
         }
     }
 
+    /// Whether a plan above the threshold needs a second principal's approval: what
+    /// takes data away or overwrites it does (deletions, uninstalls, purges, drills,
+    /// point-in-time restores); undoing a deletion brings every row back as it was, so
+    /// it runs at once, as an incident needs.
+    pub fn needs_approval(self, to_a_point_in_time: bool) -> bool {
+        self != PlanKind::RestoreSites || to_a_point_in_time
+    }
+
     /// Whether the operation soft-deletes sites (and so needs a deletion budget).
     pub fn deletes_sites(self) -> bool {
         matches!(self, PlanKind::DeleteSites | PlanKind::RestoreDrill)

@@ -223,7 +223,8 @@ impl Planner<'_> {
             fingerprint,
             requested_by: principal.to_owned(),
             approved_by: None,
-            requires_approval: sites.len() > self.settings.approval_threshold_sites as usize,
+            requires_approval: kind.needs_approval(point_in_time.is_some())
+                && sites.len() > self.settings.approval_threshold_sites as usize,
             reason: request.reason.clone(),
             ticket: request.ticket.clone(),
             undo_operation_id,
@@ -356,6 +357,7 @@ impl Planner<'_> {
             app_installation_id,
             app_key: result.app_key.clone(),
             products: result.active_products.clone(),
+            app_installations: i64::from(result.app_installations),
         })
     }
 
@@ -457,10 +459,14 @@ fn blast_radius(
     let sites: BTreeSet<SiteId> = targets.iter().map(|target| target.site_id).collect();
     let mut blast = Blast {
         sites: i64::try_from(sites.len()).unwrap_or(i64::MAX),
+        // An uninstall takes down its installations; a site plan, every app on its sites.
         app_installations: targets
             .iter()
-            .filter(|target| target.app_installation_id.is_some())
-            .count() as i64,
+            .map(|target| match target.app_installation_id {
+                Some(_) => 1,
+                None => target.app_installations,
+            })
+            .sum(),
         ..Blast::default()
     };
     for outcomes in described.values() {

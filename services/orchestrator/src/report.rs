@@ -4,7 +4,10 @@
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
-use micros_platform::store::rfc3339;
+use micros_platform::{
+    ids::SiteId,
+    store::{rfc3339, timestamp},
+};
 use micros_proto::{
     catalog::v1::{ResolveRequest, SiteState},
     orchestrator::v1 as pb,
@@ -20,14 +23,61 @@ use crate::{
 /// Admin contacts per site, from identity's escrow when it is reachable.
 pub type Contacts = BTreeMap<String, Vec<String>>;
 
-pub async fn build(
-    fleet: &Fleet,
-    operation: &OperationRecord,
-    targets: &[TargetRecord],
-    steps: &[StepRecord],
-    contacts: &Contacts,
-    now: i64,
-) -> Result<pb::Report, OrchestratorError> {
+/// What a report is built from.
+pub struct Facts<'a> {
+    pub operation: &'a OperationRecord,
+    pub targets: &'a [TargetRecord],
+    pub steps: &'a [StepRecord],
+    /// For a restore, the targets of the operation it undid (when each site went down).
+    pub undone: &'a [TargetRecord],
+    pub contacts: &'a Contacts,
+    pub now: i64,
+}
+
+/// Each site's outage window: (went down, verified back).
+fn outage(facts: &Facts<'_>, target: &TargetRecord) -> (Option<i64>, Option<i64>) {
+    let deleted_in = |records: &[TargetRecord], site: SiteId| {
+        records
+            .iter()
+            .find(|record| record.site_id == site && record.app_installation_id.is_none())
+            .and_then(|record| record.changed_time)
+    };
+    match facts.operation.kind {
+        PlanKind::RestoreSites => (deleted_in(facts.undone, target.site_id), target.done_time),
+        PlanKind::DeleteSites | PlanKind::UninstallApp => (
+            target.changed_time,
+            (target.status == TargetStatus::Reverted)
+                .then_some(target.done_time)
+                .flatten(),
+        ),
+        PlanKind::RestoreDrill => (target.changed_time, target.done_time),
+        PlanKind::PurgeSites => (None, None),
+    }
+}
+
+fn wave_step(step: &StepRecord) -> pb::WaveStep {
+    let start = step.start_time.unwrap_or(step.step_time);
+    pb::WaveStep {
+        wave: i32::try_from(step.wave + 1).unwrap_or(i32::MAX),
+        service: step.service.clone(),
+        action: step.action.clone(),
+        start_time: Some(timestamp(start)),
+        end_time: Some(timestamp(step.step_time)),
+        seconds: (step.step_time - start).max(0) as f64 / 1e6,
+        targets: i32::try_from(step.targets).unwrap_or(i32::MAX),
+        rows_affected: step.rows_affected,
+    }
+}
+
+pub async fn build(fleet: &Fleet, facts: &Facts<'_>) -> Result<pb::Report, OrchestratorError> {
+    let Facts {
+        operation,
+        targets,
+        steps,
+        contacts,
+        now,
+        ..
+    } = *facts;
     let site_ids: Vec<String> = targets
         .iter()
         .map(|target| target.site_id.to_string())
@@ -92,22 +142,31 @@ pub async fn build(
     };
     let sites: Vec<pb::AffectedSite> = targets
         .iter()
-        .map(|target| pb::AffectedSite {
-            site_id: target.site_id.to_string(),
-            site_name: target.site_name.clone(),
-            site_url: target.site_url.clone(),
-            state: states
-                .get(&target.site_id.to_string())
-                .map_or("unknown", |state| state.as_str_name())
-                .trim_start_matches("SITE_STATE_")
-                .to_lowercase(),
-            verified: target.status == operation.kind.done(),
-            admin_contacts: contacts
-                .get(&target.site_id.to_string())
-                .cloned()
-                .unwrap_or_default(),
+        .map(|target| {
+            let (deleted_at, restored_at) = outage(facts, target);
+            pb::AffectedSite {
+                site_id: target.site_id.to_string(),
+                site_name: target.site_name.clone(),
+                site_url: target.site_url.clone(),
+                state: states
+                    .get(&target.site_id.to_string())
+                    .map_or("unknown", |state| state.as_str_name())
+                    .trim_start_matches("SITE_STATE_")
+                    .to_lowercase(),
+                verified: target.status == operation.kind.done(),
+                admin_contacts: contacts
+                    .get(&target.site_id.to_string())
+                    .cloned()
+                    .unwrap_or_default(),
+                deleted_at: deleted_at.map(timestamp),
+                restored_at: restored_at.map(timestamp),
+            }
         })
         .collect();
+    let undone_operation_id = operation
+        .undo_operation_id
+        .map(|id| id.to_string())
+        .unwrap_or_default();
 
     let mut markdown = String::new();
     let _ = writeln!(markdown, "# {title}\n");
@@ -119,6 +178,12 @@ pub async fn build(
         operation.state.as_str()
     );
     let _ = writeln!(markdown, "## What happened\n");
+    if !undone_operation_id.is_empty() {
+        let _ = writeln!(
+            markdown,
+            "This restore undoes operation `{undone_operation_id}`.\n"
+        );
+    }
     let _ = writeln!(
         markdown,
         "Requested by {} ({}), approved by {}, reason: {}{}.\n",
@@ -154,14 +219,18 @@ pub async fn build(
         rfc3339(operation.create_time)
     );
     for step in steps {
+        let timing = wave_step(step);
         let _ = writeln!(
             markdown,
-            "- wave {}: {} in {} ({} targets, {} rows)",
+            "- wave {}: {} in {} ({} targets, {} rows; {} → {}, {:.2} s)",
             step.wave + 1,
             step.action,
             step.service,
             step.targets,
-            step.rows_affected
+            step.rows_affected,
+            rfc3339(step.start_time.unwrap_or(step.step_time)),
+            rfc3339(step.step_time),
+            timing.seconds
         );
     }
     match operation.finish_time {
@@ -188,9 +257,18 @@ pub async fn build(
         "Every affected customer's admin contacts are kept outside their site, so support can reach them whatever the site's state:\n"
     );
     for site in &sites {
+        let window = match (&site.deleted_at, &site.restored_at) {
+            (Some(down), Some(back)) => format!(
+                "; down {} → back {}",
+                rfc3339(micros(down)),
+                rfc3339(micros(back))
+            ),
+            (Some(down), None) => format!("; down since {}", rfc3339(micros(down))),
+            _ => String::new(),
+        };
         let _ = writeln!(
             markdown,
-            "- {} {} ({}): {}; contacts: {}",
+            "- {} {} ({}): {}{window}; contacts: {}",
             site.site_name,
             site.site_url,
             site.site_id,
@@ -211,5 +289,11 @@ pub async fn build(
         expected_data_loss,
         confidence,
         sites,
+        undone_operation_id,
+        steps: steps.iter().map(wave_step).collect(),
     })
+}
+
+fn micros(at: &prost_types::Timestamp) -> i64 {
+    at.seconds * 1_000_000 + i64::from(at.nanos) / 1000
 }

@@ -25,6 +25,9 @@ pub struct PlannedTarget {
     pub app_installation_id: Option<AppInstallationId>,
     pub app_key: String,
     pub products: Vec<String>,
+    /// Apps installed on the site (what a site target takes down with it).
+    #[serde(default)]
+    pub app_installations: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +116,10 @@ pub struct TargetRecord {
     /// Per service, the fingerprint described before the operation changed anything.
     pub fingerprints: BTreeMap<String, String>,
     pub error: Option<String>,
+    /// When the operation first changed the target (deleted it, or restored its
+    /// catalog record), and when the target was verified done (or reverted).
+    pub changed_time: Option<i64>,
+    pub done_time: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +129,20 @@ pub struct StepRecord {
     pub action: String,
     pub targets: i64,
     pub rows_affected: i64,
+    /// When the call began and when its answer was recorded.
+    pub start_time: Option<i64>,
+    pub step_time: i64,
+}
+
+/// A hold set through the orchestrator.
+#[derive(Debug, Clone)]
+pub struct HoldRecord {
+    pub site_id: SiteId,
+    pub held: bool,
+    pub reason: String,
+    pub ticket: String,
+    pub principal: String,
+    pub update_time: i64,
 }
 
 #[derive(Clone)]
@@ -381,15 +402,17 @@ impl OrchestratorStore {
         operation_from_row(&row)
     }
 
+    /// Operations newest first (IDs are time-ordered), from the one before `before`.
     pub async fn operations(
         &self,
-        after: Option<&str>,
+        before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OperationRecord>, OrchestratorError> {
         let rows = sqlx::query(
-            "SELECT * FROM operations WHERE operation_id > $1 ORDER BY operation_id LIMIT $2",
+            "SELECT * FROM operations WHERE $1 = '' OR operation_id < $1
+             ORDER BY operation_id DESC LIMIT $2",
         )
-        .bind(after.unwrap_or("").to_owned())
+        .bind(before.unwrap_or("").to_owned())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(self.store.pool())
         .await?;
@@ -670,8 +693,15 @@ impl OrchestratorStore {
                     .await?;
             }
         }
+        let changed = matches!(
+            status,
+            TargetStatus::Deleted | TargetStatus::CatalogRestored
+        );
+        let done = matches!(status, TargetStatus::Verified | TargetStatus::Reverted);
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE operation_targets SET status = $2, error = NULL, update_time = $3
+            "UPDATE operation_targets SET status = $2, error = NULL, update_time = $3,
+                    changed_time = CASE WHEN $5 = 1 THEN COALESCE(changed_time, $3) ELSE changed_time END,
+                    done_time = CASE WHEN $6 = 1 THEN $3 ELSE done_time END
              WHERE operation_id = $1 AND CAST(position AS TEXT) IN ({})",
             self.store.json_strings("$4")
         )))
@@ -679,6 +709,8 @@ impl OrchestratorStore {
         .bind(status.as_str())
         .bind(now)
         .bind(json_list(positions.iter().map(ToString::to_string)))
+        .bind(i64::from(changed))
+        .bind(i64::from(done))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -717,8 +749,8 @@ impl OrchestratorStore {
         let mut tx = self.store.begin_write().await?;
         self.fence(&mut tx, claim, now).await?;
         sqlx::query(
-            "INSERT INTO operation_steps (operation_id, wave, service, action, targets, rows_affected, step_time)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (operation_id, wave, service, action) DO NOTHING",
+            "INSERT INTO operation_steps (operation_id, wave, service, action, targets, rows_affected, step_time, start_time)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (operation_id, wave, service, action) DO NOTHING",
         )
         .bind(operation_id.to_string())
         .bind(step.wave)
@@ -727,6 +759,7 @@ impl OrchestratorStore {
         .bind(step.targets)
         .bind(step.rows_affected)
         .bind(now)
+        .bind(step.start_time)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -738,7 +771,7 @@ impl OrchestratorStore {
         operation_id: OperationId,
     ) -> Result<Vec<StepRecord>, OrchestratorError> {
         let rows = sqlx::query(
-            "SELECT wave, service, action, targets, rows_affected FROM operation_steps
+            "SELECT wave, service, action, targets, rows_affected, start_time, step_time FROM operation_steps
              WHERE operation_id = $1 ORDER BY step_time, wave, service",
         )
         .bind(operation_id.to_string())
@@ -752,6 +785,63 @@ impl OrchestratorStore {
                     action: row.try_get("action")?,
                     targets: row.try_get("targets")?,
                     rows_affected: row.try_get("rows_affected")?,
+                    start_time: row.try_get("start_time")?,
+                    step_time: row.try_get("step_time")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records a hold set (or cleared) through the orchestrator.
+    pub async fn record_hold(&self, hold: &HoldRecord) -> Result<(), OrchestratorError> {
+        sqlx::query(
+            "INSERT INTO site_holds (site_id, held, reason, ticket, principal, update_time)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (site_id) DO UPDATE SET held = excluded.held, reason = excluded.reason,
+                 ticket = excluded.ticket, principal = excluded.principal, update_time = excluded.update_time",
+        )
+        .bind(hold.site_id.to_string())
+        .bind(i64::from(hold.held))
+        .bind(hold.reason.clone())
+        .bind(hold.ticket.clone())
+        .bind(hold.principal.clone())
+        .bind(hold.update_time)
+        .execute(self.store.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Sites held through the orchestrator, newest change first, from the one before
+    /// `before` (`update_time:site_id`).
+    pub async fn holds(
+        &self,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<HoldRecord>, OrchestratorError> {
+        let (time, site) = match before.and_then(|key| key.split_once(':')) {
+            Some((time, site)) => (time.parse::<i64>().unwrap_or(i64::MAX), site.to_owned()),
+            None => (i64::MAX, String::new()),
+        };
+        let rows = sqlx::query(
+            "SELECT * FROM site_holds WHERE held = 1
+               AND (update_time < $1 OR (update_time = $1 AND site_id < $2) OR $2 = '')
+             ORDER BY update_time DESC, site_id DESC LIMIT $3",
+        )
+        .bind(time)
+        .bind(site)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.store.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let site_id: String = row.try_get("site_id")?;
+                Ok(HoldRecord {
+                    site_id: parse_id("site_id", &site_id)?,
+                    held: row.try_get::<i64, _>("held")? != 0,
+                    reason: row.try_get("reason")?,
+                    ticket: row.try_get("ticket")?,
+                    principal: row.try_get("principal")?,
+                    update_time: row.try_get("update_time")?,
                 })
             })
             .collect()
@@ -866,6 +956,8 @@ fn target_from_row(row: &AnyRow) -> Result<TargetRecord, OrchestratorError> {
             .map_err(|error| misuse(error.to_string()))?
             .unwrap_or_default(),
         error: row.try_get("error")?,
+        changed_time: row.try_get("changed_time")?,
+        done_time: row.try_get("done_time")?,
     })
 }
 

@@ -78,13 +78,10 @@ impl Run<'_> {
         let revert = self.revert_operation()?;
         let lifecycle = lifecycle_targets(touched);
         let source = Source::UndoOperationId(self.operation_id().to_string());
-        let outcomes = self
-            .persist("catalog", || {
-                fleet.restore("catalog", &lifecycle, revert, source.clone(), &why, token)
-            })
-            .await?;
-        self.log(-1, "catalog", "revert", lifecycle.len(), &outcomes)
-            .await?;
+        self.logged(-1, "catalog", "revert", lifecycle.len(), || {
+            fleet.restore("catalog", &lifecycle, revert, source.clone(), &why, token)
+        })
+        .await?;
         micros_platform::failpoint!("executor::abort::catalog_done");
         self.on_other_services(-1, "revert", lifecycle.len(), |service| {
             let (lifecycle, why, source) = (lifecycle.clone(), why.clone(), source.clone());

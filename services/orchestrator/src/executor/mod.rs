@@ -206,6 +206,8 @@ impl Executor {
                 status: TargetStatus::Pending,
                 fingerprints: Default::default(),
                 error: None,
+                changed_time: None,
+                done_time: None,
             })
             .collect();
         let operation = OperationRecord {
@@ -515,23 +517,35 @@ impl Run<'_> {
         }
     }
 
-    async fn log(
+    /// Calls `service` through [`Self::persist`] and records the call as a step of
+    /// `wave`, with when it began and when it answered.
+    async fn logged<F, Fut>(
         &self,
         wave: i64,
         service: &str,
         action: &str,
-        targets: usize,
-        outcomes: &[TargetOutcome],
-    ) -> Result<(), Stop> {
+        count: usize,
+        call: F,
+    ) -> Result<Vec<TargetOutcome>, Stop>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<TargetOutcome>, Status>>,
+    {
+        let started = self.now();
+        let outcomes = self.persist(service, call).await?;
         let step = StepRecord {
             wave,
             service: service.to_owned(),
             action: action.to_owned(),
-            targets: targets as i64,
+            targets: count as i64,
             rows_affected: outcomes.iter().map(|outcome| outcome.rows_affected).sum(),
+            start_time: Some(started),
+            step_time: self.now(),
         };
-        self.store().log_step(self.claim, &step, self.now()).await?;
-        Ok(())
+        self.store()
+            .log_step(self.claim, &step, step.step_time)
+            .await?;
+        Ok(outcomes)
     }
 
     /// Describes `targets` in every service: per service, the outcomes in target order.
@@ -606,8 +620,9 @@ impl Run<'_> {
         let calls = self.fleet().after_catalog().iter().map(|service| {
             let call = &call;
             async move {
-                let outcomes = self.persist(service, || call(service.clone())).await?;
-                self.log(wave, service, action, count, &outcomes).await?;
+                let outcomes = self
+                    .logged(wave, service, action, count, || call(service.clone()))
+                    .await?;
                 Ok::<_, Stop>((service.clone(), outcomes))
             }
         });

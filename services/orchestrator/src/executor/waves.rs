@@ -173,11 +173,9 @@ impl Run<'_> {
         if !in_flight.is_empty() {
             let lifecycle = lifecycle_targets(&in_flight);
             let catalog = self
-                .persist("catalog", || {
+                .logged(wave, "catalog", "soft_delete", lifecycle.len(), || {
                     fleet.soft_delete("catalog", &lifecycle, operation_id, &why, token)
                 })
-                .await?;
-            self.log(wave, "catalog", "soft_delete", lifecycle.len(), &catalog)
                 .await?;
             micros_platform::failpoint!("executor::delete::catalog_done");
             let mut answers = self
@@ -270,20 +268,17 @@ impl Run<'_> {
         let in_flight = with_status(&targets, TargetStatus::InFlight);
         if !in_flight.is_empty() {
             let lifecycle = lifecycle_targets(&in_flight);
-            let outcomes = self
-                .persist("catalog", || {
-                    fleet.restore(
-                        "catalog",
-                        &lifecycle,
-                        operation_id,
-                        source.clone(),
-                        &why,
-                        token,
-                    )
-                })
-                .await?;
-            self.log(wave, "catalog", "restore", lifecycle.len(), &outcomes)
-                .await?;
+            self.logged(wave, "catalog", "restore", lifecycle.len(), || {
+                fleet.restore(
+                    "catalog",
+                    &lifecycle,
+                    operation_id,
+                    source.clone(),
+                    &why,
+                    token,
+                )
+            })
+            .await?;
             self.set_status(&in_flight, TargetStatus::CatalogRestored, None)
                 .await?;
             micros_platform::failpoint!("executor::restore::catalog_done");
@@ -352,13 +347,10 @@ impl Run<'_> {
         let source = Source::UndoOperationId(self.operation_id().to_string());
         let waiting = with_status(&targets, TargetStatus::Verified);
         if !waiting.is_empty() {
-            let outcomes = self
-                .persist("catalog", || {
-                    fleet.restore("catalog", &lifecycle, revert, source.clone(), &why, token)
-                })
-                .await?;
-            self.log(wave, "catalog", "restore", lifecycle.len(), &outcomes)
-                .await?;
+            self.logged(wave, "catalog", "restore", lifecycle.len(), || {
+                fleet.restore("catalog", &lifecycle, revert, source.clone(), &why, token)
+            })
+            .await?;
             self.set_status(&waiting, TargetStatus::CatalogRestored, None)
                 .await?;
             micros_platform::failpoint!("executor::drill::catalog_done");
@@ -442,13 +434,10 @@ impl Run<'_> {
         })
         .await?;
         micros_platform::failpoint!("executor::purge::services_done");
-        let outcomes = self
-            .persist("catalog", || {
-                fleet.purge("catalog", &lifecycle, operation_id, &why, false, token)
-            })
-            .await?;
-        self.log(wave, "catalog", "purge", lifecycle.len(), &outcomes)
-            .await?;
+        self.logged(wave, "catalog", "purge", lifecycle.len(), || {
+            fleet.purge("catalog", &lifecycle, operation_id, &why, false, token)
+        })
+        .await?;
         micros_platform::failpoint!("executor::purge::catalog_done");
         self.verify_and_mark(
             &in_flight,
