@@ -273,3 +273,52 @@ fn every_service_is_probed_over_grpc_on_its_port() {
         assert_eq!(service["spec"]["ports"][0]["targetPort"], "grpc", "{name}");
     }
 }
+
+/// The kind config maps host ports to NodePorts; each must land on a Service port in
+/// what `kubectl apply -k` sends, or the host reaches nothing (kustomize merges a Service
+/// port patch by port *and* protocol, and drops one that matches no port).
+#[test]
+fn every_host_port_mapping_reaches_a_node_port_service() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = objects(&kustomize(&kubectl, "overlays/kind"));
+    let kind_config: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(k8s().join("overlays/kind/kind-config.yaml")).unwrap(),
+    )
+    .expect("kind-config.yaml is YAML");
+    let mappings: Vec<&Value> = kind_config["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|node| node["extraPortMappings"].as_array().into_iter().flatten())
+        .collect();
+    assert!(
+        !mappings.is_empty(),
+        "the kind config maps no host port (the orchestrator must be reachable)"
+    );
+    for mapping in mappings {
+        let node_port = &mapping["containerPort"];
+        let service = objects
+            .iter()
+            .filter(|object| object["kind"] == "Service")
+            .find(|service| {
+                service["spec"]["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|port| port["nodePort"] == *node_port)
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "host port {} maps to NodePort {node_port}, which no Service has",
+                    mapping["hostPort"]
+                )
+            });
+        assert_eq!(service["spec"]["type"], "NodePort", "{}", describe(service));
+        assert_eq!(mapping["protocol"], "TCP");
+    }
+    let orchestrator = objects
+        .iter()
+        .find(|object| object["kind"] == "Service" && object["metadata"]["name"] == "orchestrator")
+        .expect("an orchestrator Service");
+    assert_eq!(orchestrator["spec"]["ports"][0]["nodePort"], 30056);
+}

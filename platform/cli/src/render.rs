@@ -358,6 +358,7 @@ mod tests {
         let patch = file(&after, "overlays/kind/patches/product-data-service.yaml");
         assert!(patch.contains("type: NodePort"), "{patch}");
         assert!(patch.contains("nodePort: 30055"), "{patch}");
+        assert!(patch.contains("protocol: TCP"), "{patch}");
         assert!(
             file(&after, "overlays/kind/kustomization.yaml")
                 .contains("patches/product-data-service.yaml")

@@ -96,6 +96,8 @@ fn deployment_patch(service: &ServiceDescriptor) -> Value {
     })
 }
 
+/// kustomize merges Service ports by port *and* protocol: without `protocol` the patch
+/// matches no port of the base Service and its `nodePort` is dropped.
 fn node_port_patch(service: &ServiceDescriptor, node_port: u16) -> Value {
     json!({
         "apiVersion": "v1",
@@ -103,7 +105,7 @@ fn node_port_patch(service: &ServiceDescriptor, node_port: u16) -> Value {
         "metadata": { "name": service.name },
         "spec": {
             "type": "NodePort",
-            "ports": [{ "port": service.port, "nodePort": node_port }],
+            "ports": [{ "port": service.port, "protocol": "TCP", "nodePort": node_port }],
         },
     })
 }
