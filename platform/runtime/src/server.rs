@@ -16,12 +16,12 @@ use tonic::{
     body::Body, server::NamedService, service::RoutesBuilder, transport::server::TcpIncoming,
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
-use tower::{Service, ServiceBuilder, limit::GlobalConcurrencyLimitLayer};
+use tower::{Service, ServiceBuilder};
 
 use crate::{
     auth::Authenticator,
     config::{AuthConfig, ServerConfig},
-    layers::{AuthLayer, DeadlineLayer, is_traced, overload_response},
+    layers::{AuthLayer, DeadlineLayer, OverloadLayer, is_traced},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -156,15 +156,12 @@ impl Server {
             listener,
             local_addr,
         } = self;
-        let limit = config.concurrency_limit;
         let layers = ServiceBuilder::new()
             .layer(
                 tonic_tracing_opentelemetry::middleware::server::OtelGrpcLayer::default()
                     .filter(is_traced),
             )
-            .map_result(overload_response(limit))
-            .load_shed()
-            .layer(GlobalConcurrencyLimitLayer::new(limit))
+            .layer(OverloadLayer::new(config.concurrency_limit))
             .layer(DeadlineLayer::new(config.request_timeout))
             .layer(AuthLayer::new(authenticator))
             .into_inner();
