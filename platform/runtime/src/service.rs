@@ -201,17 +201,29 @@ pub struct RunOptions {
 }
 
 /// Loads config, installs telemetry, builds and serves until SIGTERM/SIGINT.
+///
+/// SIGTERM is handled from the first moment: in a container this process is PID 1, for
+/// which the kernel ignores an unhandled SIGTERM, so a pod deleted while its stores open
+/// (a database that is slow or down) would otherwise wait for the kubelet's SIGKILL.
+/// Stopped during start-up, it exits 0 without serving.
 pub async fn run<S: MicrosService>(options: RunOptions) -> anyhow::Result<()> {
+    let mut shutdown = std::pin::pin!(shutdown_signal());
     let config = config::load(S::default_config(), &options.sources)?;
     let _telemetry = telemetry::init(S::DESCRIPTOR.name, &config.telemetry)?;
     crate::failpoints::setup_from_env()?;
-    let server = S::build(config, ServiceContext::default()).await?;
+    let server = tokio::select! {
+        built = S::build(config, ServiceContext::default()) => built?,
+        () = &mut shutdown => {
+            tracing::info!(service = S::DESCRIPTOR.name, "stopped during start-up");
+            return Ok(());
+        }
+    };
     if let Some(ready_file) = &options.ready_file {
         let staging = ready_file.with_extension("tmp");
         std::fs::write(&staging, server.local_addr().to_string())?;
         std::fs::rename(&staging, ready_file)?;
     }
-    server.serve(shutdown_signal()).await?;
+    server.serve(shutdown).await?;
     Ok(())
 }
 
