@@ -42,7 +42,8 @@ const GENERATED_DIRS: [&str; 2] = ["base", "overlays/kind"];
 
 /// Every object lives in this namespace (set once, by the kustomizations).
 const NAMESPACE: &str = "micros";
-/// The image `docker build -t micros:dev .` makes and `kind load docker-image` loads.
+/// The image `docker build --provenance=false -t micros:dev .` makes and `kind load
+/// docker-image` loads.
 const IMAGE: &str = "micros:dev";
 /// The user the image creates; every micros container runs as it.
 const MICROS_USER: u32 = 10001;
