@@ -322,3 +322,62 @@ fn every_host_port_mapping_reaches_a_node_port_service() {
         .expect("an orchestrator Service");
     assert_eq!(orchestrator["spec"]["ports"][0]["nodePort"], 30056);
 }
+
+/// Every probe of every container, with its container's name.
+fn probes(objects: &[Value]) -> Vec<(String, &'static str, &Value)> {
+    let mut found = Vec::new();
+    for (name, container, _) in containers(objects) {
+        for kind in ["startupProbe", "readinessProbe", "livenessProbe"] {
+            if !container[kind].is_null() {
+                found.push((name.clone(), kind, &container[kind]));
+            }
+        }
+    }
+    found
+}
+
+/// A probe without `timeoutSeconds` gets 1 s: a database busy for a second fails its
+/// readiness (and, in a row, its liveness: a restart under load).
+#[test]
+fn every_probe_sets_a_timeout_its_check_fits_in() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = objects(&kustomize(&kubectl, "overlays/kind"));
+    let probes = probes(&objects);
+    assert!(!probes.is_empty(), "nothing is probed");
+    for (name, kind, probe) in probes {
+        let timeout = probe["timeoutSeconds"].as_u64();
+        assert!(
+            timeout.is_some_and(|seconds| seconds >= 2),
+            "{name}: {kind} has timeoutSeconds {timeout:?}, the 1 s default or less: {probe}"
+        );
+        // pg_isready waits 3 s by default before it gives up.
+        let command = probe["exec"]["command"].to_string();
+        if command.contains("pg_isready") {
+            assert!(
+                timeout.is_some_and(|seconds| seconds > 3),
+                "{name}: {kind} ends before pg_isready does: {probe}"
+            );
+        }
+    }
+}
+
+/// A shell as PID 1 ignores SIGTERM unless it traps it: a pod deleted while such a
+/// container waits would wait for the kubelet's SIGKILL.
+#[test]
+fn every_shell_loop_stops_on_sigterm() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = objects(&kustomize(&kubectl, "overlays/kind"));
+    let mut scripts = 0;
+    for (name, container, _) in containers(&objects) {
+        let command = &container["command"];
+        if command[0] == "sh" && command[1] == "-c" {
+            scripts += 1;
+            let script = command[2].as_str().unwrap_or_default();
+            assert!(
+                script.trim_start().starts_with("trap "),
+                "{name}: its script does not trap SIGTERM: {script}"
+            );
+        }
+    }
+    assert!(scripts > 0, "no shell script to check");
+}

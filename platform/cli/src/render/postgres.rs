@@ -32,6 +32,8 @@ const DATA_MOUNT: &str = "/var/lib/postgresql/data";
 /// A subdirectory of the volume, so initdb finds it empty whatever the provisioner
 /// leaves at the mount point.
 const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
+/// Longer than `pg_isready`'s default connect timeout (3 s).
+const PROBE_TIMEOUT_SECONDS: u32 = 5;
 
 /// Writes the PostgreSQL objects under `dir` and returns their file names.
 pub(super) fn render(
@@ -74,7 +76,9 @@ pub(super) fn client_env() -> Value {
 }
 
 /// An init container that holds a service back until PostgreSQL answers, so a fresh
-/// cluster starts without a round of crash-loop restarts.
+/// cluster starts without a round of crash-loop restarts. The shell is PID 1, which
+/// ignores SIGTERM unless it traps it: without the trap a pod deleted while PostgreSQL is
+/// down would wait for the kubelet's SIGKILL.
 pub(super) fn wait_container() -> Value {
     json!({
         "name": "wait-for-postgres",
@@ -83,7 +87,10 @@ pub(super) fn wait_container() -> Value {
         "command": [
             "sh",
             "-c",
-            format!("until pg_isready -q -h {NAME} -p {PORT} -U {DATABASE_USER}; do sleep 1; done"),
+            format!(
+                "trap 'exit 143' TERM; \
+                 until pg_isready -q -h {NAME} -p {PORT} -U {DATABASE_USER}; do sleep 1; done"
+            ),
         ],
         "resources": {
             "requests": { "cpu": "10m", "memory": "16Mi" },
@@ -188,21 +195,25 @@ fn stateful_set() -> Value {
                         "ports": [{ "name": "postgres", "containerPort": PORT, "protocol": "TCP" }],
                         // The first start runs initdb and the init script on a server
                         // that listens on its socket only, so TCP readiness waits for it.
+                        // Every probe outlasts pg_isready's own 3 s connect timeout: the
+                        // default 1 s would fail a server that is merely busy.
                         "startupProbe": {
                             "exec": { "command": ready },
-                            "periodSeconds": 2,
-                            "failureThreshold": 90,
+                            "periodSeconds": 5,
+                            "failureThreshold": 36,
+                            "timeoutSeconds": PROBE_TIMEOUT_SECONDS,
                         },
                         "readinessProbe": {
                             "exec": { "command": ready },
                             "periodSeconds": 5,
                             "failureThreshold": 2,
+                            "timeoutSeconds": PROBE_TIMEOUT_SECONDS,
                         },
                         "livenessProbe": {
                             "exec": { "command": ready },
                             "periodSeconds": 10,
                             "failureThreshold": 6,
-                            "timeoutSeconds": 5,
+                            "timeoutSeconds": PROBE_TIMEOUT_SECONDS,
                         },
                         "resources": {
                             "requests": { "cpu": "100m", "memory": "256Mi" },
