@@ -381,3 +381,22 @@ fn every_shell_loop_stops_on_sigterm() {
     }
     assert!(scripts > 0, "no shell script to check");
 }
+
+/// Kubernetes splices `$(VAR)` into a value as it is: a secret spliced into a URL breaks
+/// the URL when it holds `@`, `/` or `%`. Secrets reach a service as settings of their
+/// own (`MICROS__STORE__PASSWORD`), which the service escapes where it needs to.
+#[test]
+fn no_secret_is_spliced_into_a_value() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = objects(&kustomize(&kubectl, "overlays/kind"));
+    for (name, container, _) in containers(&objects) {
+        for variable in container["env"].as_array().into_iter().flatten() {
+            let value = variable["value"].as_str().unwrap_or_default();
+            assert!(
+                !value.contains("$("),
+                "{name}: {} splices a variable into its value: {value}",
+                variable["name"]
+            );
+        }
+    }
+}

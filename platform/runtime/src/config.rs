@@ -157,6 +157,11 @@ pub struct StoreConfig {
     /// `sqlite://<directory>` (one file per database in it) or
     /// `postgres://user@host:port` (one database per service database on that server).
     pub url: String,
+    /// The PostgreSQL password, kept out of `url` so that it may hold any character
+    /// (`@`, `/`, `%` …): the store escapes it into the URL it connects with. In
+    /// Kubernetes it comes from a Secret (`MICROS__STORE__PASSWORD`).
+    #[serde(serialize_with = "serialize_secret")]
+    pub password: SecretString,
     /// Database names are `<prefix><name>`, e.g. `micros_catalog`.
     pub database_prefix: String,
     pub max_connections: u32,
@@ -168,6 +173,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             url: "sqlite://.micros/data".to_owned(),
+            password: SecretString::from(""),
             database_prefix: "micros_".to_owned(),
             max_connections: 8,
             acquire_timeout: Duration::from_secs(10),
@@ -305,6 +311,20 @@ impl<S: Validate> Config<S> {
         if !(self.store.url.starts_with("sqlite://") || self.store.url.starts_with("postgres://")) {
             return invalid("store.url", "must start with sqlite:// or postgres://");
         }
+        if !self.store.password.expose_secret().is_empty() {
+            if !self.store.url.starts_with("postgres://") {
+                return invalid(
+                    "store.password",
+                    "only a postgres:// store takes a password",
+                );
+            }
+            if url_has_password(&self.store.url) {
+                return invalid(
+                    "store.password",
+                    "store.url has a password of its own; keep it in one place",
+                );
+            }
+        }
         if self.lifecycle.purge_batch_size == 0 {
             return invalid("lifecycle.purge_batch_size", "must be at least 1");
         }
@@ -324,6 +344,19 @@ impl<S: Validate> Config<S> {
         }
         self.service.validate().map_err(ConfigError::Service)
     }
+}
+
+/// Whether `scheme://user:password@host…` carries a password.
+fn url_has_password(url: &str) -> bool {
+    let authority = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default();
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(user_info, _)| user_info.contains(':'))
 }
 
 /// The data directory of a `sqlite://` store URL, for tools that put files beside it.
@@ -408,6 +441,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("auth.token_secret"), "{error}");
+    }
+
+    #[test]
+    fn a_store_password_is_for_postgres_and_set_once() {
+        let postgres = load(
+            Config::<NoSettings>::default(),
+            &env(&[
+                ("MICROS__STORE__URL", "postgres://micros@db:5432"),
+                ("MICROS__STORE__PASSWORD", "p@ss/w:rd"),
+            ]),
+        )
+        .unwrap();
+        use secrecy::ExposeSecret;
+        assert_eq!(postgres.store.password.expose_secret(), "p@ss/w:rd");
+        for (url, expected) in [
+            ("sqlite://.micros/data", "only a postgres:// store"),
+            (
+                "postgres://micros:other@db:5432",
+                "has a password of its own",
+            ),
+        ] {
+            let error = load(
+                Config::<NoSettings>::default(),
+                &env(&[
+                    ("MICROS__STORE__URL", url),
+                    ("MICROS__STORE__PASSWORD", "x"),
+                ]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains("store.password"), "{error}");
+            assert!(error.contains(expected), "{error}");
+        }
     }
 
     #[test]

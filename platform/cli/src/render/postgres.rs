@@ -59,18 +59,18 @@ pub(super) fn render(
     Ok(names)
 }
 
-/// The environment a service container gets: the password from the Secret first, so
-/// that Kubernetes can interpolate it into the URL (`$(VAR)` sees only earlier
-/// variables). The password must stay URL-safe.
+/// The environment a service container gets: the server's URL, and the password from
+/// the Secret as a setting of its own, which the store escapes into the URL it connects
+/// with (any character may be in it).
 pub(super) fn client_env() -> Value {
     json!([
         {
-            "name": "POSTGRES_PASSWORD",
-            "valueFrom": password_ref(),
+            "name": "MICROS__STORE__URL",
+            "value": format!("postgres://{DATABASE_USER}@{NAME}:{PORT}"),
         },
         {
-            "name": "MICROS__STORE__URL",
-            "value": format!("postgres://{DATABASE_USER}:$(POSTGRES_PASSWORD)@{NAME}:{PORT}"),
+            "name": "MICROS__STORE__PASSWORD",
+            "valueFrom": password_ref(),
         },
     ])
 }

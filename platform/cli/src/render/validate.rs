@@ -8,10 +8,11 @@ use micros_platform::service::{Compute, ServiceDescriptor};
 
 /// Keys `micros render` derives from the descriptor or the overlay; an override of one
 /// would make the manifests contradict themselves (a port the probes do not use).
-const MANAGED_KEYS: [&str; 5] = [
+const MANAGED_KEYS: [&str; 6] = [
     "MICROS__SERVER__HOST",
     "MICROS__SERVER__PORT",
     "MICROS__STORE__URL",
+    "MICROS__STORE__PASSWORD",
     "MICROS__STORE__DATABASE_PREFIX",
     "MICROS__AUTH__TOKEN_SECRET",
 ];

@@ -74,6 +74,7 @@ impl TestStore {
         Self {
             config: StoreConfig {
                 url,
+                password: SecretString::from(""),
                 database_prefix: prefix,
                 max_connections: 8,
                 acquire_timeout: Duration::from_secs(30),
