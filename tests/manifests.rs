@@ -400,3 +400,48 @@ fn no_secret_is_spliced_into_a_value() {
         }
     }
 }
+
+/// The catalog places sites on as many shards as product-data opens, and the kind
+/// PostgreSQL creates exactly those databases: three views of one descriptor value.
+#[test]
+fn the_shard_count_is_one_value_everywhere() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = objects(&kustomize(&kubectl, "overlays/kind"));
+    let config_of = |service: &str| {
+        let deployment = objects
+            .iter()
+            .find(|object| object["kind"] == "Deployment" && object["metadata"]["name"] == service)
+            .unwrap_or_else(|| panic!("no Deployment {service}"));
+        let name = &deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["configMapRef"]
+            ["name"];
+        objects
+            .iter()
+            .find(|object| object["kind"] == "ConfigMap" && object["metadata"]["name"] == *name)
+            .unwrap_or_else(|| panic!("no ConfigMap {name}"))["data"]
+            .clone()
+    };
+    let placed_on = config_of("catalog")["MICROS__SERVICE__PRODUCT_DATA_SHARDS"].clone();
+    let opened = config_of("product-data")["MICROS__SERVICE__SHARDS"].clone();
+    assert!(
+        placed_on.is_string(),
+        "the catalog's config has no shard count"
+    );
+    assert_eq!(placed_on, opened, "the catalog and product-data disagree");
+    let init = objects
+        .iter()
+        .find(|object| {
+            object["kind"] == "ConfigMap" && object["metadata"]["name"] == "postgres-init"
+        })
+        .expect("the PostgreSQL init script")["data"]["databases.sql"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let databases = init
+        .matches("CREATE DATABASE \"micros_product_data_")
+        .count();
+    assert_eq!(
+        placed_on.as_str().unwrap().parse::<usize>().unwrap(),
+        databases,
+        "{init}"
+    );
+}

@@ -226,7 +226,7 @@ fn client_url_key(service: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use micros_platform::service::ServiceDescriptor;
+    use micros_platform::service::{DeployFact, ServiceDescriptor};
 
     use super::*;
 
@@ -426,11 +426,77 @@ mod tests {
                 },
                 "shards",
             ),
+            (
+                ServiceDescriptor {
+                    deployed_settings: &[(
+                        "MICROS__SERVICE__PRODUCT_DATA_SHARDS",
+                        DeployFact::ShardsOf("billing"),
+                    )],
+                    ..CATALOG
+                },
+                "shard count of `billing`",
+            ),
         ];
         for (descriptor, expected) in cases {
             let error = format!("{:#}", render(&[descriptor]).unwrap_err());
             assert!(error.contains(expected), "{expected}: {error}");
         }
+    }
+
+    /// The catalog places sites on as many shards as product-data has databases: both
+    /// read the one descriptor value, and a deployment that sets either on its own is
+    /// refused.
+    #[test]
+    fn shard_counts_come_from_the_descriptor_and_cannot_be_set_apart() {
+        let placing = ServiceDescriptor {
+            deployed_settings: &[(
+                "MICROS__SERVICE__PRODUCT_DATA_SHARDS",
+                DeployFact::ShardsOf("product-data"),
+            )],
+            ..CATALOG
+        };
+        let sharded = |shards| ServiceDescriptor {
+            shards,
+            deployed_settings: &[(
+                "MICROS__SERVICE__SHARDS",
+                DeployFact::ShardsOf("product-data"),
+            )],
+            ..DOCUMENTS
+        };
+        let manifests = render(&[placing, sharded(8)]).unwrap();
+        assert!(
+            file(&manifests, "base/catalog/config.env")
+                .contains("\nMICROS__SERVICE__PRODUCT_DATA_SHARDS=8\n")
+        );
+        assert!(
+            file(&manifests, "base/product-data/config.env")
+                .contains("\nMICROS__SERVICE__SHARDS=8\n")
+        );
+        let init = file(&manifests, "overlays/kind/postgres/init.yaml");
+        assert!(init.contains("micros_documents_7"), "{init}");
+        assert!(!init.contains("micros_documents_8"), "{init}");
+
+        let mismatched = ServiceDescriptor {
+            config_overrides: &[("MICROS__SERVICE__PRODUCT_DATA_SHARDS", "4")],
+            ..placing
+        };
+        let error = format!("{:#}", render(&[mismatched, sharded(8)]).unwrap_err());
+        assert!(
+            error.contains("MICROS__SERVICE__PRODUCT_DATA_SHARDS"),
+            "{error}"
+        );
+        let error = format!(
+            "{:#}",
+            render(&[
+                placing,
+                ServiceDescriptor {
+                    config_overrides: &[("MICROS__SERVICE__SHARDS", "4")],
+                    ..sharded(8)
+                },
+            ])
+            .unwrap_err()
+        );
+        assert!(error.contains("MICROS__SERVICE__SHARDS"), "{error}");
     }
 
     #[test]

@@ -259,6 +259,9 @@ pub struct Sources {
     pub file: Option<PathBuf>,
     /// Explicit `MICROS__…` variables; `None` reads the process environment.
     pub env: Option<BTreeMap<String, String>>,
+    /// `MICROS__…` values over the code defaults and under the file and the environment:
+    /// the deployment facts `micros serve` takes from the service descriptors.
+    pub defaults: BTreeMap<String, String>,
 }
 
 /// Loads `Config<S>` from `defaults`, the file, the environment, then validates it.
@@ -267,6 +270,10 @@ where
     S: Serialize + DeserializeOwned + Default + Validate,
 {
     let mut builder = config::Config::builder().add_source(config::Config::try_from(&defaults)?);
+    if !sources.defaults.is_empty() {
+        builder = builder
+            .add_source(environment().source(Some(sources.defaults.clone().into_iter().collect())));
+    }
     let file = sources
         .file
         .clone()
@@ -274,16 +281,22 @@ where
     if let Some(file) = file {
         builder = builder.add_source(config::File::from(file.as_path()).required(true));
     }
-    let mut environment = config::Environment::with_prefix(ENV_PREFIX)
-        .prefix_separator("__")
-        .separator("__")
-        .try_parsing(true);
+    let mut environment = environment();
     if let Some(env) = &sources.env {
         environment = environment.source(Some(env.clone().into_iter().collect()));
     }
     let loaded: Config<S> = builder.add_source(environment).build()?.try_deserialize()?;
     loaded.validate()?;
     Ok(loaded)
+}
+
+/// `MICROS__SECTION__KEY` variables, values parsed as numbers and booleans where they
+/// look like them.
+fn environment() -> config::Environment {
+    config::Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
 }
 
 impl<S: Validate> Config<S> {
@@ -376,8 +389,8 @@ mod tests {
         .into();
         all.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         Sources {
-            file: None,
             env: Some(all),
+            ..Sources::default()
         }
     }
 
@@ -434,8 +447,8 @@ mod tests {
     #[test]
     fn missing_secret_is_refused() {
         let sources = Sources {
-            file: None,
             env: Some(BTreeMap::new()),
+            ..Sources::default()
         };
         let error = load(Config::<NoSettings>::default(), &sources)
             .unwrap_err()
@@ -474,6 +487,26 @@ mod tests {
             assert!(error.contains("store.password"), "{error}");
             assert!(error.contains(expected), "{error}");
         }
+    }
+
+    #[test]
+    fn deployed_defaults_yield_to_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("micros.toml");
+        std::fs::write(&file, "[server]\nconcurrency_limit = 7\n").unwrap();
+        let mut sources = env(&[("MICROS__SERVER__PORT", "4321")]);
+        sources.defaults = [
+            ("MICROS__SERVER__PORT", "1111"),
+            ("MICROS__SERVER__CONCURRENCY_LIMIT", "2222"),
+            ("MICROS__SERVER__REQUEST_TIMEOUT", "3s"),
+        ]
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .into();
+        sources.file = Some(file);
+        let config = load(Config::<NoSettings>::default(), &sources).unwrap();
+        assert_eq!(config.server.port, 4321);
+        assert_eq!(config.server.concurrency_limit, 7);
+        assert_eq!(config.server.request_timeout, Duration::from_secs(3));
     }
 
     #[test]

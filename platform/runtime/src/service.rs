@@ -66,6 +66,19 @@ pub struct ServiceDescriptor {
     /// from `auth.token_secret` as principal `service:<name>` unless
     /// `auth.service_token` is set). Only the orchestrator holds `lifecycle`.
     pub service_roles: &'static [Role],
+    /// Settings that must agree with the deployment, by `MICROS__…` key, each taken from
+    /// a descriptor fact ([`DeployFact`]): `micros render` writes them into the service's
+    /// cluster config and `micros serve` (so `micros up`) applies them under its file
+    /// and environment. The service itself has no default for them.
+    pub deployed_settings: &'static [(&'static str, DeployFact)],
+}
+
+/// A fact of the deployment, written once in a descriptor, that services configure
+/// themselves from (see [`ServiceDescriptor::deployed_settings`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeployFact {
+    /// How many shard databases the named service has ([`ServiceDescriptor::shards`]).
+    ShardsOf(&'static str),
 }
 
 impl ServiceDescriptor {
@@ -82,7 +95,28 @@ impl ServiceDescriptor {
         config_overrides: &[],
         node_port: None,
         service_roles: &[Role::Viewer],
+        deployed_settings: &[],
     };
+
+    /// [`Self::deployed_settings`] with their values, taken from `services` (every
+    /// deployed service); an error names a fact that no descriptor provides.
+    pub fn deployed_config(
+        &self,
+        services: &[ServiceDescriptor],
+    ) -> Result<Vec<(&'static str, String)>, String> {
+        self.deployed_settings
+            .iter()
+            .map(|(key, fact)| match fact {
+                DeployFact::ShardsOf(name) => services
+                    .iter()
+                    .find(|service| service.name == *name)
+                    .map(|service| (*key, service.shards.to_string()))
+                    .ok_or_else(|| {
+                        format!("{key} is the shard count of `{name}`, which is not a registered service")
+                    }),
+            })
+            .collect()
+    }
 
     /// The databases the service opens, shards spelled out: `documents` with 4 shards
     /// is `documents_0` … `documents_3`; an unsharded database keeps its name.

@@ -134,8 +134,8 @@ mod tests {
         .into();
         env.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let sources = Sources {
-            file: None,
             env: Some(env),
+            ..Sources::default()
         };
         load(Config::<MediaSettings>::default(), &sources)
             .map(|config| config.service)

@@ -40,7 +40,7 @@ pub(super) fn render(
     let mut config_maps = Vec::new();
     for service in services {
         let name = service.name;
-        let config = cluster_config(service, services);
+        let config = cluster_config(service, services)?;
         manifests.text(format!("base/{name}/config.env"), &env_file(&config));
         let deployment = deployment(service, &config)
             .with_context(|| format!("service `{name}` cannot be deployed"))?;
@@ -71,11 +71,12 @@ pub(super) fn render(
 
 /// The `MICROS__…` environment of a service in a cluster: listen on every interface on
 /// the descriptor's port, JSON logs, a shutdown delay, each dependency at its Service's
-/// DNS name, then the descriptor's overrides.
+/// DNS name, the deployment facts it configures itself from (product-data's shard count),
+/// then the descriptor's overrides.
 fn cluster_config(
     service: &ServiceDescriptor,
     services: &[ServiceDescriptor],
-) -> BTreeMap<String, String> {
+) -> anyhow::Result<BTreeMap<String, String>> {
     let mut config: BTreeMap<String, String> = [
         ("MICROS__SERVER__HOST", "0.0.0.0".to_owned()),
         ("MICROS__SERVER__PORT", service.port.to_string()),
@@ -94,10 +95,16 @@ fn cluster_config(
             format!("http://{}:{}", dependency.name, dependency.port),
         );
     }
+    let deployed = service
+        .deployed_config(services)
+        .map_err(|error| anyhow::anyhow!("service `{}`: {error}", service.name))?;
+    for (key, value) in deployed {
+        config.insert(key.to_owned(), value);
+    }
     for (key, value) in service.config_overrides {
         config.insert((*key).to_owned(), (*value).to_owned());
     }
-    config
+    Ok(config)
 }
 
 fn env_file(config: &BTreeMap<String, String>) -> String {

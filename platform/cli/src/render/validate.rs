@@ -65,6 +65,9 @@ fn descriptor(service: &ServiceDescriptor, services: &[ServiceDescriptor]) -> an
             "it depends on `{dependency}`, which is not a registered service"
         );
     }
+    service
+        .deployed_config(services)
+        .map_err(anyhow::Error::msg)?;
     compute("requests", service.resources.requests)?;
     compute("limits", service.resources.limits)?;
     let (requests, limits) = (service.resources.requests, service.resources.limits);
@@ -87,8 +90,13 @@ fn descriptor(service: &ServiceDescriptor, services: &[ServiceDescriptor]) -> an
             "config override `{key}` is not a MICROS__… variable"
         );
         ensure!(
-            !MANAGED_KEYS.contains(key) && !key.starts_with("MICROS__CLIENTS__"),
-            "config override `{key}` is set by `micros render` from the descriptor"
+            !MANAGED_KEYS.contains(key)
+                && !key.starts_with("MICROS__CLIENTS__")
+                && !service
+                    .deployed_settings
+                    .iter()
+                    .any(|(deployed, _)| deployed == key),
+            "config override `{key}` is set by `micros render` from the descriptors"
         );
         ensure!(keys.insert(key), "config override `{key}` is set twice");
         ensure!(

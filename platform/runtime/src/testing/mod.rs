@@ -16,7 +16,7 @@ use crate::{
     auth::{Authenticator, Role},
     client::{self, ServiceChannel},
     clock::TestClock,
-    config::{ClientConfig, Config, StoreConfig},
+    config::{ClientConfig, Config, StoreConfig, Validate},
     server::RunningServer,
     service::{MicrosService, ServiceContext},
     store::{Backend, postgres_url},
@@ -173,6 +173,12 @@ pub async fn spawn_with<S: MicrosService>(
     config.auth.token_secret = SecretString::from(TEST_TOKEN_SECRET);
     config.service = settings;
     configure(&mut config);
+    if let Err(error) = config.service.validate() {
+        panic!(
+            "{} settings are invalid (as `micros serve` would refuse them): {error}",
+            S::DESCRIPTOR.name
+        );
+    }
     let context = ServiceContext {
         clock: Arc::new(clock.clone()),
     };
