@@ -445,3 +445,167 @@ fn the_shard_count_is_one_value_everywhere() {
         "{init}"
     );
 }
+
+fn deployments(objects: &[Value]) -> Vec<&Value> {
+    objects
+        .iter()
+        .filter(|object| object["kind"] == "Deployment")
+        .collect()
+}
+
+/// A rolling service keeps serving through a rollout and a node drain: at least two
+/// pods, none removed before its replacement is ready, and a budget that lets a drain
+/// take one at a time. A service that must not run twice is stopped before it is
+/// replaced, and runs once.
+#[test]
+fn services_survive_rollouts_and_drains() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = objects(&kustomize(&kubectl, "overlays/kind"));
+    for deployment in deployments(&objects) {
+        let name = describe(deployment);
+        let spec = &deployment["spec"];
+        let replicas = spec["replicas"].as_u64().unwrap_or(1);
+        let budgets: Vec<&Value> = objects
+            .iter()
+            .filter(|object| {
+                object["kind"] == "PodDisruptionBudget"
+                    && object["spec"]["selector"]["matchLabels"]
+                        .as_object()
+                        .is_some_and(|labels| {
+                            labels.iter().all(|(key, value)| {
+                                spec["template"]["metadata"]["labels"][key] == *value
+                            })
+                        })
+            })
+            .collect();
+        match spec["strategy"]["type"].as_str() {
+            Some("Recreate") => {
+                assert_eq!(replicas, 1, "{name}: Recreate, yet {replicas} run at once");
+                assert!(
+                    budgets.is_empty(),
+                    "{name}: a budget on one pod blocks drains"
+                );
+            }
+            _ => {
+                assert!(
+                    replicas >= 2,
+                    "{name}: {replicas} replica(s); a drain stops it"
+                );
+                assert_eq!(
+                    spec["strategy"]["rollingUpdate"]["maxUnavailable"], 0,
+                    "{name}: a rollout may remove a pod before its replacement is ready"
+                );
+                assert_eq!(budgets.len(), 1, "{name}: no PodDisruptionBudget");
+                assert_eq!(budgets[0]["spec"]["maxUnavailable"], 1, "{name}");
+            }
+        }
+    }
+}
+
+/// `(name, databases)` for every service `micros services` lists.
+fn service_databases() -> Vec<(String, Vec<String>)> {
+    let output = Command::new(MICROS)
+        .arg("services")
+        .output()
+        .expect("run micros services");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let databases = fields
+                .iter()
+                .skip_while(|field| **field != "databases")
+                .skip(1)
+                .map(|database| database.trim_end_matches(',').to_owned())
+                .collect();
+            (fields[0].to_owned(), databases)
+        })
+        .collect()
+}
+
+/// How many pods beyond `replicas` a rollout runs at once: none for Recreate; for a
+/// rolling update its `maxSurge`, a count or a percentage rounded up (Kubernetes'
+/// default, with no strategy written, is 25%).
+fn surge(strategy: &Value, replicas: u64) -> u64 {
+    if strategy["type"] == "Recreate" {
+        return 0;
+    }
+    let max_surge = &strategy["rollingUpdate"]["maxSurge"];
+    if let Some(count) = max_surge.as_u64() {
+        return count;
+    }
+    let percent: u64 = max_surge
+        .as_str()
+        .and_then(|value| value.strip_suffix('%'))
+        .map_or(25, |value| value.parse().unwrap());
+    (replicas * percent).div_ceil(100)
+}
+
+/// Every pool of every pod a rollout may run at once, plus the connection each opens
+/// per database at start-up, fits in PostgreSQL's `max_connections` beside its three
+/// superuser slots.
+#[test]
+fn postgres_admits_every_pool() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = objects(&kustomize(&kubectl, "overlays/kind"));
+    let init = objects
+        .iter()
+        .find(|object| {
+            object["kind"] == "ConfigMap" && object["metadata"]["name"] == "postgres-init"
+        })
+        .expect("the PostgreSQL init script")["data"]["databases.sql"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created: Vec<&str> = init
+        .lines()
+        .filter_map(|line| line.strip_prefix("CREATE DATABASE \"micros_"))
+        .map(|rest| rest.trim_end_matches("\";"))
+        .collect();
+    let mut needed = 0;
+    for (service, databases) in service_databases() {
+        let deployment = deployments(&objects)
+            .into_iter()
+            .find(|deployment| deployment["metadata"]["name"] == service)
+            .unwrap_or_else(|| panic!("no Deployment {service}"));
+        let spec = &deployment["spec"];
+        let replicas = spec["replicas"].as_u64().unwrap_or(1);
+        let pods = replicas + surge(&spec["strategy"], replicas);
+        let config_map =
+            &spec["template"]["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"];
+        let pool: u64 = objects
+            .iter()
+            .find(|object| {
+                object["kind"] == "ConfigMap" && object["metadata"]["name"] == *config_map
+            })
+            .and_then(|config| config["data"]["MICROS__STORE__MAX_CONNECTIONS"].as_str())
+            .map_or(8, |pool| pool.parse().unwrap());
+        let opened = created
+            .iter()
+            .filter(|name| {
+                databases.iter().any(|database| {
+                    **name == database
+                        || name
+                            .strip_prefix(database.as_str())
+                            .and_then(|rest| rest.strip_prefix('_'))
+                            .is_some_and(|shard| shard.parse::<u32>().is_ok())
+                })
+            })
+            .count() as u64;
+        needed += pods * opened * (pool + 1);
+    }
+    let postgres = objects
+        .iter()
+        .find(|object| object["kind"] == "StatefulSet" && object["metadata"]["name"] == "postgres")
+        .expect("the kind PostgreSQL");
+    let args = postgres["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    let max_connections: u64 = args
+        .split("max_connections=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map_or(100, |value| value.parse().unwrap());
+    assert!(
+        needed + 3 <= max_connections,
+        "the pools need {needed} connections but PostgreSQL allows {max_connections} (3 reserved)"
+    );
+}

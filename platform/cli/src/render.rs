@@ -19,7 +19,7 @@ use std::{
 };
 
 use anyhow::Context;
-use micros_platform::service::{Compute, Resources, ServiceDescriptor};
+use micros_platform::service::{Compute, Resources, Rollout, ServiceDescriptor};
 use serde_json::{Value, json};
 
 use crate::registry;
@@ -215,6 +215,14 @@ fn container_security(user: u32) -> Value {
     })
 }
 
+/// Pods beyond `replicas` that a rollout may run at once.
+fn surge(rollout: Rollout) -> u16 {
+    match rollout {
+        Rollout::Rolling => 1,
+        Rollout::Recreate => 0,
+    }
+}
+
 /// `MICROS__CLIENTS__<SERVICE>__URL`, the key `clients.<service>.url` reads (as
 /// `micros up` sets it).
 fn client_url_key(service: &str) -> String {
@@ -273,7 +281,7 @@ mod tests {
     }
 
     #[test]
-    fn changing_replicas_changes_only_that_deployment() {
+    fn changing_replicas_changes_that_deployment_and_the_connections_it_needs() {
         let before = render(&[CATALOG, DOCUMENTS]).unwrap();
         let after = render(&[
             ServiceDescriptor {
@@ -283,8 +291,74 @@ mod tests {
             DOCUMENTS,
         ])
         .unwrap();
-        assert_eq!(changed(&before, &after), ["base/catalog/deployment.yaml"]);
+        assert_eq!(
+            changed(&before, &after),
+            [
+                "base/catalog/deployment.yaml",
+                "overlays/kind/postgres/statefulset.yaml"
+            ]
+        );
         assert!(file(&after, "base/catalog/deployment.yaml").contains("replicas: 3"));
+    }
+
+    /// Every pool of every pod a rollout may run at once fits in PostgreSQL's
+    /// `max_connections`, which moves with the pools and the replicas.
+    #[test]
+    fn postgres_connections_are_sized_from_every_pool() {
+        // (2 replicas + 1 surge) × 1 database × (4 pooled + 1 at start-up) for the
+        // catalog, × 4 shard databases for product-data, and 8 spares.
+        assert_eq!(
+            postgres::max_connections(&[CATALOG, DOCUMENTS]),
+            15 + 60 + 8
+        );
+        let statefulset = file(
+            &render(&[CATALOG, DOCUMENTS]).unwrap(),
+            "overlays/kind/postgres/statefulset.yaml",
+        )
+        .to_owned();
+        assert!(statefulset.contains("max_connections=83"), "{statefulset}");
+        assert!(
+            file(&render(&[CATALOG]).unwrap(), "base/catalog/config.env")
+                .contains("\nMICROS__STORE__MAX_CONNECTIONS=4\n")
+        );
+        let single = ServiceDescriptor {
+            replicas: 1,
+            rollout: Rollout::Recreate,
+            pool_size: 10,
+            ..CATALOG
+        };
+        assert_eq!(postgres::max_connections(&[single]), 11 + 8);
+        assert!(
+            file(&render(&[single]).unwrap(), "base/catalog/config.env")
+                .contains("\nMICROS__STORE__MAX_CONNECTIONS=10\n")
+        );
+    }
+
+    #[test]
+    fn replicated_services_roll_with_a_disruption_budget_and_a_single_one_is_recreated() {
+        let manifests = render(&[CATALOG]).unwrap();
+        let deployment = file(&manifests, "base/catalog/deployment.yaml");
+        assert!(deployment.contains("replicas: 2"), "{deployment}");
+        assert!(deployment.contains("type: RollingUpdate"), "{deployment}");
+        assert!(deployment.contains("maxUnavailable: 0"), "{deployment}");
+        let budget = file(&manifests, "base/catalog/disruption-budget.yaml");
+        assert!(budget.contains("maxUnavailable: 1"), "{budget}");
+        assert!(
+            file(&manifests, "base/kustomization.yaml").contains("catalog/disruption-budget.yaml")
+        );
+
+        let single = render(&[ServiceDescriptor {
+            replicas: 1,
+            rollout: Rollout::Recreate,
+            ..CATALOG
+        }])
+        .unwrap();
+        assert!(file(&single, "base/catalog/deployment.yaml").contains("type: Recreate"));
+        assert!(
+            !single
+                .files
+                .contains_key("base/catalog/disruption-budget.yaml")
+        );
     }
 
     #[test]
@@ -425,6 +499,13 @@ mod tests {
                     ..CATALOG
                 },
                 "shards",
+            ),
+            (
+                ServiceDescriptor {
+                    rollout: Rollout::Recreate,
+                    ..CATALOG
+                },
+                "Recreate",
             ),
             (
                 ServiceDescriptor {

@@ -50,8 +50,16 @@ pub struct ServiceDescriptor {
     /// How many shard databases each of `databases` is split into, many tenants per
     /// shard; 1 for an unsharded service. See [`ServiceDescriptor::database_names`].
     pub shards: u16,
-    /// How many pods run it in a cluster.
+    /// How many pods run it in a cluster. Two for a stateless service (its state is in
+    /// its store), so that a node drain or a rollout never leaves it without one; a
+    /// PodDisruptionBudget keeps one of them up.
     pub replicas: u16,
+    /// How a new version replaces the running pods.
+    pub rollout: Rollout,
+    /// Connections per database pool in a cluster (`store.max_connections`). The kind
+    /// PostgreSQL's `max_connections` is sized from every service's pools, so the two
+    /// are set together.
+    pub pool_size: u32,
     /// What each of its containers asks for and may not exceed in a cluster.
     pub resources: Resources,
     /// `MICROS__…` variables for this service in a cluster, applied over the platform's
@@ -73,6 +81,17 @@ pub struct ServiceDescriptor {
     pub deployed_settings: &'static [(&'static str, DeployFact)],
 }
 
+/// How a Deployment moves to a new version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rollout {
+    /// One extra pod at a time, an old one removed only once the new one is ready: no
+    /// moment without capacity.
+    Rolling,
+    /// Every old pod stops before a new one starts: for a service of which at most one
+    /// instance may run at a time (so `replicas` must be 1).
+    Recreate,
+}
+
 /// A fact of the deployment, written once in a descriptor, that services configure
 /// themselves from (see [`ServiceDescriptor::deployed_settings`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +109,9 @@ impl ServiceDescriptor {
         databases: &[],
         depends_on: &[],
         shards: 1,
-        replicas: 1,
+        replicas: 2,
+        rollout: Rollout::Rolling,
+        pool_size: 4,
         resources: Resources::BASE,
         config_overrides: &[],
         node_port: None,

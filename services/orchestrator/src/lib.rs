@@ -25,7 +25,7 @@ use micros_platform::{
     auth::Role,
     config::Config,
     server::{Server, ServerBuilder},
-    service::{MicrosService, ServiceContext, ServiceDescriptor, service_clients},
+    service::{MicrosService, Rollout, ServiceContext, ServiceDescriptor, service_clients},
     store::Store,
 };
 use micros_proto::orchestrator::v1::orchestrator_service_server::OrchestratorServiceServer;
@@ -46,6 +46,11 @@ impl MicrosService for Orchestrator {
         depends_on: &["catalog", "identity", "license", "media", "product-data"],
         node_port: Some(30056),
         service_roles: &[Role::Lifecycle, Role::Admin, Role::Operator, Role::Viewer],
+        // One instance, stopped before its replacement starts: two orchestrators running
+        // operations at once are unsafe until the fenced executor (issue 9) lands; then
+        // this becomes `replicas: 2, rollout: Rollout::Rolling` like the other services.
+        replicas: 1,
+        rollout: Rollout::Recreate,
         ..ServiceDescriptor::BASE
     };
 

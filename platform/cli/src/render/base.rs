@@ -6,7 +6,10 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Context;
-use micros_platform::{config::ServerConfig, service::ServiceDescriptor};
+use micros_platform::{
+    config::ServerConfig,
+    service::{Rollout, ServiceDescriptor},
+};
 use serde_json::{Value, json};
 
 use super::{
@@ -20,6 +23,8 @@ use super::{
 const SHUTDOWN_DELAY: &str = "5s";
 const SHUTDOWN_DELAY_KEY: &str = "MICROS__SERVER__SHUTDOWN_DELAY";
 const DRAIN_TIMEOUT_KEY: &str = "MICROS__SERVER__DRAIN_TIMEOUT";
+/// `store.max_connections`: the descriptor's pool size (see [`super::postgres`]).
+pub(super) const POOL_SIZE_KEY: &str = "MICROS__STORE__MAX_CONNECTIONS";
 /// Beyond the shutdown delay and the drain, time to close pools and exit before the
 /// kubelet's SIGKILL.
 const EXIT_MARGIN: Duration = Duration::from_secs(10);
@@ -48,6 +53,10 @@ pub(super) fn render(
         manifests.yaml(format!("base/{name}/service.yaml"), &kube_service(service))?;
         resources.push(format!("{name}/deployment.yaml"));
         resources.push(format!("{name}/service.yaml"));
+        if let Some(budget) = disruption_budget(service) {
+            manifests.yaml(format!("base/{name}/disruption-budget.yaml"), &budget)?;
+            resources.push(format!("{name}/disruption-budget.yaml"));
+        }
         config_maps.push(json!({
             "name": config_map_name(name),
             "envs": [format!("{name}/config.env")],
@@ -95,6 +104,9 @@ fn cluster_config(
             format!("http://{}:{}", dependency.name, dependency.port),
         );
     }
+    if !service.databases.is_empty() {
+        config.insert(POOL_SIZE_KEY.to_owned(), service.pool_size.to_string());
+    }
     let deployed = service
         .deployed_config(services)
         .map_err(|error| anyhow::anyhow!("service `{}`: {error}", service.name))?;
@@ -140,6 +152,7 @@ fn deployment(
         "metadata": { "name": name, "labels": selector(name) },
         "spec": {
             "replicas": service.replicas,
+            "strategy": strategy(service.rollout),
             "selector": { "matchLabels": selector(name) },
             "template": {
                 "metadata": { "labels": selector(name) },
@@ -181,6 +194,34 @@ fn deployment(
             },
         },
     }))
+}
+
+/// [`Rollout::Rolling`] adds one pod at a time and removes an old one only once the new
+/// one is ready ([`super::surge`] counts the extra pod for PostgreSQL's connections).
+fn strategy(rollout: Rollout) -> Value {
+    match rollout {
+        Rollout::Rolling => json!({
+            "type": "RollingUpdate",
+            "rollingUpdate": { "maxSurge": super::surge(rollout), "maxUnavailable": 0 },
+        }),
+        Rollout::Recreate => json!({ "type": "Recreate" }),
+    }
+}
+
+/// Voluntary disruptions (a node drain) take at most one pod of a replicated service at
+/// a time; a single-replica service gets none, which would block every drain.
+fn disruption_budget(service: &ServiceDescriptor) -> Option<Value> {
+    (service.replicas >= 2).then(|| {
+        json!({
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": { "name": service.name, "labels": selector(service.name) },
+            "spec": {
+                "maxUnavailable": 1,
+                "selector": { "matchLabels": selector(service.name) },
+            },
+        })
+    })
 }
 
 /// The kubelet sends SIGKILL this long after SIGTERM; the runtime needs its shutdown

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use micros_platform::{config::StoreConfig, service::ServiceDescriptor};
 use serde_json::{Value, json};
 
-use super::{Manifests, container_security, pod_security, selector};
+use super::{Manifests, container_security, pod_security, selector, surge};
 
 /// The Service name, and so the host name in the store URL.
 const NAME: &str = "postgres";
@@ -32,6 +32,8 @@ const DATA_MOUNT: &str = "/var/lib/postgresql/data";
 /// A subdirectory of the volume, so initdb finds it empty whatever the provisioner
 /// leaves at the mount point.
 const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
+/// PostgreSQL's reserved superuser slots (its default 3) and a few for an operator's psql.
+const SPARE_CONNECTIONS: u32 = 3 + 5;
 /// Longer than `pg_isready`'s default connect timeout (3 s).
 const PROBE_TIMEOUT_SECONDS: u32 = 5;
 
@@ -45,7 +47,11 @@ pub(super) fn render(
         ("secret.yaml", Some(DEVELOPMENT_ONLY), secret()),
         ("init.yaml", None, init_script(services)),
         ("service.yaml", None, service()),
-        ("statefulset.yaml", None, stateful_set()),
+        (
+            "statefulset.yaml",
+            None,
+            stateful_set(max_connections(services)),
+        ),
     ];
     let mut names = Vec::new();
     for (file, note, document) in files {
@@ -157,7 +163,25 @@ fn service() -> Value {
     })
 }
 
-fn stateful_set() -> Value {
+/// PostgreSQL's `max_connections`: every pod a rollout may run at once (its replicas
+/// and surge), each with a full pool per database (`store.max_connections` is the
+/// descriptor's `pool_size`) and the one connection per database it opens at start-up to
+/// create that database if missing, then [`SPARE_CONNECTIONS`]. Written from the same
+/// descriptors as the pools, so a pool or replica change cannot exhaust the server.
+pub(super) fn max_connections(services: &[ServiceDescriptor]) -> u32 {
+    let pools: u32 = services
+        .iter()
+        .map(|service| {
+            let pods = u32::from(service.replicas) + u32::from(surge(service.rollout));
+            let databases = u32::try_from(service.database_names().len()).unwrap_or(u32::MAX);
+            pods.saturating_mul(databases)
+                .saturating_mul(service.pool_size.saturating_add(1))
+        })
+        .fold(0, u32::saturating_add);
+    pools.saturating_add(SPARE_CONNECTIONS)
+}
+
+fn stateful_set(max_connections: u32) -> Value {
     let ready = json!([
         "pg_isready",
         "-q",
@@ -187,6 +211,8 @@ fn stateful_set() -> Value {
                         "name": NAME,
                         "image": IMAGE,
                         "imagePullPolicy": "IfNotPresent",
+                        // The image's entrypoint passes these to the server.
+                        "args": ["-c", format!("max_connections={max_connections}")],
                         "env": [
                             { "name": "POSTGRES_USER", "value": DATABASE_USER },
                             { "name": "POSTGRES_PASSWORD", "valueFrom": password_ref() },

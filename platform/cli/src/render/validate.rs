@@ -4,15 +4,16 @@
 use std::collections::BTreeSet;
 
 use anyhow::{Context, bail, ensure};
-use micros_platform::service::{Compute, ServiceDescriptor};
+use micros_platform::service::{Compute, Rollout, ServiceDescriptor};
 
 /// Keys `micros render` derives from the descriptor or the overlay; an override of one
 /// would make the manifests contradict themselves (a port the probes do not use).
-const MANAGED_KEYS: [&str; 6] = [
+const MANAGED_KEYS: [&str; 7] = [
     "MICROS__SERVER__HOST",
     "MICROS__SERVER__PORT",
     "MICROS__STORE__URL",
     "MICROS__STORE__PASSWORD",
+    "MICROS__STORE__MAX_CONNECTIONS",
     "MICROS__STORE__DATABASE_PREFIX",
     "MICROS__AUTH__TOKEN_SECRET",
 ];
@@ -50,6 +51,13 @@ fn descriptor(service: &ServiceDescriptor, services: &[ServiceDescriptor]) -> an
     );
     ensure!(service.port != 0, "port 0 is for tests; give it a port");
     ensure!(service.shards >= 1, "shards must be at least 1");
+    ensure!(service.replicas >= 1, "replicas must be at least 1");
+    ensure!(
+        service.rollout != Rollout::Recreate || service.replicas == 1,
+        "a Recreate rollout is for a service that runs once; it asks for {} replicas",
+        service.replicas
+    );
+    ensure!(service.pool_size >= 1, "pool_size must be at least 1");
     for database in service.databases {
         ensure!(
             !database.is_empty()
