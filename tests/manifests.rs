@@ -1,7 +1,7 @@
-//! The committed manifests deploy: `kubectl kustomize` builds `k8s/base` and
-//! `k8s/overlays/kind`, every object passes `kubernetes-validate --strict`, every
-//! container has resource limits and runs as non-root, and every service this binary
-//! links is probed over gRPC on its own port.
+//! The committed manifests deploy: `kubectl kustomize` builds `k8s/overlays/kind` (and
+//! refuses `k8s/base` alone, which has nowhere to store), every object passes
+//! `kubernetes-validate --strict`, every container has resource limits and runs as
+//! non-root, and every service this binary links is probed over gRPC on its own port.
 //!
 //! The tools are looked up on PATH; a missing one skips these tests with a message,
 //! unless `MICROS_REQUIRE_K8S_TOOLS` is set (as in CI), when it fails them.
@@ -80,13 +80,13 @@ fn describe(object: &Value) -> String {
 }
 
 #[test]
-fn both_trees_build_and_pass_schema_validation() {
+fn the_kind_overlay_builds_and_passes_schema_validation() {
     let Some(kubectl) = kubectl() else { return };
     let Some(validate) = tool("kubernetes-validate", "pip install kubernetes-validate") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    for tree in ["base", "overlays/kind"] {
+    for tree in ["overlays/kind"] {
         let yaml = kustomize(&kubectl, tree);
         let count = objects(&yaml).len();
         assert!(count > 0, "k8s/{tree} builds no objects");
@@ -146,7 +146,7 @@ fn containers(objects: &[Value]) -> Vec<(String, &Value, &Value)> {
 #[test]
 fn every_container_is_limited_and_unprivileged() {
     let Some(kubectl) = kubectl() else { return };
-    for tree in ["base", "overlays/kind"] {
+    for tree in ["overlays/kind"] {
         let objects = objects(&kustomize(&kubectl, tree));
         let containers = containers(&objects);
         assert!(!containers.is_empty(), "k8s/{tree} runs no containers");
@@ -608,4 +608,97 @@ fn postgres_admits_every_pool() {
         needed + 3 <= max_connections,
         "the pools need {needed} connections but PostgreSQL allows {max_connections} (3 reserved)"
     );
+}
+
+/// The base alone would run every service on the default store, SQLite under the
+/// working directory: on a read-only root filesystem, and one per pod. It must not build
+/// without an overlay that says where the store is.
+#[test]
+fn the_base_alone_refuses_to_build() {
+    let Some(kubectl) = kubectl() else { return };
+    let output = Command::new(&kubectl)
+        .arg("kustomize")
+        .arg(k8s().join("base"))
+        .output()
+        .expect("run kubectl kustomize");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "k8s/base builds on its own:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(stderr.contains("micros-store"), "{stderr}");
+}
+
+/// Attachment bytes must live as long as their metadata: in an S3-compatible store
+/// backed by a persistent volume, not in a pod's scratch space; and no pod keeps
+/// unbounded scratch space.
+#[test]
+fn media_keeps_blobs_in_a_persistent_object_store() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = objects(&kustomize(&kubectl, "overlays/kind"));
+    let media = deployments(&objects)
+        .into_iter()
+        .find(|deployment| deployment["metadata"]["name"] == "media")
+        .expect("a media Deployment");
+    let pod = &media["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let config_map = &container["envFrom"][0]["configMapRef"]["name"];
+    let config = &objects
+        .iter()
+        .find(|object| object["kind"] == "ConfigMap" && object["metadata"]["name"] == *config_map)
+        .expect("media's ConfigMap")["data"];
+    assert_eq!(config["MICROS__SERVICE__OBJECT_STORE"], "s3", "{config}");
+    assert!(
+        config["MICROS__SERVICE__S3__BUCKET"].is_string(),
+        "{config}"
+    );
+    let endpoint = container["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|variable| variable["name"] == "MICROS__SERVICE__S3__ENDPOINT")
+        .and_then(|variable| variable["value"].as_str())
+        .expect("media's S3 endpoint");
+    let host = endpoint
+        .trim_start_matches("http://")
+        .split(':')
+        .next()
+        .unwrap();
+    let service = objects
+        .iter()
+        .find(|object| object["kind"] == "Service" && object["metadata"]["name"] == host)
+        .unwrap_or_else(|| panic!("the endpoint {endpoint} names no Service"));
+    let store = objects
+        .iter()
+        .find(|object| {
+            object["kind"] == "StatefulSet"
+                && service["spec"]["selector"]
+                    .as_object()
+                    .is_some_and(|labels| {
+                        labels.iter().all(|(key, value)| {
+                            object["spec"]["template"]["metadata"]["labels"][key] == *value
+                        })
+                    })
+        })
+        .unwrap_or_else(|| panic!("no StatefulSet behind {}", describe(service)));
+    assert!(
+        store["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
+            .is_string(),
+        "{} keeps its data on no persistent volume",
+        describe(store)
+    );
+    for object in &objects {
+        let volumes = &object["spec"]["template"]["spec"]["volumes"];
+        for volume in volumes.as_array().into_iter().flatten() {
+            if !volume["emptyDir"].is_null() {
+                assert!(
+                    volume["emptyDir"]["sizeLimit"].is_string(),
+                    "{}: emptyDir {} has no sizeLimit",
+                    describe(object),
+                    volume["name"]
+                );
+            }
+        }
+    }
 }

@@ -10,6 +10,7 @@
 
 mod base;
 mod kind;
+mod minio;
 mod postgres;
 mod validate;
 
@@ -50,6 +51,12 @@ const MICROS_USER: u32 = 10001;
 /// The Secret that holds `auth.token_secret`; the overlay provides it.
 const AUTH_SECRET: &str = "micros-auth";
 const AUTH_SECRET_KEY: &str = "token-secret";
+/// Where services store, provided by an overlay under this name: a ConfigMap with the
+/// server's `url` (local to kustomize: it configures the build, it is not applied) and a
+/// Secret with its `password`. `base/` cannot be built without them.
+const STORE: &str = "micros-store";
+const STORE_URL_KEY: &str = "url";
+const STORE_PASSWORD_KEY: &str = "password";
 
 pub fn run(args: RenderArgs) -> anyhow::Result<()> {
     let services: Vec<ServiceDescriptor> = registry::all()
@@ -509,6 +516,13 @@ mod tests {
             ),
             (
                 ServiceDescriptor {
+                    bucket: Some("Notes_Bucket"),
+                    ..CATALOG
+                },
+                "bucket `Notes_Bucket`",
+            ),
+            (
+                ServiceDescriptor {
                     deployed_settings: &[(
                         "MICROS__SERVICE__PRODUCT_DATA_SHARDS",
                         DeployFact::ShardsOf("billing"),
@@ -578,6 +592,65 @@ mod tests {
             .unwrap_err()
         );
         assert!(error.contains("MICROS__SERVICE__SHARDS"), "{error}");
+    }
+
+    #[test]
+    fn the_base_takes_its_store_from_an_overlay() {
+        let manifests = render(&[CATALOG]).unwrap();
+        let base = file(&manifests, "base/kustomization.yaml");
+        assert!(base.contains("kind: Component"), "{base}");
+        assert!(base.contains("name: micros-store"), "{base}");
+        assert!(
+            base.contains("env.[name=MICROS__STORE__URL].value"),
+            "{base}"
+        );
+        let deployment = file(&manifests, "base/catalog/deployment.yaml");
+        assert!(
+            deployment.contains("name: MICROS__STORE__PASSWORD"),
+            "{deployment}"
+        );
+        let overlay = file(&manifests, "overlays/kind/kustomization.yaml");
+        assert!(overlay.contains("components:\n- ../../base"), "{overlay}");
+        let store = file(&manifests, "overlays/kind/postgres/store.yaml");
+        assert!(
+            store.contains("config.kubernetes.io/local-config"),
+            "{store}"
+        );
+        assert!(
+            store.contains("url: postgres://micros@postgres:5432"),
+            "{store}"
+        );
+    }
+
+    #[test]
+    fn a_service_with_a_bucket_stores_in_s3_and_kind_runs_minio() {
+        let without = render(&[CATALOG]).unwrap();
+        assert!(!without.files.keys().any(|path| path.contains("minio")));
+        let manifests = render(&[ServiceDescriptor {
+            bucket: Some("micros-notes"),
+            ..CATALOG
+        }])
+        .unwrap();
+        let config = file(&manifests, "base/catalog/config.env");
+        assert!(
+            config.contains("\nMICROS__SERVICE__OBJECT_STORE=s3\n"),
+            "{config}"
+        );
+        assert!(
+            config.contains("\nMICROS__SERVICE__S3__BUCKET=micros-notes\n"),
+            "{config}"
+        );
+        let patch = file(&manifests, "overlays/kind/patches/catalog-deployment.yaml");
+        assert!(patch.contains("value: http://minio:9000"), "{patch}");
+        assert!(patch.contains("minio/micros-notes;"), "{patch}");
+        let statefulset = file(&manifests, "overlays/kind/minio/statefulset.yaml");
+        assert!(
+            statefulset.contains("volumeClaimTemplates"),
+            "{statefulset}"
+        );
+        assert!(
+            file(&manifests, "overlays/kind/kustomization.yaml").contains("minio/statefulset.yaml")
+        );
     }
 
     #[test]

@@ -74,6 +74,12 @@ pub struct ServiceDescriptor {
     /// from `auth.token_secret` as principal `service:<name>` unless
     /// `auth.service_token` is set). Only the orchestrator holds `lifecycle`.
     pub service_roles: &'static [Role],
+    /// The S3 bucket it keeps bytes in, if any. In a cluster it stores there
+    /// (`micros render` sets `service.object_store = "s3"` and `service.s3.bucket`, the
+    /// settings of a service that keeps objects), so its pods share one store and lose
+    /// nothing on a restart; the kind overlay runs an S3-compatible server with the
+    /// bucket and points `service.s3.endpoint` at it.
+    pub bucket: Option<&'static str>,
     /// Settings that must agree with the deployment, by `MICROS__…` key, each taken from
     /// a descriptor fact ([`DeployFact`]): `micros render` writes them into the service's
     /// cluster config and `micros serve` (so `micros up`) applies them under its file
@@ -116,6 +122,7 @@ impl ServiceDescriptor {
         config_overrides: &[],
         node_port: None,
         service_roles: &[Role::Viewer],
+        bucket: None,
         deployed_settings: &[],
     };
 

@@ -40,9 +40,7 @@ impl MicrosService for Media {
         port: 50054,
         databases: &["media"],
         depends_on: &[],
-        // In a cluster the container's one writable directory (an emptyDir: set
-        // `service.object_store = "s3"` for blobs that outlive the pod).
-        config_overrides: &[("MICROS__SERVICE__BLOB_DIR", "/var/lib/micros/blobs")],
+        bucket: Some("micros-media"),
         ..ServiceDescriptor::BASE
     };
 

@@ -1,7 +1,14 @@
 //! `base/`: what any cluster runs. Per service an env file that kustomize turns into a
 //! ConfigMap (named with a hash of its content, so a config change rolls the pods), a
-//! Deployment and a ClusterIP Service; and the namespace. The store and the auth Secret
-//! are left to an overlay: a base cannot know where a cluster keeps its data.
+//! Deployment, a ClusterIP Service and, when replicated, a PodDisruptionBudget; and the
+//! namespace. The store and the auth Secret are left to an overlay: a base cannot know
+//! where a cluster keeps its data.
+//!
+//! So that a base alone is never deployed with nowhere to store (its default, SQLite
+//! under the working directory, is on a read-only root filesystem and per pod), `base/`
+//! is a kustomize Component whose replacements take the store URL from the overlay's
+//! `micros-store` ConfigMap: `kubectl kustomize k8s/base` refuses to build, naming it,
+//! and an overlay includes the base under `components:`.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -13,8 +20,9 @@ use micros_platform::{
 use serde_json::{Value, json};
 
 use super::{
-    AUTH_SECRET, AUTH_SECRET_KEY, IMAGE, MICROS_USER, Manifests, NAMESPACE, client_url_key,
-    container_security, pod_security, resources, selector,
+    AUTH_SECRET, AUTH_SECRET_KEY, IMAGE, MICROS_USER, Manifests, NAMESPACE, STORE,
+    STORE_PASSWORD_KEY, STORE_URL_KEY, client_url_key, container_security, pod_security, resources,
+    selector,
 };
 
 /// After SIGTERM, how long health says NOT_SERVING before the listener closes: long
@@ -23,8 +31,14 @@ use super::{
 const SHUTDOWN_DELAY: &str = "5s";
 const SHUTDOWN_DELAY_KEY: &str = "MICROS__SERVER__SHUTDOWN_DELAY";
 const DRAIN_TIMEOUT_KEY: &str = "MICROS__SERVER__DRAIN_TIMEOUT";
+const STORE_URL_ENV: &str = "MICROS__STORE__URL";
+/// What the base writes where the overlay's store URL goes (replaced in every build).
+const STORE_URL_PLACEHOLDER: &str = "from the overlay's micros-store ConfigMap";
 /// `store.max_connections`: the descriptor's pool size (see [`super::postgres`]).
 pub(super) const POOL_SIZE_KEY: &str = "MICROS__STORE__MAX_CONNECTIONS";
+/// The settings of a service that keeps objects (`ServiceDescriptor::bucket`).
+pub(super) const OBJECT_STORE_KEY: &str = "MICROS__SERVICE__OBJECT_STORE";
+pub(super) const BUCKET_KEY: &str = "MICROS__SERVICE__S3__BUCKET";
 /// Beyond the shutdown delay and the drain, time to close pools and exit before the
 /// kubelet's SIGKILL.
 const EXIT_MARGIN: Duration = Duration::from_secs(10);
@@ -62,20 +76,53 @@ pub(super) fn render(
             "envs": [format!("{name}/config.env")],
         }));
     }
+    let storing: Vec<&str> = services
+        .iter()
+        .filter(|service| !service.databases.is_empty())
+        .map(|service| service.name)
+        .collect();
     manifests.yaml(
         "base/kustomization.yaml",
         &json!({
-            "apiVersion": "kustomize.config.k8s.io/v1beta1",
-            "kind": "Kustomization",
+            "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+            "kind": "Component",
             "namespace": NAMESPACE,
             "labels": [{
                 "pairs": { "app.kubernetes.io/part-of": "micros" },
                 "includeTemplates": true,
             }],
             "resources": resources,
+            "replacements": store_replacements(&storing),
             "configMapGenerator": config_maps,
         }),
     )
+}
+
+/// The overlay's store URL into every storing Deployment; kustomize fails the build,
+/// naming the `micros-store` ConfigMap, when no overlay provides it.
+fn store_replacements(services: &[&str]) -> Value {
+    if services.is_empty() {
+        return json!([]);
+    }
+    let targets: Vec<Value> = services
+        .iter()
+        .map(|name| {
+            json!({
+                "select": { "kind": "Deployment", "name": name },
+                "fieldPaths": [format!(
+                    "spec.template.spec.containers.[name={name}].env.[name={STORE_URL_ENV}].value"
+                )],
+            })
+        })
+        .collect();
+    json!([{
+        "source": {
+            "kind": "ConfigMap",
+            "name": STORE,
+            "fieldPath": format!("data.{STORE_URL_KEY}"),
+        },
+        "targets": targets,
+    }])
 }
 
 /// The `MICROS__…` environment of a service in a cluster: listen on every interface on
@@ -107,6 +154,10 @@ fn cluster_config(
     if !service.databases.is_empty() {
         config.insert(POOL_SIZE_KEY.to_owned(), service.pool_size.to_string());
     }
+    if let Some(bucket) = service.bucket {
+        config.insert(OBJECT_STORE_KEY.to_owned(), "s3".to_owned());
+        config.insert(BUCKET_KEY.to_owned(), bucket.to_owned());
+    }
     let deployed = service
         .deployed_config(services)
         .map_err(|error| anyhow::anyhow!("service `{}`: {error}", service.name))?;
@@ -126,8 +177,23 @@ fn env_file(config: &BTreeMap<String, String>) -> String {
         .collect()
 }
 
-/// The writable directory of every container.
-pub const DATA_DIR: &str = "/var/lib/micros";
+/// The secrets of a service, each a setting of its own (never spliced into another
+/// value): the token secret, and for a service with databases the store, whose URL the
+/// overlay supplies through [`store_replacements`].
+fn env(service: &ServiceDescriptor) -> Value {
+    let mut env = vec![json!({
+        "name": "MICROS__AUTH__TOKEN_SECRET",
+        "valueFrom": { "secretKeyRef": { "name": AUTH_SECRET, "key": AUTH_SECRET_KEY } },
+    })];
+    if !service.databases.is_empty() {
+        env.push(json!({ "name": STORE_URL_ENV, "value": STORE_URL_PLACEHOLDER }));
+        env.push(json!({
+            "name": "MICROS__STORE__PASSWORD",
+            "valueFrom": { "secretKeyRef": { "name": STORE, "key": STORE_PASSWORD_KEY } },
+        }));
+    }
+    Value::Array(env)
+}
 
 fn config_map_name(service: &str) -> String {
     format!("{service}-config")
@@ -172,12 +238,7 @@ fn deployment(
                             "protocol": "TCP",
                         }],
                         "envFrom": [{ "configMapRef": { "name": config_map_name(name) } }],
-                        "env": [{
-                            "name": "MICROS__AUTH__TOKEN_SECRET",
-                            "valueFrom": {
-                                "secretKeyRef": { "name": AUTH_SECRET, "key": AUTH_SECRET_KEY },
-                            },
-                        }],
+                        "env": env(service),
                         // Health is NOT_SERVING until the stores are open and migrated:
                         // the startup probe gives that a minute before liveness counts.
                         "startupProbe": probe(2, 30),
@@ -185,11 +246,7 @@ fn deployment(
                         "livenessProbe": probe(10, 3),
                         "resources": resources(service.resources),
                         "securityContext": container_security(MICROS_USER),
-                        // The root filesystem is read-only; this is the one writable
-                        // place (media's local blobs in kind; scratch elsewhere).
-                        "volumeMounts": [{ "name": "data", "mountPath": DATA_DIR }],
                     }],
-                    "volumes": [{ "name": "data", "emptyDir": {} }],
                 },
             },
         },

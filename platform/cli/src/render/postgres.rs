@@ -1,5 +1,6 @@
 //! The kind cluster's PostgreSQL: one server (a StatefulSet with a volume) holding a
-//! database per service database, and what a service needs to reach it.
+//! database per service database, and the `micros-store` ConfigMap (its URL, for the
+//! base's replacements) and Secret (its password) through which services reach it.
 //!
 //! The init script creates every database when the volume is new; services also create
 //! their database on start when it is missing (see the runtime's store), which is what
@@ -10,7 +11,10 @@ use std::collections::BTreeSet;
 use micros_platform::{config::StoreConfig, service::ServiceDescriptor};
 use serde_json::{Value, json};
 
-use super::{Manifests, container_security, pod_security, selector, surge};
+use super::{
+    Manifests, STORE, STORE_PASSWORD_KEY, STORE_URL_KEY, container_security, pod_security,
+    selector, surge,
+};
 
 /// The Service name, and so the host name in the store URL.
 const NAME: &str = "postgres";
@@ -21,8 +25,6 @@ const PORT: u16 = 5432;
 /// The role the services log in as; the image makes it a superuser, which lets a
 /// service create its own database.
 const DATABASE_USER: &str = "micros";
-const PASSWORD_SECRET: &str = "postgres";
-const PASSWORD_SECRET_KEY: &str = "password";
 /// Public like everything in this repository: for a local cluster only.
 const DEVELOPMENT_PASSWORD: &str = "kind-development-only";
 const DEVELOPMENT_ONLY: &str =
@@ -44,6 +46,7 @@ pub(super) fn render(
     manifests: &mut Manifests,
 ) -> anyhow::Result<Vec<String>> {
     let files = [
+        ("store.yaml", None, store_config()),
         ("secret.yaml", Some(DEVELOPMENT_ONLY), secret()),
         ("init.yaml", None, init_script(services)),
         ("service.yaml", None, service()),
@@ -63,22 +66,6 @@ pub(super) fn render(
         names.push(file.to_owned());
     }
     Ok(names)
-}
-
-/// The environment a service container gets: the server's URL, and the password from
-/// the Secret as a setting of its own, which the store escapes into the URL it connects
-/// with (any character may be in it).
-pub(super) fn client_env() -> Value {
-    json!([
-        {
-            "name": "MICROS__STORE__URL",
-            "value": format!("postgres://{DATABASE_USER}@{NAME}:{PORT}"),
-        },
-        {
-            "name": "MICROS__STORE__PASSWORD",
-            "valueFrom": password_ref(),
-        },
-    ])
 }
 
 /// An init container that holds a service back until PostgreSQL answers, so a fresh
@@ -107,19 +94,34 @@ pub(super) fn wait_container() -> Value {
 }
 
 fn password_ref() -> Value {
-    json!({ "secretKeyRef": { "name": PASSWORD_SECRET, "key": PASSWORD_SECRET_KEY } })
+    json!({ "secretKeyRef": { "name": STORE, "key": STORE_PASSWORD_KEY } })
 }
 
+/// The server's URL for the base's replacements; local to kustomize (it configures the
+/// build and is not applied to the cluster).
+fn store_config() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": STORE,
+            "annotations": { "config.kubernetes.io/local-config": "true" },
+        },
+        "data": { STORE_URL_KEY: format!("postgres://{DATABASE_USER}@{NAME}:{PORT}") },
+    })
+}
+
+/// The password the server is created with and the services log in with.
 fn secret() -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
-            "name": PASSWORD_SECRET,
+            "name": STORE,
             "annotations": { "micros.dev/purpose": "development only; the value is public" },
         },
         "type": "Opaque",
-        "stringData": { PASSWORD_SECRET_KEY: DEVELOPMENT_PASSWORD },
+        "stringData": { STORE_PASSWORD_KEY: DEVELOPMENT_PASSWORD },
     })
 }
 
@@ -261,8 +263,8 @@ fn stateful_set(max_connections: u32) -> Value {
                     }],
                     "volumes": [
                         { "name": "init", "configMap": { "name": "postgres-init" } },
-                        { "name": "run", "emptyDir": {} },
-                        { "name": "tmp", "emptyDir": {} },
+                        { "name": "run", "emptyDir": { "sizeLimit": "1Mi" } },
+                        { "name": "tmp", "emptyDir": { "sizeLimit": "64Mi" } },
                     ],
                 },
             },

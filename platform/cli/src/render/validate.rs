@@ -8,12 +8,14 @@ use micros_platform::service::{Compute, Rollout, ServiceDescriptor};
 
 /// Keys `micros render` derives from the descriptor or the overlay; an override of one
 /// would make the manifests contradict themselves (a port the probes do not use).
-const MANAGED_KEYS: [&str; 7] = [
+const MANAGED_KEYS: [&str; 9] = [
     "MICROS__SERVER__HOST",
     "MICROS__SERVER__PORT",
     "MICROS__STORE__URL",
     "MICROS__STORE__PASSWORD",
     "MICROS__STORE__MAX_CONNECTIONS",
+    "MICROS__SERVICE__OBJECT_STORE",
+    "MICROS__SERVICE__S3__BUCKET",
     "MICROS__STORE__DATABASE_PREFIX",
     "MICROS__AUTH__TOKEN_SECRET",
 ];
@@ -58,6 +60,17 @@ fn descriptor(service: &ServiceDescriptor, services: &[ServiceDescriptor]) -> an
         service.replicas
     );
     ensure!(service.pool_size >= 1, "pool_size must be at least 1");
+    if let Some(bucket) = service.bucket {
+        ensure!(
+            (3..=63).contains(&bucket.len())
+                && bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !bucket.starts_with('-')
+                && !bucket.ends_with('-'),
+            "bucket `{bucket}` must be 3–63 lowercase letters, digits and `-` (an S3 bucket name)"
+        );
+    }
     for database in service.databases {
         ensure!(
             !database.is_empty()
