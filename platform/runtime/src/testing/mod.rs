@@ -5,10 +5,12 @@
 //! (`postgres://postgres@127.0.0.1:5432`). Each test's databases are dropped afterwards.
 
 mod process;
+mod s3;
 
 use std::{sync::Arc, time::Duration};
 
 pub use process::{REQUIRE_GRPCURL_ENV, ServiceProcess, grpcurl, run_grpcurl};
+pub use s3::{REQUIRE_S3S_ENV, S3Server};
 use secrecy::SecretString;
 use sqlx::{Executor, any::AnyPoolOptions};
 
