@@ -654,6 +654,26 @@ mod tests {
     }
 
     #[test]
+    fn a_service_that_sizes_buffers_learns_its_memory_limit() {
+        let without = file(&render(&[CATALOG]).unwrap(), "base/catalog/deployment.yaml").to_owned();
+        assert!(!without.contains("resourceFieldRef"), "{without}");
+        let manifests = render(&[ServiceDescriptor {
+            memory_limit_setting: Some("MICROS__SERVICE__MEMORY_LIMIT_BYTES"),
+            ..CATALOG
+        }])
+        .unwrap();
+        let deployment = file(&manifests, "base/catalog/deployment.yaml");
+        assert!(
+            deployment.contains("name: MICROS__SERVICE__MEMORY_LIMIT_BYTES"),
+            "{deployment}"
+        );
+        assert!(
+            deployment.contains("resource: limits.memory"),
+            "{deployment}"
+        );
+    }
+
+    #[test]
     fn stale_generated_files_are_removed_and_others_kept() {
         let out = tempfile::tempdir().unwrap();
         render(&[CATALOG, DOCUMENTS])

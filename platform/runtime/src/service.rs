@@ -80,6 +80,9 @@ pub struct ServiceDescriptor {
     /// nothing on a restart; the kind overlay runs an S3-compatible server with the
     /// bucket and points `service.s3.endpoint` at it.
     pub bucket: Option<&'static str>,
+    /// A setting that receives the container's memory limit in bytes (the downward
+    /// API in Kubernetes), for a service that sizes its buffers against it.
+    pub memory_limit_setting: Option<&'static str>,
     /// Settings that must agree with the deployment, by `MICROS__…` key, each taken from
     /// a descriptor fact ([`DeployFact`]): `micros render` writes them into the service's
     /// cluster config and `micros serve` (so `micros up`) applies them under its file
@@ -123,6 +126,7 @@ impl ServiceDescriptor {
         node_port: None,
         service_roles: &[Role::Viewer],
         bucket: None,
+        memory_limit_setting: None,
         deployed_settings: &[],
     };
 

@@ -41,6 +41,7 @@ impl MicrosService for Media {
         databases: &["media"],
         depends_on: &[],
         bucket: Some("micros-media"),
+        memory_limit_setting: Some("MICROS__SERVICE__MEMORY_LIMIT_BYTES"),
         ..ServiceDescriptor::BASE
     };
 
@@ -70,6 +71,7 @@ impl MicrosService for Media {
             max_upload_bytes: settings.max_upload_bytes,
             max_chunk_bytes: usize::try_from(settings.max_chunk_bytes)?,
             download_chunk_bytes: usize::try_from(settings.download_chunk_bytes)?,
+            uploads_in_flight: usize::try_from(settings.uploads_in_flight)?,
         };
         let api = grpc::MediaApi::new(attachments::Attachments::new(
             store::MediaStore::new(lifecycle.clone()),

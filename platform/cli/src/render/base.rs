@@ -177,14 +177,21 @@ fn env_file(config: &BTreeMap<String, String>) -> String {
         .collect()
 }
 
-/// The secrets of a service, each a setting of its own (never spliced into another
-/// value): the token secret, and for a service with databases the store, whose URL the
-/// overlay supplies through [`store_replacements`].
+/// The settings the pod spec supplies: the token secret, the container's memory limit
+/// for a service that sizes buffers by it, and for a service with databases the store,
+/// whose URL the overlay supplies through [`store_replacements`]. A secret is always a
+/// setting of its own, never spliced into another value.
 fn env(service: &ServiceDescriptor) -> Value {
     let mut env = vec![json!({
         "name": "MICROS__AUTH__TOKEN_SECRET",
         "valueFrom": { "secretKeyRef": { "name": AUTH_SECRET, "key": AUTH_SECRET_KEY } },
     })];
+    if let Some(key) = service.memory_limit_setting {
+        env.push(json!({
+            "name": key,
+            "valueFrom": { "resourceFieldRef": { "resource": "limits.memory", "divisor": "1" } },
+        }));
+    }
     if !service.databases.is_empty() {
         env.push(json!({ "name": STORE_URL_ENV, "value": STORE_URL_PLACEHOLDER }));
         env.push(json!({

@@ -112,6 +112,7 @@ fn descriptor(service: &ServiceDescriptor, services: &[ServiceDescriptor]) -> an
         );
         ensure!(
             !MANAGED_KEYS.contains(key)
+                && service.memory_limit_setting != Some(*key)
                 && !key.starts_with("MICROS__CLIENTS__")
                 && !service
                     .deployed_settings

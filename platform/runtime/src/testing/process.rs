@@ -79,6 +79,21 @@ impl ServiceProcess {
         self.addr
     }
 
+    /// The most memory the process has held at once (`VmHWM`, peak resident set), in
+    /// bytes; `None` where `/proc` does not say.
+    pub fn peak_memory(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    }
+
     pub fn signal(&self, signal: Signal) {
         let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("a pid fits i32"));
         nix::sys::signal::kill(pid, signal).expect("signal the service");
