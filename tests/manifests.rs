@@ -6,17 +6,14 @@
 //! The tools are looked up on PATH; a missing one skips these tests with a message,
 //! unless `MICROS_REQUIRE_K8S_TOOLS` is set (as in CI), when it fails them.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+mod kube;
 
+use std::process::Command;
+
+use kube::{describe, k8s, kubectl, kustomize, objects, tool};
 use serde_json::Value;
 
 const MICROS: &str = env!("CARGO_BIN_EXE_micros");
-
-/// Set in CI: a missing kubectl or kubernetes-validate fails these tests.
-const REQUIRE_ENV: &str = "MICROS_REQUIRE_K8S_TOOLS";
 
 /// The Kubernetes versions the manifests must be valid for: the oldest and the newest
 /// minor still supported upstream when this was written.
@@ -24,60 +21,6 @@ const KUBERNETES_VERSIONS: [&str; 2] = ["1.35.0", "1.37.0"];
 
 /// The micros user from the Dockerfile.
 const MICROS_USER: u64 = 10001;
-
-fn k8s() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../k8s")
-}
-
-/// `name` on PATH, or `None` (the caller skips) unless [`REQUIRE_ENV`] is set, in which
-/// case a missing tool is a failure.
-fn tool(name: &str, install: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os(REQUIRE_ENV).is_none(),
-            "{name} is not on PATH but {REQUIRE_ENV} is set: {install}"
-        );
-        eprintln!("skipped: {name} is not on PATH ({install})");
-    }
-    found
-}
-
-fn kubectl() -> Option<PathBuf> {
-    tool("kubectl", "install kubectl v1.27 or later")
-}
-
-/// `kubectl kustomize k8s/<tree>`: the YAML that `kubectl apply -k` would send.
-fn kustomize(kubectl: &Path, tree: &str) -> String {
-    let output = Command::new(kubectl)
-        .arg("kustomize")
-        .arg(k8s().join(tree))
-        .output()
-        .expect("run kubectl kustomize");
-    assert!(
-        output.status.success(),
-        "kubectl kustomize k8s/{tree} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("kustomize writes UTF-8")
-}
-
-fn objects(yaml: &str) -> Vec<Value> {
-    serde_saphyr::from_multiple::<Value>(yaml).expect("kustomize output is YAML")
-}
-
-fn describe(object: &Value) -> String {
-    let field = |value: &Value| value.as_str().unwrap_or("?").to_owned();
-    format!(
-        "{} {}",
-        field(&object["kind"]),
-        field(&object["metadata"]["name"])
-    )
-}
 
 #[test]
 fn the_kind_overlay_builds_and_passes_schema_validation() {
