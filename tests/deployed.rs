@@ -2,7 +2,7 @@
 //! are taken from `kubectl kustomize k8s/overlays/kind`, each service starts as
 //! `micros serve <service>` with exactly that environment (secrets and the downward API
 //! resolved from the built objects; only what names a place is rewritten: listen on
-//! loopback on a free port, cluster hosts to where their stand-ins run, the store to the
+//! loopback on free ports (gRPC and metrics), cluster hosts to where their stand-ins run, the store to the
 //! test PostgreSQL with databases of its own, MinIO to `s3s-fs`), every service reaches
 //! SERVING, and one orchestrator call (planning a site deletion, which describes the site
 //! in every service) crosses all of them.
@@ -207,6 +207,9 @@ fn every_service_runs_with_its_kind_configuration() {
         assert_eq!(env["MICROS__SERVER__HOST"], "0.0.0.0", "{}", service.name);
         env.insert("MICROS__SERVER__HOST".to_owned(), "127.0.0.1".to_owned());
         env.insert("MICROS__SERVER__PORT".to_owned(), "0".to_owned());
+        if env.contains_key("MICROS__TELEMETRY__METRICS_PORT") {
+            env.insert("MICROS__TELEMETRY__METRICS_PORT".to_owned(), "0".to_owned());
+        }
         if env.contains_key("MICROS__STORE__URL") {
             env.insert("MICROS__STORE__URL".to_owned(), store.config.url.clone());
             env.insert(

@@ -62,6 +62,14 @@ fn catalog_through_grpcurl() {
         "{described}"
     );
 
+    for listed_service in listed.lines().filter(|line| !line.is_empty()) {
+        let (ok, described) = grpcurl.run(&[addr, "describe", listed_service]);
+        assert!(
+            ok && described.contains(&format!("{listed_service} is a service")),
+            "every listed service can be described; {listed_service}:\n{described}"
+        );
+    }
+
     let (ok, health) = grpcurl.run(&[addr, "grpc.health.v1.Health/Check"]);
     assert!(ok && health.contains("\"SERVING\""), "{health}");
 

@@ -140,8 +140,8 @@ fn every_container_is_limited_and_unprivileged() {
     }
 }
 
-/// `(name, port)` for every service `micros services` lists.
-fn linked_services() -> Vec<(String, u64)> {
+/// `(name, port, metrics port)` for every service `micros services` lists.
+fn linked_services() -> Vec<(String, u64, u64)> {
     let output = Command::new(MICROS)
         .arg("services")
         .output()
@@ -152,7 +152,12 @@ fn linked_services() -> Vec<(String, u64)> {
         .map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
             assert_eq!(fields.get(1), Some(&"port"), "unexpected line: {line}");
-            (fields[0].to_owned(), fields[2].parse().expect("a port"))
+            assert_eq!(fields.get(3), Some(&"metrics"), "unexpected line: {line}");
+            (
+                fields[0].to_owned(),
+                fields[2].parse().expect("a port"),
+                fields[4].parse().expect("a metrics port"),
+            )
         })
         .collect()
 }
@@ -169,7 +174,7 @@ fn every_service_is_probed_over_grpc_on_its_port() {
             .find(|object| object["kind"] == kind && object["metadata"]["name"] == name)
             .unwrap_or_else(|| panic!("k8s/overlays/kind has no {kind} {name}"))
     };
-    for (name, port) in services {
+    for (name, port, _) in services {
         let deployment = find("Deployment", &name);
         let pod = &deployment["spec"]["template"]["spec"];
         let container = &pod["containers"][0];
@@ -643,5 +648,52 @@ fn media_keeps_blobs_in_a_persistent_object_store() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn every_service_is_scraped_on_its_metrics_port_and_alert_rules_ship() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = objects(&kustomize(&kubectl, "overlays/kind"));
+    let find = |kind: &str, name: &str| {
+        objects
+            .iter()
+            .find(|object| object["kind"] == kind && object["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("k8s/overlays/kind has no {kind} {name}"))
+    };
+    for (name, _, metrics_port) in linked_services() {
+        let template = &find("Deployment", &name)["spec"]["template"];
+        let annotations = &template["metadata"]["annotations"];
+        assert_eq!(annotations["prometheus.io/scrape"], "true", "{name}");
+        assert_eq!(
+            annotations["prometheus.io/port"],
+            metrics_port.to_string(),
+            "{name}"
+        );
+        assert_eq!(annotations["prometheus.io/path"], "/metrics", "{name}");
+        let container = &template["spec"]["containers"][0];
+        let metrics = container["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|port| port["name"] == "metrics")
+            .unwrap_or_else(|| panic!("{name} names no metrics port"));
+        assert_eq!(metrics["containerPort"], metrics_port, "{name}");
+        let config = find(
+            "ConfigMap",
+            container["envFrom"][0]["configMapRef"]["name"]
+                .as_str()
+                .unwrap(),
+        );
+        assert_eq!(
+            config["data"]["MICROS__TELEMETRY__METRICS_PORT"],
+            metrics_port.to_string(),
+            "{name} must serve metrics where it is scraped"
+        );
+    }
+    let rules = find("ConfigMap", "micros-alert-rules");
+    let text = rules["data"]["alert-rules.yaml"].as_str().unwrap();
+    for alert in ["MicrosSiteDeletionSpike", "MicrosOperationHalted"] {
+        assert!(text.contains(&format!("alert: {alert}")), "{text}");
     }
 }

@@ -5,6 +5,8 @@
 // Each suite test is its own crate and uses only part of this module.
 #![allow(dead_code)]
 
+pub mod otlp;
+
 use std::{collections::BTreeMap, time::Duration};
 
 use micros_catalog::{Catalog, CatalogSettings};

@@ -126,6 +126,7 @@ enum ContactsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let output = cli.connection.output();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -193,9 +194,10 @@ fn main() -> ExitCode {
             Command::Services => {
                 for ServiceEntry { descriptor, .. } in registry::all() {
                     println!(
-                        "{:<14} port {:<6} databases {}",
+                        "{:<14} port {:<6} metrics {:<6} databases {}",
                         descriptor.name,
                         descriptor.port,
+                        descriptor.metrics_port,
                         descriptor.databases.join(", ")
                     );
                 }
@@ -207,7 +209,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("micros: {error:#}");
+            match output {
+                ops::Output::Json => eprintln!("{}", ops::error_json(&error)),
+                ops::Output::Text => eprintln!("micros: {error:#}"),
+            }
             match error.downcast_ref::<ops::Failure>() {
                 Some(failure) => ExitCode::from(failure.code),
                 None => ExitCode::FAILURE,

@@ -3,11 +3,17 @@
 //!
 //! Exit codes scripts can rely on: 0 done; 1 other failure; 2 usage; 3 refused (a plan
 //! with errors, a failed precondition, an operation that halted or was aborted);
-//! 4 not found; 5 unauthenticated or not permitted; 6 a service unavailable.
+//! 4 not found; 5 unauthenticated or not permitted; 6 a service unavailable. With
+//! `--output json` a failure is also a JSON object on stderr ([`error_json`]).
+//!
+//! Watching survives an orchestrator restart: the operation goes on in the orchestrator
+//! (its state is durable), so `watch` reconnects with backoff for `--reconnect-for` and
+//! follows it to the end.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context;
@@ -16,6 +22,7 @@ use micros_platform::{
     auth::{Authenticator, Role},
     client::{self, ServiceChannel},
     config::ClientConfig,
+    metrics::code_name,
 };
 use micros_proto::orchestrator::v1::{
     self as pb, orchestrator_service_client::OrchestratorServiceClient,
@@ -25,11 +32,17 @@ use serde_json::json;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-/// A failure with the exit code it maps to.
+/// A failure with the exit code it maps to, and what `--output json` reports of it.
 #[derive(Debug)]
 pub struct Failure {
     pub code: u8,
     pub message: String,
+    /// The gRPC status code's name (`FAILED_PRECONDITION`); for a refusal made here, the
+    /// code a service would have answered.
+    pub status: &'static str,
+    /// The `ErrorInfo` reason (`PLAN_FINGERPRINT_MISMATCH`), or this command's own.
+    pub reason: String,
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl std::fmt::Display for Failure {
@@ -43,11 +56,47 @@ impl std::error::Error for Failure {}
 pub const REFUSED: u8 = 3;
 
 fn refused(message: String) -> anyhow::Error {
+    refused_with("REFUSED", message, [])
+}
+
+fn refused_with<const N: usize>(
+    reason: &str,
+    message: String,
+    metadata: [(&str, String); N],
+) -> anyhow::Error {
     Failure {
         code: REFUSED,
         message,
+        status: code_name(Code::FailedPrecondition),
+        reason: reason.to_owned(),
+        metadata: metadata
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value))
+            .collect(),
     }
     .into()
+}
+
+/// A failure as `--output json` prints it: `{"error": {"code", "exit_code", "reason",
+/// "message", "metadata"}}`; an error this command made itself (a file it cannot read)
+/// is `UNKNOWN` with reason `CLIENT_ERROR`.
+pub fn error_json(error: &anyhow::Error) -> serde_json::Value {
+    match error.downcast_ref::<Failure>() {
+        Some(failure) => json!({"error": {
+            "code": failure.status,
+            "exit_code": failure.code,
+            "reason": failure.reason,
+            "message": failure.message,
+            "metadata": failure.metadata,
+        }}),
+        None => json!({"error": {
+            "code": code_name(Code::Unknown),
+            "exit_code": 1,
+            "reason": "CLIENT_ERROR",
+            "message": format!("{error:#}"),
+            "metadata": {},
+        }}),
+    }
 }
 
 /// A gRPC refusal as an operator reads it, with the exit code its code maps to.
@@ -64,15 +113,24 @@ fn from_status(status: tonic::Status) -> anyhow::Error {
         _ => 1,
     };
     let mut message = format!("{:?}: {}", status.code(), status.message());
-    if let Some(info) = status.get_details_error_info() {
-        message.push_str(&format!(" [{}]", info.reason));
-        let mut metadata: Vec<_> = info.metadata.into_iter().collect();
-        metadata.sort();
-        for (key, value) in metadata {
-            message.push_str(&format!(" {key}={value}"));
-        }
+    let (reason, metadata) = match status.get_details_error_info() {
+        Some(info) => (info.reason, info.metadata.into_iter().collect()),
+        None => (String::new(), BTreeMap::new()),
+    };
+    if !reason.is_empty() {
+        message.push_str(&format!(" [{reason}]"));
     }
-    Failure { code, message }.into()
+    for (key, value) in &metadata {
+        message.push_str(&format!(" {key}={value}"));
+    }
+    Failure {
+        code,
+        message,
+        status: code_name(status.code()),
+        reason,
+        metadata,
+    }
+    .into()
 }
 
 #[derive(clap::Args)]
@@ -98,6 +156,10 @@ pub struct Connection {
     /// `text` for people, `json` for scripts.
     #[arg(long, value_enum, default_value = "text", global = true)]
     output: Output,
+    /// How long `watch` (and `apply --watch`) keeps reconnecting to an orchestrator it
+    /// lost (a restart) before it gives up with exit code 6.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, global = true)]
+    reconnect_for: Duration,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -158,6 +220,10 @@ pub struct PlanArgs {
 }
 
 impl Connection {
+    pub fn output(&self) -> Output {
+        self.output
+    }
+
     fn token(&self) -> anyhow::Result<SecretString> {
         if let Some(token) = &self.token {
             return Ok(SecretString::from(token.clone()));
@@ -293,7 +359,7 @@ fn operation_json(operation: &pb::Operation) -> serde_json::Value {
         "operation_id": operation.operation_id, "plan_id": operation.plan_id,
         "state": operation.state().as_str_name(), "targets_total": operation.targets_total,
         "targets_done": operation.targets_done, "targets_failed": operation.targets_failed,
-        "percent_done": operation.percent_done, "eta_seconds": operation.eta_seconds,
+        "percent_done": operation.percent_done, "eta_seconds": known_eta(operation),
         "wave": operation.wave, "waves": operation.waves, "halt_reason": operation.halt_reason,
         "failures": operation.failures,
         "steps": operation.steps.iter().map(|step| json!({"step": step.step, "done": step.done, "total": step.total})).collect::<Vec<_>>(),
@@ -321,25 +387,67 @@ fn operation_text(operation: &pb::Operation) -> String {
     text
 }
 
+/// The orchestrator's ETA, once it means something: while the operation runs, some
+/// targets are done and some are left (before the first target is done it is 0, not an
+/// estimate).
+fn known_eta(operation: &pb::Operation) -> Option<f64> {
+    let running = operation.state() == pb::OperationState::Running;
+    let done = operation.targets_done;
+    (running && done > 0 && done < operation.targets_total).then_some(operation.eta_seconds)
+}
+
+fn state_name(operation: &pb::Operation) -> String {
+    operation
+        .state()
+        .as_str_name()
+        .trim_start_matches("OPERATION_STATE_")
+        .to_lowercase()
+}
+
+/// The live line of `watch`: `12/40 targets (30%), running, wave 2/5, eta 1m 4s`.
+fn live_line(operation: &pb::Operation) -> String {
+    let mut line = format!(
+        "{}/{} targets ({:.0}%), {}, wave {}/{}",
+        operation.targets_done,
+        operation.targets_total,
+        operation.percent_done,
+        state_name(operation),
+        operation.wave,
+        operation.waves
+    );
+    if let Some(eta) = known_eta(operation) {
+        let eta = Duration::from_secs(eta.max(0.0).round() as u64);
+        line.push_str(&format!(", eta {}", humantime::format_duration(eta)));
+    }
+    line
+}
+
 /// The exit status an operation's final state maps to.
 fn finished(operation: &pb::Operation) -> anyhow::Result<()> {
     match operation.state() {
         pb::OperationState::Succeeded
         | pb::OperationState::Running
         | pb::OperationState::Paused => Ok(()),
-        state => Err(refused(format!(
-            "operation {} is {}{}",
-            operation.operation_id,
-            state
-                .as_str_name()
-                .trim_start_matches("OPERATION_STATE_")
-                .to_lowercase(),
-            if operation.halt_reason.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", operation.halt_reason)
-            }
-        ))),
+        state => Err(refused_with(
+            &format!("OPERATION_{}", state_name(operation).to_uppercase()),
+            format!(
+                "operation {} is {}{}",
+                operation.operation_id,
+                state
+                    .as_str_name()
+                    .trim_start_matches("OPERATION_STATE_")
+                    .to_lowercase(),
+                if operation.halt_reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", operation.halt_reason)
+                }
+            ),
+            [
+                ("operation_id", operation.operation_id.clone()),
+                ("halt_reason", operation.halt_reason.clone()),
+            ],
+        )),
     }
 }
 
@@ -378,13 +486,22 @@ pub async fn plan(connection: &Connection, args: PlanArgs) -> anyhow::Result<()>
         .into_inner();
     connection.print(plan_json(&plan), || plan_text(&plan));
     if let Some(first) = plan.errors.first() {
-        return Err(refused(format!(
-            "the plan has {} errors and cannot be applied; first bad input `{}`: {} ({})",
-            plan.errors.len(),
-            first.input,
-            first.message,
-            first.reason
-        )));
+        return Err(refused_with(
+            "PLAN_HAS_ERRORS",
+            format!(
+                "the plan has {} errors and cannot be applied; first bad input `{}`: {} ({})",
+                plan.errors.len(),
+                first.input,
+                first.message,
+                first.reason
+            ),
+            [
+                ("plan_id", plan.plan_id.clone()),
+                ("errors", plan.errors.len().to_string()),
+                ("first_input", first.input.clone()),
+                ("first_reason", first.reason.clone()),
+            ],
+        ));
     }
     Ok(())
 }
@@ -425,6 +542,18 @@ pub async fn apply(
         .map_err(from_status)?
         .into_inner();
     if watch_it {
+        // The ID first: if this terminal goes away, the operation goes on and can be
+        // followed again with `micros watch`.
+        match connection.output {
+            Output::Json => println!(
+                "{}",
+                serde_json::to_string(&operation_json(&operation)).unwrap_or_default()
+            ),
+            Output::Text => println!(
+                "operation {id} started; follow it again with: micros watch {id}",
+                id = operation.operation_id
+            ),
+        }
         return watch(connection, operation.operation_id).await;
     }
     connection.print(operation_json(&operation), || operation_text(&operation));
@@ -432,48 +561,76 @@ pub async fn apply(
 }
 
 /// Streams progress; a bar on a terminal in text mode, one JSON object per update in
-/// JSON mode.
+/// JSON mode. A lost connection (the orchestrator restarting) is retried with backoff
+/// for `--reconnect-for`; the operation's final state gives the exit code.
 pub async fn watch(connection: &Connection, operation_id: String) -> anyhow::Result<()> {
-    let mut stream = connection
-        .client()?
-        .watch_operation(pb::WatchOperationRequest { operation_id })
-        .await
-        .map_err(from_status)?
-        .into_inner();
+    let mut client = connection.client()?;
     let bar = (connection.output == Output::Text).then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {msg} [{bar:30}] {pos}/{len} targets, eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{spinner} [{bar:30}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
         );
         bar
     });
     let mut last = None;
-    while let Some(update) = stream.message().await.map_err(from_status)? {
-        match &bar {
-            Some(bar) => {
-                bar.set_length(u64::try_from(update.targets_total).unwrap_or_default());
-                bar.set_position(u64::try_from(update.targets_done).unwrap_or_default());
-                bar.set_message(format!(
-                    "{} wave {}/{}",
-                    update
-                        .state()
-                        .as_str_name()
-                        .trim_start_matches("OPERATION_STATE_")
-                        .to_lowercase(),
-                    update.wave,
-                    update.waves
-                ));
+    let mut lost: Option<(Instant, Duration)> = None;
+    loop {
+        let followed = follow(
+            &mut client,
+            &operation_id,
+            bar.as_ref(),
+            &mut last,
+            &mut lost,
+        )
+        .await;
+        match followed {
+            Ok(()) => break,
+            Err(status) if connection_lost(&status) => {
+                let (since, backoff) = *lost.get_or_insert((Instant::now(), RECONNECT_FIRST));
+                if since.elapsed() >= connection.reconnect_for {
+                    if let Some(bar) = &bar {
+                        bar.abandon();
+                    }
+                    return Err(Failure {
+                        code: 6,
+                        message: format!(
+                            "lost the orchestrator ({}) and could not reconnect within {}; \
+                             operation {operation_id} goes on: micros watch {operation_id}",
+                            status.message(),
+                            humantime::format_duration(connection.reconnect_for)
+                        ),
+                        status: code_name(Code::Unavailable),
+                        reason: "ORCHESTRATOR_UNREACHABLE".to_owned(),
+                        metadata: BTreeMap::from([
+                            ("operation_id".to_owned(), operation_id.clone()),
+                            ("last_error".to_owned(), status.message().to_owned()),
+                        ]),
+                    }
+                    .into());
+                }
+                let notice = format!(
+                    "micros: lost the orchestrator ({}); reconnecting in {}",
+                    status.message(),
+                    humantime::format_duration(backoff)
+                );
+                match &bar {
+                    Some(bar) => bar.suspend(|| eprintln!("{notice}")),
+                    None => eprintln!(
+                        "{}",
+                        json!({"reconnecting": {
+                            "operation_id": operation_id,
+                            "last_error": status.message(),
+                            "retry_in_ms": backoff.as_millis(),
+                        }})
+                    ),
+                }
+                tokio::time::sleep(backoff).await;
+                lost = Some((since, (backoff * 2).min(RECONNECT_MAX)));
             }
-            None => println!(
-                "{}",
-                serde_json::to_string(&operation_json(&update)).unwrap_or_default()
-            ),
+            Err(status) => return Err(from_status(status)),
         }
-        last = Some(update);
     }
     let last = last.context("the orchestrator sent no progress")?;
     if let Some(bar) = bar {
@@ -481,6 +638,53 @@ pub async fn watch(connection: &Connection, operation_id: String) -> anyhow::Res
         println!("{}", operation_text(&last));
     }
     finished(&last)
+}
+
+const RECONNECT_FIRST: Duration = Duration::from_millis(200);
+const WATCH_DEADLINE: Duration = Duration::from_secs(24 * 3600);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// Follows one stream of updates until it ends; any update clears `lost`.
+async fn follow(
+    client: &mut OrchestratorServiceClient<ServiceChannel>,
+    operation_id: &str,
+    bar: Option<&ProgressBar>,
+    last: &mut Option<pb::Operation>,
+    lost: &mut Option<(Instant, Duration)>,
+) -> Result<(), tonic::Status> {
+    let mut request = tonic::Request::new(pb::WatchOperationRequest {
+        operation_id: operation_id.to_owned(),
+    });
+    // A restore may take longer than any single call's deadline.
+    request.set_timeout(WATCH_DEADLINE);
+    let mut stream = client.watch_operation(request).await?.into_inner();
+    while let Some(update) = stream.message().await? {
+        *lost = None;
+        match bar {
+            Some(bar) => {
+                bar.set_length(u64::try_from(update.targets_total).unwrap_or_default());
+                bar.set_position(u64::try_from(update.targets_done).unwrap_or_default());
+                bar.set_message(live_line(&update));
+            }
+            None => println!(
+                "{}",
+                serde_json::to_string(&operation_json(&update)).unwrap_or_default()
+            ),
+        }
+        *last = Some(update);
+    }
+    Ok(())
+}
+
+/// Whether a failed watch lost the connection (the orchestrator went away or restarts)
+/// rather than being refused: transport failures reach the client as UNAVAILABLE, or as
+/// an HTTP/2 error tonic reports as UNKNOWN or INTERNAL ("h2 protocol error").
+fn connection_lost(status: &tonic::Status) -> bool {
+    match status.code() {
+        Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded | Code::Unknown => true,
+        Code::Internal => status.message().starts_with("h2 protocol error"),
+        _ => false,
+    }
 }
 
 pub async fn control(
@@ -627,4 +831,72 @@ pub async fn contacts(connection: &Connection, email: String) -> anyhow::Result<
         },
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn operation(done: i32, total: i32, state: pb::OperationState) -> pb::Operation {
+        pb::Operation {
+            operation_id: "op_1".to_owned(),
+            state: state as i32,
+            targets_total: total,
+            targets_done: done,
+            wave: 2,
+            waves: 5,
+            percent_done: f64::from(done) * 100.0 / f64::from(total),
+            eta_seconds: if done == 0 { 0.0 } else { 64.0 },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_live_line_shows_percent_and_an_eta_only_once_known() {
+        let starting = operation(0, 40, pb::OperationState::Running);
+        assert_eq!(live_line(&starting), "0/40 targets (0%), running, wave 2/5");
+        let going = operation(12, 40, pb::OperationState::Running);
+        assert_eq!(
+            live_line(&going),
+            "12/40 targets (30%), running, wave 2/5, eta 1m 4s"
+        );
+        let halted = operation(12, 40, pb::OperationState::Halted);
+        assert_eq!(known_eta(&halted), None);
+        assert_eq!(
+            operation_json(&starting)["eta_seconds"],
+            serde_json::Value::Null
+        );
+        assert_eq!(operation_json(&going)["eta_seconds"], 64.0);
+    }
+
+    #[test]
+    fn transport_failures_are_reconnected_and_refusals_are_not() {
+        assert!(connection_lost(&tonic::Status::unknown(
+            "h2 protocol error: error reading a body from connection"
+        )));
+        assert!(connection_lost(&tonic::Status::unavailable(
+            "tcp connect error"
+        )));
+        assert!(!connection_lost(&tonic::Status::not_found("no operation")));
+        assert!(!connection_lost(&tonic::Status::internal("database")));
+    }
+
+    #[test]
+    fn json_errors_carry_code_reason_and_metadata() {
+        let error = refused_with(
+            "PLAN_HAS_ERRORS",
+            "the plan has 1 error".to_owned(),
+            [("plan_id", "pln_1".to_owned())],
+        );
+        assert_eq!(
+            error_json(&error),
+            json!({"error": {
+                "code": "FAILED_PRECONDITION", "exit_code": 3, "reason": "PLAN_HAS_ERRORS",
+                "message": "the plan has 1 error", "metadata": {"plan_id": "pln_1"},
+            }})
+        );
+        let local = error_json(&anyhow::anyhow!("cannot read ids.txt"));
+        assert_eq!(local["error"]["reason"], "CLIENT_ERROR");
+        assert_eq!(local["error"]["exit_code"], 1);
+    }
 }

@@ -11,6 +11,7 @@
 mod base;
 mod kind;
 mod minio;
+mod monitoring;
 mod postgres;
 mod validate;
 
@@ -248,6 +249,7 @@ mod tests {
     const CATALOG: ServiceDescriptor = ServiceDescriptor {
         name: "catalog",
         port: 50051,
+        metrics_port: 51051,
         databases: &["catalog"],
         depends_on: &[],
         ..ServiceDescriptor::BASE
@@ -256,6 +258,7 @@ mod tests {
     const DOCUMENTS: ServiceDescriptor = ServiceDescriptor {
         name: "product-data",
         port: 50055,
+        metrics_port: 51055,
         databases: &["documents"],
         depends_on: &["catalog"],
         shards: 4,
@@ -530,6 +533,13 @@ mod tests {
                     ..CATALOG
                 },
                 "shard count of `billing`",
+            ),
+            (
+                ServiceDescriptor {
+                    metrics_port: 50051,
+                    ..CATALOG
+                },
+                "metrics port",
             ),
         ];
         for (descriptor, expected) in cases {

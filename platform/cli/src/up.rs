@@ -1,8 +1,8 @@
 //! `micros up`: every service as a supervised child process of this one, on 127.0.0.1,
-//! with SQLite under a data directory.
+//! with SQLite under a data directory, or on a PostgreSQL server (`--store-url`).
 //!
 //! Children start in dependency order, each told where its dependencies listen; each
-//! reports readiness by writing its bound address to a file. A child that dies is
+//! reports readiness by writing its bound addresses (gRPC, metrics) to a file. A child that dies is
 //! restarted on the same port (a few times, with backoff). Ctrl-C or SIGTERM sends
 //! SIGTERM to every child, waits for their drain, and exits 0.
 
@@ -35,12 +35,19 @@ pub struct UpArgs {
     #[arg(long, default_value = ".micros")]
     data_dir: PathBuf,
     /// The first service's port; the others follow in order. 0 picks free ports.
+    /// Metrics ports move with them: each keeps its descriptor's distance from the gRPC
+    /// port (51051 for the catalog's 50051).
     #[arg(long, default_value_t = 50051)]
     base_port: u16,
     /// A TOML config file every service reads (service-specific keys under [service]
     /// apply to each service, so keep it to shared sections).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Where every service stores: `postgres://user@host:port` (a database per service
+    /// database, created if missing) or `sqlite://<dir>`; SQLite under
+    /// `<data-dir>/data` when unset.
+    #[arg(long, env = "MICROS__STORE__URL")]
+    store_url: Option<String>,
 }
 
 /// How long a child may take to become ready.
@@ -54,6 +61,7 @@ const RESTART_WINDOW: Duration = Duration::from_secs(60);
 struct Running {
     entry: ServiceEntry,
     addr: String,
+    metrics_addr: String,
     child: Child,
     restarts: Vec<Instant>,
 }
@@ -61,6 +69,7 @@ struct Running {
 struct Launch<'a> {
     exe: PathBuf,
     data_dir: &'a Path,
+    store_url: String,
     config: Option<&'a Path>,
     secret: &'a SecretString,
     authenticator: &'a Authenticator,
@@ -72,9 +81,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let secret = load_or_create_secret(&data_dir)?;
     let authenticator = Authenticator::from_secret(&secret, "micros");
+    let store_url = match args.store_url.filter(|url| !url.is_empty()) {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("sqlite://") => url,
+        Some(url) => bail!("--store-url `{url}` must start with postgres:// or sqlite://"),
+        None => format!("sqlite://{}", data_dir.join("data").display()),
+    };
     let launch = Launch {
         exe: std::env::current_exe().context("cannot find the micros executable")?,
         data_dir: &data_dir,
+        store_url,
         config: args.config.as_deref(),
         secret: &secret,
         authenticator: &authenticator,
@@ -92,8 +107,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 .checked_add(u16::try_from(index)?)
                 .context("--base-port leaves no room for every service")?
         };
+        let metrics_port = metrics_port(&entry, port)?;
         let started = tokio::select! {
-            started = start(&launch, entry, port, &running) => started,
+            started = start(&launch, entry, (port, metrics_port), &running) => started,
             _ = terminate.recv() => Err(anyhow::anyhow!("SIGTERM during start-up")),
             _ = interrupt.recv() => Err(anyhow::anyhow!("interrupted during start-up")),
         };
@@ -135,22 +151,40 @@ async fn supervise(
                     bail!("{name} exited {MAX_RESTARTS} times within {RESTART_WINDOW:?}; giving up");
                 }
                 tokio::time::sleep(Duration::from_millis(250 << service.restarts.len())).await;
-                let port: u16 = service
-                    .addr
-                    .rsplit(':')
-                    .next()
-                    .and_then(|port| port.parse().ok())
-                    .context("a child reported an address without a port")?;
+                let ports = (port_of(&service.addr)?, port_of(&service.metrics_addr)?);
                 let entry = service.entry;
                 let mut restarts = std::mem::take(&mut service.restarts);
                 restarts.push(now);
                 let (before, after) = running.split_at_mut(index);
-                let mut restarted = start(launch, entry, port, before).await?;
+                let mut restarted = start(launch, entry, ports, before).await?;
                 restarted.restarts = restarts;
                 after[0] = restarted;
             }
         }
     }
+}
+
+fn port_of(addr: &str) -> anyhow::Result<u16> {
+    addr.rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .context("a child reported an address without a port")
+}
+
+/// The metrics port of a service whose gRPC port is `port`: as far from it as in the
+/// descriptor, or free (0) when the gRPC port is.
+fn metrics_port(entry: &ServiceEntry, port: u16) -> anyhow::Result<u16> {
+    if port == 0 {
+        return Ok(0);
+    }
+    let descriptor = entry.descriptor;
+    let shifted = i32::from(port) + i32::from(descriptor.metrics_port) - i32::from(descriptor.port);
+    u16::try_from(shifted).with_context(|| {
+        format!(
+            "{}'s metrics port would be {shifted}: choose another --base-port",
+            descriptor.name
+        )
+    })
 }
 
 /// Waits for the first child to exit and says which, with its exit status.
@@ -171,7 +205,7 @@ async fn first_exit(running: &mut [Running]) -> (usize, String) {
 async fn start(
     launch: &Launch<'_>,
     entry: ServiceEntry,
-    port: u16,
+    (port, metrics_port): (u16, u16),
     started: &[Running],
 ) -> anyhow::Result<Running> {
     let name = entry.descriptor.name;
@@ -185,10 +219,8 @@ async fn start(
         .arg("--ready-file")
         .arg(&ready_file)
         .env("MICROS__SERVER__PORT", port.to_string())
-        .env(
-            "MICROS__STORE__URL",
-            format!("sqlite://{}", launch.data_dir.join("data").display()),
-        )
+        .env("MICROS__TELEMETRY__METRICS_PORT", metrics_port.to_string())
+        .env("MICROS__STORE__URL", &launch.store_url)
         .env("MICROS__AUTH__TOKEN_SECRET", launch.secret.expose_secret())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -196,6 +228,11 @@ async fn start(
         .kill_on_drop(true);
     if let Some(config) = launch.config {
         command.arg("--config").arg(config);
+    }
+    // Media keeps attachment bytes in a directory, beside the SQLite files by default;
+    // a PostgreSQL store has no directory, so it gets one in the data directory.
+    if name == "media" && !launch.store_url.starts_with("sqlite://") {
+        command.env("MICROS__SERVICE__BLOB_DIR", launch.data_dir.join("blobs"));
     }
     for dependency in entry.descriptor.depends_on {
         let addr = started
@@ -224,10 +261,13 @@ async fn start(
 
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
-        if let Ok(addr) = std::fs::read_to_string(&ready_file) {
+        if let Ok(ready) = std::fs::read_to_string(&ready_file)
+            && let Some((addr, metrics_addr)) = ready.split_once('\n')
+        {
             return Ok(Running {
                 entry,
-                addr: addr.trim().to_owned(),
+                addr: addr.to_owned(),
+                metrics_addr: metrics_addr.trim().to_owned(),
                 child,
                 restarts: Vec::new(),
             });
@@ -285,25 +325,50 @@ fn print_banner(launch: &Launch<'_>, running: &[Running]) -> anyhow::Result<()> 
     let demo = format!("demo-{}", demo_suffix());
     let services: String = running
         .iter()
-        .map(|service| format!("  {:<14} {}\n", service.entry.descriptor.name, service.addr))
+        .map(|service| {
+            format!(
+                "  {:<14} {:<21} metrics http://{}/metrics\n",
+                service.entry.descriptor.name, service.addr, service.metrics_addr
+            )
+        })
         .collect();
+    let catalog_metrics = running
+        .iter()
+        .find(|service| service.entry.descriptor.name == "catalog")
+        .map_or("127.0.0.1:51051", |service| service.metrics_addr.as_str());
     let bearer = format!("-H 'authorization: Bearer {token}'");
     let create =
         format!(r#"'{{"name": "Demo", "url": "{demo}.example.com", "region": "us-east"}}'"#);
     let banner = format!(
-        "Micros is up. Data: {data} (SQLite). Ctrl-C stops every service.\n\n\
+        "Micros is up. Store: {store}. Ctrl-C stops every service.\n\n\
          {services}\n\
          Development token (principal dev; roles viewer, admin, operator, approver; 30 days):\n\
          \x20 export MICROS_TOKEN={token}\n\n\
+         Metrics (Prometheus text; calls by method and status, lifecycle counters):\n\
+         \x20 curl -s http://{catalog_metrics}/metrics | grep -E '^(rpc_server|micros_)'\n\n\
          Try:\n\
          \x20 grpcurl -plaintext {catalog} list\n\
          \x20 grpcurl -plaintext {bearer} -d {create} {catalog} micros.catalog.v1.CatalogService/CreateSite\n\
          \x20 grpcurl -plaintext {bearer} -d '{{}}' {catalog} micros.catalog.v1.CatalogService/ListSites\n\n",
-        data = launch.data_dir.display(),
+        store = store_description(&launch.store_url),
     );
     // A closed stdout (the reader went away) must not take the services down with it.
     let _ = std::io::stdout().write_all(banner.as_bytes());
     Ok(())
+}
+
+/// The store as the banner shows it: the server or directory, never a password.
+fn store_description(url: &str) -> String {
+    match url.strip_prefix("postgres://") {
+        Some(rest) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("PostgreSQL at {host}")
+        }
+        None => format!(
+            "SQLite under {}",
+            url.strip_prefix("sqlite://").unwrap_or(url)
+        ),
+    }
 }
 
 /// Six hex digits, so the printed example creates a site whose URL is new each run.

@@ -1,6 +1,7 @@
 //! Calling another Micros service: by name from `clients.<name>` in config, with the
 //! caller's credentials, a default deadline sent as `grpc-timeout`, W3C trace context,
-//! and [`retry_idempotent`] for calls that are safe to repeat.
+//! call metrics ([`RpcMetricsLayer::client`]), and [`retry_idempotent`] for calls that
+//! are safe to repeat.
 
 use std::{collections::BTreeMap, future::Future, str::FromStr, time::Duration};
 
@@ -15,11 +16,14 @@ use tonic::{
 use tonic_tracing_opentelemetry::middleware::client::{OtelGrpcLayer, OtelGrpcService};
 use tower::{Layer, util::MapErr};
 
-use crate::config::ClientConfig;
+use crate::{
+    config::ClientConfig,
+    metrics::{RpcMetrics, RpcMetricsLayer},
+};
 
 /// The channel type every generated client is built on.
 pub type ServiceChannel = InterceptedService<
-    MapErr<OtelGrpcService<Channel>, fn(tonic::transport::Error) -> Status>,
+    MapErr<OtelGrpcService<RpcMetrics<Channel>>, fn(tonic::transport::Error) -> Status>,
     Credentials,
 >;
 
@@ -126,7 +130,7 @@ pub fn connect(
         .transpose()?;
     Ok(InterceptedService::new(
         MapErr::new(
-            OtelGrpcLayer.layer(channel),
+            OtelGrpcLayer.layer(RpcMetricsLayer::client(service).layer(channel)),
             deadline_as_deadline_exceeded as fn(tonic::transport::Error) -> Status,
         ),
         Credentials {

@@ -97,9 +97,17 @@ impl ServerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
-    /// `tracing_subscriber::EnvFilter` syntax; `RUST_LOG` overrides it.
+    /// What is logged to stderr, in `tracing_subscriber::EnvFilter` syntax; `RUST_LOG`
+    /// overrides it.
     pub log_filter: String,
     pub log_format: LogFormat,
+    /// What is exported over OTLP, in the same syntax, independent of the log filter:
+    /// the per-call spans of the server and client layers (target `otel::tracing`, level
+    /// TRACE) are exported whatever the logs show.
+    pub trace_filter: String,
+    /// Where Prometheus scrapes `/metrics` (on `server.host`); the service's descriptor
+    /// sets it, 0 picks a free port.
+    pub metrics_port: u16,
 }
 
 impl Default for TelemetryConfig {
@@ -107,6 +115,8 @@ impl Default for TelemetryConfig {
         Self {
             log_filter: "info,sqlx=warn".to_owned(),
             log_format: LogFormat::Text,
+            trace_filter: "info,otel::tracing=trace,sqlx=warn".to_owned(),
+            metrics_port: 0,
         }
     }
 }
@@ -324,6 +334,12 @@ impl<S: Validate> Config<S> {
         if !(self.store.url.starts_with("sqlite://") || self.store.url.starts_with("postgres://")) {
             return invalid("store.url", "must start with sqlite:// or postgres://");
         }
+        if self.telemetry.metrics_port != 0 && self.telemetry.metrics_port == self.server.port {
+            return invalid(
+                "telemetry.metrics_port",
+                "must differ from server.port (metrics are plain HTTP on a port of their own)",
+            );
+        }
         if !self.store.password.expose_secret().is_empty() {
             if !self.store.url.starts_with("postgres://") {
                 return invalid(
@@ -442,6 +458,20 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("server.concurrency_limit"), "{error}");
+    }
+
+    #[test]
+    fn metrics_need_a_port_of_their_own() {
+        let error = load(
+            Config::<NoSettings>::default(),
+            &env(&[
+                ("MICROS__SERVER__PORT", "50051"),
+                ("MICROS__TELEMETRY__METRICS_PORT", "50051"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("telemetry.metrics_port"), "{error}");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! them in one place, in this order (outermost first):
 //!
 //! 1. trace: extract W3C trace context, open a span per call (tonic-tracing-opentelemetry);
+//!    then metrics: duration and status of every call, refused ones included
+//!    ([`crate::metrics::RpcMetricsLayer`]);
 //! 2. overload: a global concurrency limit with load shedding, answered RESOURCE_EXHAUSTED
 //!    at once instead of queueing; health checks exempt ([`OverloadLayer`]);
 //! 3. deadline: the smaller of the server's limit and the client's `grpc-timeout`,

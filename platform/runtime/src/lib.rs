@@ -3,6 +3,7 @@
 //! * [`ids`]: typed, prefixed UUIDv7 identifiers;
 //! * [`config`]: defaults, file, `MICROS__…` environment, validation;
 //! * [`telemetry`]: tracing and OTLP export;
+//! * [`metrics`]: RPC metrics and the Prometheus endpoint;
 //! * [`server`] and [`layers`]: the gRPC server with health, reflection, trace,
 //!   load shedding, deadlines and auth; graceful drain;
 //! * [`paging`]: page tokens and sizes for list RPCs;
@@ -25,6 +26,7 @@ pub mod failpoints;
 pub mod ids;
 pub mod layers;
 pub mod lifecycle;
+pub mod metrics;
 pub mod paging;
 pub mod server;
 pub mod service;

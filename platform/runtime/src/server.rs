@@ -22,6 +22,7 @@ use crate::{
     auth::Authenticator,
     config::{AuthConfig, ServerConfig},
     layers::{AuthLayer, DeadlineLayer, OverloadLayer, is_traced},
+    metrics::RpcMetricsLayer,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -115,11 +116,16 @@ impl ServerBuilder {
 }
 
 /// Built twice (v1 and v1alpha): the builder is consumed and is not `Clone`.
+///
+/// Each build adds only its own version's descriptors; both are registered in both, so
+/// a v1alpha-only client (grpcurl 1.8.6) can `describe` the v1 service it lists too.
 fn reflection(
     names: &[&'static str],
 ) -> Result<tonic_reflection::server::Builder<'static>, ServerError> {
     let mut builder = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(micros_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .with_service_name("grpc.health.v1.Health");
@@ -161,6 +167,7 @@ impl Server {
                 tonic_tracing_opentelemetry::middleware::server::OtelGrpcLayer::default()
                     .filter(is_traced),
             )
+            .layer(RpcMetricsLayer::server())
             .layer(OverloadLayer::new(config.concurrency_limit))
             .layer(DeadlineLayer::new(config.request_timeout))
             .layer(AuthLayer::new(authenticator))

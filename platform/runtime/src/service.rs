@@ -14,6 +14,7 @@ use crate::{
     client::Clients,
     clock::{self, SharedClock},
     config::{self, Config, Sources, Validate},
+    metrics::MetricsEndpoint,
     server::{Server, shutdown_signal},
     telemetry,
 };
@@ -29,6 +30,7 @@ use crate::{
 /// const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
 ///     name: "catalog",
 ///     port: 50051,
+///     metrics_port: 51051,
 ///     databases: &["catalog"],
 ///     depends_on: &[],
 ///     ..ServiceDescriptor::BASE
@@ -42,6 +44,9 @@ pub struct ServiceDescriptor {
     pub name: &'static str,
     /// Its gRPC port, unless configured otherwise; also its port inside a cluster.
     pub port: u16,
+    /// Where Prometheus scrapes its `/metrics`, unless configured otherwise
+    /// (`telemetry.metrics_port`); also the port the cluster's scrape annotations name.
+    pub metrics_port: u16,
     /// Its databases (`<prefix><database>`).
     pub databases: &'static [&'static str],
     /// Services it calls; `micros up` starts these first, and in a cluster it is told
@@ -115,6 +120,7 @@ impl ServiceDescriptor {
     pub const BASE: ServiceDescriptor = ServiceDescriptor {
         name: "",
         port: 0,
+        metrics_port: 0,
         databases: &[],
         depends_on: &[],
         shards: 1,
@@ -211,10 +217,11 @@ pub trait MicrosService: 'static {
         context: ServiceContext,
     ) -> impl Future<Output = anyhow::Result<Server>> + Send;
 
-    /// Platform defaults with the descriptor's port.
+    /// Platform defaults with the descriptor's ports.
     fn default_config() -> Config<Self::Settings> {
         let mut config = Config::<Self::Settings>::default();
         config.server.port = Self::DESCRIPTOR.port;
+        config.telemetry.metrics_port = Self::DESCRIPTOR.metrics_port;
         config
     }
 }
@@ -262,11 +269,13 @@ const SERVICE_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(10
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub sources: Sources,
-    /// Written with the bound address once the service is ready (used by `micros up`).
+    /// Written once the service is ready (used by `micros up` and the tests): the bound
+    /// gRPC address on the first line, the metrics address on the second.
     pub ready_file: Option<PathBuf>,
 }
 
-/// Loads config, installs telemetry, builds and serves until SIGTERM/SIGINT.
+/// Loads config, installs telemetry, builds and serves until SIGTERM/SIGINT, with
+/// `/metrics` on `telemetry.metrics_port`.
 ///
 /// SIGTERM is handled from the first moment: in a container this process is PID 1, for
 /// which the kernel ignores an unhandled SIGTERM, so a pod deleted while its stores open
@@ -275,8 +284,14 @@ pub struct RunOptions {
 pub async fn run<S: MicrosService>(options: RunOptions) -> anyhow::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown_signal());
     let config = config::load(S::default_config(), &options.sources)?;
-    let _telemetry = telemetry::init(S::DESCRIPTOR.name, &config.telemetry)?;
+    let telemetry = telemetry::init(S::DESCRIPTOR.name, &config.telemetry)?;
     crate::failpoints::setup_from_env()?;
+    let metrics_addr = std::net::SocketAddr::new(config.server.host, config.telemetry.metrics_port);
+    let metrics = MetricsEndpoint::bind(metrics_addr, telemetry.prometheus_registry().clone())
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot listen for metrics on {metrics_addr}: {error}"))?;
+    let metrics_addr = metrics.local_addr();
+    metrics.spawn();
     let server = tokio::select! {
         built = S::build(config, ServiceContext::default()) => built?,
         () = &mut shutdown => {
@@ -286,9 +301,13 @@ pub async fn run<S: MicrosService>(options: RunOptions) -> anyhow::Result<()> {
     };
     if let Some(ready_file) = &options.ready_file {
         let staging = ready_file.with_extension("tmp");
-        std::fs::write(&staging, server.local_addr().to_string())?;
+        std::fs::write(
+            &staging,
+            format!("{}\n{metrics_addr}\n", server.local_addr()),
+        )?;
         std::fs::rename(&staging, ready_file)?;
     }
+    tracing::info!(%metrics_addr, "metrics at http://{metrics_addr}/metrics");
     server.serve(shutdown).await?;
     Ok(())
 }

@@ -34,6 +34,7 @@ impl MicrosService for Catalog {
     const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
         name: "catalog",
         port: 50051,
+        metrics_port: 51051,
         databases: &["catalog"],
         depends_on: &[],
         deployed_settings: &[(

@@ -35,6 +35,7 @@ impl MicrosService for Identity {
     const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
         name: "identity",
         port: 50052,
+        metrics_port: 51052,
         databases: &["identity"],
         depends_on: &[],
         ..ServiceDescriptor::BASE

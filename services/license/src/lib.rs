@@ -32,6 +32,7 @@ impl MicrosService for License {
     const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
         name: "license",
         port: 50053,
+        metrics_port: 51053,
         databases: &["license"],
         depends_on: &[],
         ..ServiceDescriptor::BASE

@@ -38,6 +38,7 @@ impl MicrosService for Media {
     const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
         name: "media",
         port: 50054,
+        metrics_port: 51054,
         databases: &["media"],
         depends_on: &[],
         bucket: Some("micros-media"),

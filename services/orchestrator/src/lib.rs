@@ -10,6 +10,7 @@
 mod error;
 mod executor;
 mod fleet;
+mod gauges;
 mod grpc;
 mod identity;
 mod model;
@@ -42,6 +43,7 @@ impl MicrosService for Orchestrator {
     const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
         name: "orchestrator",
         port: 50056,
+        metrics_port: 51056,
         databases: &["orchestrator"],
         depends_on: &["catalog", "identity", "license", "media", "product-data"],
         node_port: Some(30056),
@@ -75,6 +77,7 @@ impl MicrosService for Orchestrator {
             context.clock.clone(),
         );
         executor.sweep();
+        gauges::spawn(store.clone(), context.clock.clone());
         reaper::Reaper {
             fleet: fleet.clone(),
             store: store.clone(),

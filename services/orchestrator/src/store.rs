@@ -770,6 +770,18 @@ impl OrchestratorStore {
             .map(|target| (target.site_id, target.fingerprints))
             .collect())
     }
+
+    /// Every operation not finished yet (running, paused, halted or aborting), for the
+    /// gauges.
+    pub async fn open_operations(&self) -> Result<Vec<OperationRecord>, OrchestratorError> {
+        let rows = sqlx::query(
+            "SELECT * FROM operations WHERE state IN ('running', 'paused', 'halted', 'aborting')
+             ORDER BY operation_id",
+        )
+        .fetch_all(self.store.pool())
+        .await?;
+        rows.iter().map(operation_from_row).collect()
+    }
 }
 
 fn plan_from_row(row: &AnyRow) -> Result<PlanRecord, OrchestratorError> {

@@ -44,6 +44,7 @@ impl MicrosService for ProductData {
     const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
         name: "product-data",
         port: 50055,
+        metrics_port: 51055,
         databases: &["product_data"],
         depends_on: &["catalog"],
         shards: 4,

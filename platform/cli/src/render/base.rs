@@ -1,8 +1,9 @@
 //! `base/`: what any cluster runs. Per service an env file that kustomize turns into a
 //! ConfigMap (named with a hash of its content, so a config change rolls the pods), a
-//! Deployment, a ClusterIP Service and, when replicated, a PodDisruptionBudget; and the
-//! namespace. The store and the auth Secret are left to an overlay: a base cannot know
-//! where a cluster keeps its data.
+//! Deployment, a ClusterIP Service and, when replicated, a PodDisruptionBudget; the
+//! namespace; and the Prometheus alert rules ([`super::monitoring`]). Pods carry the
+//! `prometheus.io/*` scrape annotations for their metrics port. The store and the auth
+//! Secret are left to an overlay: a base cannot know where a cluster keeps its data.
 //!
 //! So that a base alone is never deployed with nowhere to store (its default, SQLite
 //! under the working directory, is on a read-only root filesystem and per pod), `base/`
@@ -21,8 +22,8 @@ use serde_json::{Value, json};
 
 use super::{
     AUTH_SECRET, AUTH_SECRET_KEY, IMAGE, MICROS_USER, Manifests, NAMESPACE, STORE,
-    STORE_PASSWORD_KEY, STORE_URL_KEY, client_url_key, container_security, pod_security, resources,
-    selector,
+    STORE_PASSWORD_KEY, STORE_URL_KEY, client_url_key, container_security, monitoring,
+    pod_security, resources, selector,
 };
 
 /// After SIGTERM, how long health says NOT_SERVING before the listener closes: long
@@ -76,6 +77,8 @@ pub(super) fn render(
             "envs": [format!("{name}/config.env")],
         }));
     }
+    manifests.text(monitoring::RULES_FILE, &monitoring::alert_rules()?);
+    config_maps.push(monitoring::rules_config_map());
     let storing: Vec<&str> = services
         .iter()
         .filter(|service| !service.databases.is_empty())
@@ -136,6 +139,10 @@ fn cluster_config(
     let mut config: BTreeMap<String, String> = [
         ("MICROS__SERVER__HOST", "0.0.0.0".to_owned()),
         ("MICROS__SERVER__PORT", service.port.to_string()),
+        (
+            "MICROS__TELEMETRY__METRICS_PORT",
+            service.metrics_port.to_string(),
+        ),
         (SHUTDOWN_DELAY_KEY, SHUTDOWN_DELAY.to_owned()),
         ("MICROS__TELEMETRY__LOG_FORMAT", "json".to_owned()),
     ]
@@ -228,7 +235,10 @@ fn deployment(
             "strategy": strategy(service.rollout),
             "selector": { "matchLabels": selector(name) },
             "template": {
-                "metadata": { "labels": selector(name) },
+                "metadata": {
+                    "labels": selector(name),
+                    "annotations": monitoring::scrape_annotations(service),
+                },
                 "spec": {
                     "automountServiceAccountToken": false,
                     "enableServiceLinks": false,
@@ -239,11 +249,18 @@ fn deployment(
                         "image": IMAGE,
                         "imagePullPolicy": "IfNotPresent",
                         "command": ["micros", "serve", name],
-                        "ports": [{
-                            "name": "grpc",
-                            "containerPort": service.port,
-                            "protocol": "TCP",
-                        }],
+                        "ports": [
+                            {
+                                "name": "grpc",
+                                "containerPort": service.port,
+                                "protocol": "TCP",
+                            },
+                            {
+                                "name": "metrics",
+                                "containerPort": service.metrics_port,
+                                "protocol": "TCP",
+                            },
+                        ],
                         "envFrom": [{ "configMapRef": { "name": config_map_name(name) } }],
                         "env": env(service),
                         // Health is NOT_SERVING until the stores are open and migrated:

@@ -8,9 +8,10 @@ use micros_platform::service::{Compute, Rollout, ServiceDescriptor};
 
 /// Keys `micros render` derives from the descriptor or the overlay; an override of one
 /// would make the manifests contradict themselves (a port the probes do not use).
-const MANAGED_KEYS: [&str; 9] = [
+const MANAGED_KEYS: [&str; 10] = [
     "MICROS__SERVER__HOST",
     "MICROS__SERVER__PORT",
+    "MICROS__TELEMETRY__METRICS_PORT",
     "MICROS__STORE__URL",
     "MICROS__STORE__PASSWORD",
     "MICROS__STORE__MAX_CONNECTIONS",
@@ -52,6 +53,11 @@ fn descriptor(service: &ServiceDescriptor, services: &[ServiceDescriptor]) -> an
         service.name
     );
     ensure!(service.port != 0, "port 0 is for tests; give it a port");
+    ensure!(
+        service.metrics_port != 0 && service.metrics_port != service.port,
+        "its metrics port ({}) must be set and differ from its gRPC port",
+        service.metrics_port
+    );
     ensure!(service.shards >= 1, "shards must be at least 1");
     ensure!(service.replicas >= 1, "replicas must be at least 1");
     ensure!(

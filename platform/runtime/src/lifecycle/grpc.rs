@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     Justification, Lifecycle, LifecycleError, LifecycleRequest, RestoreSource, Target,
-    TargetOutcome, TenantState,
+    TargetOutcome, TenantState, metrics,
 };
 use crate::{
     auth::{Role, require_role},
@@ -38,7 +38,7 @@ pub struct LifecycleService {
 
 /// One lifecycle call, applied to each shard's part of the targets.
 #[derive(Debug, Clone, Copy)]
-enum Call {
+pub(super) enum Call {
     SoftDelete,
     Restore(RestoreSource),
     Purge,
@@ -96,10 +96,25 @@ impl LifecycleService {
         Ok(groups)
     }
 
+    /// [`Self::dispatch_to_shards`], with a refusal counted in the metrics.
+    async fn dispatch(
+        &self,
+        request: &LifecycleRequest,
+        call: Call,
+    ) -> Result<Vec<TargetOutcome>, LifecycleError> {
+        let result = self.dispatch_to_shards(request, call).await;
+        if let Err(error) = &result
+            && !request.validate_only
+        {
+            metrics::record_refusal(call, error);
+        }
+        result
+    }
+
     /// Applies `call` shard by shard, answering in the order of the targets. Across
     /// several shards every part is validated first, so a refusal anywhere changes
-    /// nothing anywhere.
-    async fn dispatch(
+    /// nothing anywhere. What each part did to sites is counted in the metrics.
+    async fn dispatch_to_shards(
         &self,
         request: &LifecycleRequest,
         call: Call,
@@ -120,12 +135,18 @@ impl LifecycleService {
         }
         let mut outcomes: Vec<Option<TargetOutcome>> = vec![None; request.targets.len()];
         for (shard, indices) in &groups {
-            let done = apply(
-                &self.shards[*shard],
-                &part(indices, request.validate_only),
-                call,
-            )
-            .await?;
+            let lifecycle = &self.shards[*shard];
+            let part = part(indices, request.validate_only);
+            let before = match call {
+                Call::SoftDelete | Call::Restore(_) | Call::Purge if !request.validate_only => {
+                    metrics::states_before(lifecycle, &part.targets).await
+                }
+                _ => None,
+            };
+            let done = apply(lifecycle, &part, call).await?;
+            if let Some(before) = &before {
+                metrics::record_applied(call, &metrics::site_changes(call, before, &done));
+            }
             for (index, outcome) in indices.iter().zip(done) {
                 outcomes[*index] = Some(outcome);
             }

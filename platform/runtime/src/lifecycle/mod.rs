@@ -13,7 +13,8 @@
 //!   the same transaction; a tenant's slice returns to any instant within retention;
 //! * **describe**: per-table counts and an order-independent fingerprint;
 //! * **purge** after expiry in bounded batches, keeping the registry row as a tombstone;
-//! * idempotency by operation ID, `validate_only`, and an audit record per destructive call.
+//! * idempotency by operation ID, `validate_only`, and an audit record per destructive call;
+//! * metrics of what calls did to sites and of refusals (see the `metrics` module).
 //!
 //! Every call with many targets runs a bounded number of statements per table.
 
@@ -23,6 +24,7 @@ mod digests;
 mod error;
 pub mod grpc;
 mod hold;
+mod metrics;
 mod model;
 mod point_in_time;
 mod purge;

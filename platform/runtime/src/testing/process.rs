@@ -20,6 +20,7 @@ pub const REQUIRE_GRPCURL_ENV: &str = "MICROS_REQUIRE_GRPCURL";
 pub struct ServiceProcess {
     child: Child,
     addr: SocketAddr,
+    metrics_addr: SocketAddr,
     output: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -32,6 +33,7 @@ impl ServiceProcess {
         let mut command = Command::new(exe);
         command
             .env("MICROS__SERVER__PORT", "0")
+            .env("MICROS__TELEMETRY__METRICS_PORT", "0")
             .env(
                 "MICROS__STORE__URL",
                 format!("sqlite://{}", dir.path().display()),
@@ -73,12 +75,14 @@ impl ServiceProcess {
             .map_err(|error| format!("spawn {service}: {error}"))?;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(addr) = std::fs::read_to_string(&ready)
-                && let Ok(addr) = addr.trim().parse()
+            if let Ok(ready) = std::fs::read_to_string(&ready)
+                && let Some((addr, metrics_addr)) = ready.split_once('\n')
+                && let (Ok(addr), Ok(metrics_addr)) = (addr.parse(), metrics_addr.trim().parse())
             {
                 return Ok(Self {
                     child,
                     addr,
+                    metrics_addr,
                     output,
                     _dir: dir,
                 });
@@ -114,6 +118,11 @@ impl ServiceProcess {
             .parse()
             .ok()?;
         Some(kib * 1024)
+    }
+
+    /// Where its Prometheus `/metrics` is served.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
     }
 
     pub fn signal(&self, signal: Signal) {
