@@ -48,9 +48,9 @@ impl MicrosService for Orchestrator {
         depends_on: &["catalog", "identity", "license", "media", "product-data"],
         node_port: Some(30056),
         service_roles: &[Role::Lifecycle, Role::Admin, Role::Operator, Role::Viewer],
-        // One instance, stopped before its replacement starts: two orchestrators running
-        // operations at once are unsafe until the fenced executor (issue 9) lands; then
-        // this becomes `replicas: 2, rollout: Rollout::Rolling` like the other services.
+        // One instance, stopped before its replacement starts, until issue 9 clears the
+        // fenced executor for two orchestrators at once; then this becomes
+        // `replicas: 2, rollout: Rollout::Rolling` like the other services.
         replicas: 1,
         rollout: Rollout::Recreate,
         ..ServiceDescriptor::BASE
