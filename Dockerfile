@@ -3,7 +3,10 @@
 # The `micros` binary, which links every service (`micros serve <service>` runs one),
 # in a slim image that runs as the unprivileged user 10001, as k8s/ expects.
 #
-#   docker build -t micros:dev .
+#   docker build --provenance=false -t micros:dev .
+#
+# (--provenance=false: Docker 29 attaches a provenance attestation by default, which
+# `kind load docker-image` cannot import: "content digest … not found".)
 #
 # The protos compile with protox (pure Rust), so the build needs no protoc; SQLite is
 # compiled in, so the runtime image needs no database library.
@@ -20,9 +23,13 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked -p micros \
     && install -D -m 0755 target/release/micros /out/micros
 
-# Runtime: the same Debian release as the build stage, so the glibc matches.
+# Runtime: the same Debian release as the build stage, so the glibc matches. The CA
+# certificates let the object store verify https endpoints (S3 and compatible servers).
 FROM debian:trixie-slim
-RUN groupadd --gid 10001 micros \
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --gid 10001 micros \
     && useradd --uid 10001 --gid 10001 --create-home --home-dir /home/micros \
         --shell /usr/sbin/nologin micros
 COPY --from=build /out/micros /usr/local/bin/micros

@@ -1,22 +1,19 @@
-//! The committed manifests deploy: `kubectl kustomize` builds `k8s/base` and
-//! `k8s/overlays/kind`, every object passes `kubernetes-validate --strict`, every
-//! container has resource limits and runs as non-root, and every service this binary
-//! links is probed over gRPC on its own port.
+//! The committed manifests deploy: `kubectl kustomize` builds `k8s/overlays/kind` (and
+//! refuses `k8s/base` alone, which has nowhere to store), every object passes
+//! `kubernetes-validate --strict`, every container has resource limits and runs as
+//! non-root, and every service this binary links is probed over gRPC on its own port.
 //!
 //! The tools are looked up on PATH; a missing one skips these tests with a message,
 //! unless `MICROS_REQUIRE_K8S_TOOLS` is set (as in CI), when it fails them.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+mod kube;
 
+use std::process::Command;
+
+use kube::{describe, k8s, kubectl, kustomize, objects, tool};
 use serde_json::Value;
 
 const MICROS: &str = env!("CARGO_BIN_EXE_micros");
-
-/// Set in CI: a missing kubectl or kubernetes-validate fails these tests.
-const REQUIRE_ENV: &str = "MICROS_REQUIRE_K8S_TOOLS";
 
 /// The Kubernetes versions the manifests must be valid for: the oldest and the newest
 /// minor still supported upstream when this was written.
@@ -25,68 +22,14 @@ const KUBERNETES_VERSIONS: [&str; 2] = ["1.35.0", "1.37.0"];
 /// The micros user from the Dockerfile.
 const MICROS_USER: u64 = 10001;
 
-fn k8s() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../k8s")
-}
-
-/// `name` on PATH, or `None` (the caller skips) unless [`REQUIRE_ENV`] is set, in which
-/// case a missing tool is a failure.
-fn tool(name: &str, install: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os(REQUIRE_ENV).is_none(),
-            "{name} is not on PATH but {REQUIRE_ENV} is set: {install}"
-        );
-        eprintln!("skipped: {name} is not on PATH ({install})");
-    }
-    found
-}
-
-fn kubectl() -> Option<PathBuf> {
-    tool("kubectl", "install kubectl v1.27 or later")
-}
-
-/// `kubectl kustomize k8s/<tree>`: the YAML that `kubectl apply -k` would send.
-fn kustomize(kubectl: &Path, tree: &str) -> String {
-    let output = Command::new(kubectl)
-        .arg("kustomize")
-        .arg(k8s().join(tree))
-        .output()
-        .expect("run kubectl kustomize");
-    assert!(
-        output.status.success(),
-        "kubectl kustomize k8s/{tree} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("kustomize writes UTF-8")
-}
-
-fn objects(yaml: &str) -> Vec<Value> {
-    serde_saphyr::from_multiple::<Value>(yaml).expect("kustomize output is YAML")
-}
-
-fn describe(object: &Value) -> String {
-    let field = |value: &Value| value.as_str().unwrap_or("?").to_owned();
-    format!(
-        "{} {}",
-        field(&object["kind"]),
-        field(&object["metadata"]["name"])
-    )
-}
-
 #[test]
-fn both_trees_build_and_pass_schema_validation() {
+fn the_kind_overlay_builds_and_passes_schema_validation() {
     let Some(kubectl) = kubectl() else { return };
     let Some(validate) = tool("kubernetes-validate", "pip install kubernetes-validate") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    for tree in ["base", "overlays/kind"] {
+    for tree in ["overlays/kind"] {
         let yaml = kustomize(&kubectl, tree);
         let count = objects(&yaml).len();
         assert!(count > 0, "k8s/{tree} builds no objects");
@@ -146,7 +89,7 @@ fn containers(objects: &[Value]) -> Vec<(String, &Value, &Value)> {
 #[test]
 fn every_container_is_limited_and_unprivileged() {
     let Some(kubectl) = kubectl() else { return };
-    for tree in ["base", "overlays/kind"] {
+    for tree in ["overlays/kind"] {
         let objects = objects(&kustomize(&kubectl, tree));
         let containers = containers(&objects);
         assert!(!containers.is_empty(), "k8s/{tree} runs no containers");
@@ -279,15 +222,444 @@ fn every_service_is_probed_over_grpc_on_its_port() {
     }
 }
 
+/// The kind config maps host ports to NodePorts; each must land on a Service port in
+/// what `kubectl apply -k` sends, or the host reaches nothing (kustomize merges a Service
+/// port patch by port *and* protocol, and drops one that matches no port).
+#[test]
+fn every_host_port_mapping_reaches_a_node_port_service() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = objects(&kustomize(&kubectl, "overlays/kind"));
+    let kind_config: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(k8s().join("overlays/kind/kind-config.yaml")).unwrap(),
+    )
+    .expect("kind-config.yaml is YAML");
+    let mappings: Vec<&Value> = kind_config["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|node| node["extraPortMappings"].as_array().into_iter().flatten())
+        .collect();
+    assert!(
+        !mappings.is_empty(),
+        "the kind config maps no host port (the orchestrator must be reachable)"
+    );
+    for mapping in mappings {
+        let node_port = &mapping["containerPort"];
+        let service = objects
+            .iter()
+            .filter(|object| object["kind"] == "Service")
+            .find(|service| {
+                service["spec"]["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|port| port["nodePort"] == *node_port)
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "host port {} maps to NodePort {node_port}, which no Service has",
+                    mapping["hostPort"]
+                )
+            });
+        assert_eq!(service["spec"]["type"], "NodePort", "{}", describe(service));
+        assert_eq!(mapping["protocol"], "TCP");
+    }
+    let orchestrator = objects
+        .iter()
+        .find(|object| object["kind"] == "Service" && object["metadata"]["name"] == "orchestrator")
+        .expect("an orchestrator Service");
+    assert_eq!(orchestrator["spec"]["ports"][0]["nodePort"], 30056);
+}
+
+/// Every probe of every container, with its container's name.
+fn probes(objects: &[Value]) -> Vec<(String, &'static str, &Value)> {
+    let mut found = Vec::new();
+    for (name, container, _) in containers(objects) {
+        for kind in ["startupProbe", "readinessProbe", "livenessProbe"] {
+            if !container[kind].is_null() {
+                found.push((name.clone(), kind, &container[kind]));
+            }
+        }
+    }
+    found
+}
+
+/// A probe without `timeoutSeconds` gets 1 s: a database busy for a second fails its
+/// readiness (and, in a row, its liveness: a restart under load).
+#[test]
+fn every_probe_sets_a_timeout_its_check_fits_in() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = objects(&kustomize(&kubectl, "overlays/kind"));
+    let probes = probes(&objects);
+    assert!(!probes.is_empty(), "nothing is probed");
+    for (name, kind, probe) in probes {
+        let timeout = probe["timeoutSeconds"].as_u64();
+        assert!(
+            timeout.is_some_and(|seconds| seconds >= 2),
+            "{name}: {kind} has timeoutSeconds {timeout:?}, the 1 s default or less: {probe}"
+        );
+        // pg_isready waits 3 s by default before it gives up.
+        let command = probe["exec"]["command"].to_string();
+        if command.contains("pg_isready") {
+            assert!(
+                timeout.is_some_and(|seconds| seconds > 3),
+                "{name}: {kind} ends before pg_isready does: {probe}"
+            );
+        }
+    }
+}
+
+/// A shell as PID 1 ignores SIGTERM unless it traps it: a pod deleted while such a
+/// container waits would wait for the kubelet's SIGKILL.
+#[test]
+fn every_shell_loop_stops_on_sigterm() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = objects(&kustomize(&kubectl, "overlays/kind"));
+    let mut scripts = 0;
+    for (name, container, _) in containers(&objects) {
+        let command = &container["command"];
+        if command[0] == "sh" && command[1] == "-c" {
+            scripts += 1;
+            let script = command[2].as_str().unwrap_or_default();
+            assert!(
+                script.trim_start().starts_with("trap "),
+                "{name}: its script does not trap SIGTERM: {script}"
+            );
+        }
+    }
+    assert!(scripts > 0, "no shell script to check");
+}
+
+/// Kubernetes splices `$(VAR)` into a value as it is: a secret spliced into a URL breaks
+/// the URL when it holds `@`, `/` or `%`. Secrets reach a service as settings of their
+/// own (`MICROS__STORE__PASSWORD`), which the service escapes where it needs to.
+#[test]
+fn no_secret_is_spliced_into_a_value() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = objects(&kustomize(&kubectl, "overlays/kind"));
+    for (name, container, _) in containers(&objects) {
+        for variable in container["env"].as_array().into_iter().flatten() {
+            let value = variable["value"].as_str().unwrap_or_default();
+            assert!(
+                !value.contains("$("),
+                "{name}: {} splices a variable into its value: {value}",
+                variable["name"]
+            );
+        }
+    }
+}
+
+/// The catalog places sites on as many shards as product-data opens, and the kind
+/// PostgreSQL creates exactly those databases: three views of one descriptor value.
+#[test]
+fn the_shard_count_is_one_value_everywhere() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = objects(&kustomize(&kubectl, "overlays/kind"));
+    let config_of = |service: &str| {
+        let deployment = objects
+            .iter()
+            .find(|object| object["kind"] == "Deployment" && object["metadata"]["name"] == service)
+            .unwrap_or_else(|| panic!("no Deployment {service}"));
+        let name = &deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["configMapRef"]
+            ["name"];
+        objects
+            .iter()
+            .find(|object| object["kind"] == "ConfigMap" && object["metadata"]["name"] == *name)
+            .unwrap_or_else(|| panic!("no ConfigMap {name}"))["data"]
+            .clone()
+    };
+    let placed_on = config_of("catalog")["MICROS__SERVICE__PRODUCT_DATA_SHARDS"].clone();
+    let opened = config_of("product-data")["MICROS__SERVICE__SHARDS"].clone();
+    assert!(
+        placed_on.is_string(),
+        "the catalog's config has no shard count"
+    );
+    assert_eq!(placed_on, opened, "the catalog and product-data disagree");
+    let init = objects
+        .iter()
+        .find(|object| {
+            object["kind"] == "ConfigMap" && object["metadata"]["name"] == "postgres-init"
+        })
+        .expect("the PostgreSQL init script")["data"]["databases.sql"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let databases = init
+        .matches("CREATE DATABASE \"micros_product_data_")
+        .count();
+    assert_eq!(
+        placed_on.as_str().unwrap().parse::<usize>().unwrap(),
+        databases,
+        "{init}"
+    );
+}
+
+fn deployments(objects: &[Value]) -> Vec<&Value> {
+    objects
+        .iter()
+        .filter(|object| object["kind"] == "Deployment")
+        .collect()
+}
+
+/// A rolling service keeps serving through a rollout and a node drain: at least two
+/// pods, none removed before its replacement is ready, and a budget that lets a drain
+/// take one at a time. A service that must not run twice is stopped before it is
+/// replaced, and runs once.
+#[test]
+fn services_survive_rollouts_and_drains() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = objects(&kustomize(&kubectl, "overlays/kind"));
+    for deployment in deployments(&objects) {
+        let name = describe(deployment);
+        let spec = &deployment["spec"];
+        let replicas = spec["replicas"].as_u64().unwrap_or(1);
+        let budgets: Vec<&Value> = objects
+            .iter()
+            .filter(|object| {
+                object["kind"] == "PodDisruptionBudget"
+                    && object["spec"]["selector"]["matchLabels"]
+                        .as_object()
+                        .is_some_and(|labels| {
+                            labels.iter().all(|(key, value)| {
+                                spec["template"]["metadata"]["labels"][key] == *value
+                            })
+                        })
+            })
+            .collect();
+        match spec["strategy"]["type"].as_str() {
+            Some("Recreate") => {
+                assert_eq!(replicas, 1, "{name}: Recreate, yet {replicas} run at once");
+                assert!(
+                    budgets.is_empty(),
+                    "{name}: a budget on one pod blocks drains"
+                );
+            }
+            _ => {
+                assert!(
+                    replicas >= 2,
+                    "{name}: {replicas} replica(s); a drain stops it"
+                );
+                assert_eq!(
+                    spec["strategy"]["rollingUpdate"]["maxUnavailable"], 0,
+                    "{name}: a rollout may remove a pod before its replacement is ready"
+                );
+                assert_eq!(budgets.len(), 1, "{name}: no PodDisruptionBudget");
+                assert_eq!(budgets[0]["spec"]["maxUnavailable"], 1, "{name}");
+            }
+        }
+    }
+}
+
+/// `(name, databases)` for every service `micros services` lists.
+fn service_databases() -> Vec<(String, Vec<String>)> {
+    let output = Command::new(MICROS)
+        .arg("services")
+        .output()
+        .expect("run micros services");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let databases = fields
+                .iter()
+                .skip_while(|field| **field != "databases")
+                .skip(1)
+                .map(|database| database.trim_end_matches(',').to_owned())
+                .collect();
+            (fields[0].to_owned(), databases)
+        })
+        .collect()
+}
+
+/// How many pods beyond `replicas` a rollout runs at once: none for Recreate; for a
+/// rolling update its `maxSurge`, a count or a percentage rounded up (Kubernetes'
+/// default, with no strategy written, is 25%).
+fn surge(strategy: &Value, replicas: u64) -> u64 {
+    if strategy["type"] == "Recreate" {
+        return 0;
+    }
+    let max_surge = &strategy["rollingUpdate"]["maxSurge"];
+    if let Some(count) = max_surge.as_u64() {
+        return count;
+    }
+    let percent: u64 = max_surge
+        .as_str()
+        .and_then(|value| value.strip_suffix('%'))
+        .map_or(25, |value| value.parse().unwrap());
+    (replicas * percent).div_ceil(100)
+}
+
+/// Every pool of every pod a rollout may run at once, plus the connection each opens
+/// per database at start-up, fits in PostgreSQL's `max_connections` beside its three
+/// superuser slots.
+#[test]
+fn postgres_admits_every_pool() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = objects(&kustomize(&kubectl, "overlays/kind"));
+    let init = objects
+        .iter()
+        .find(|object| {
+            object["kind"] == "ConfigMap" && object["metadata"]["name"] == "postgres-init"
+        })
+        .expect("the PostgreSQL init script")["data"]["databases.sql"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created: Vec<&str> = init
+        .lines()
+        .filter_map(|line| line.strip_prefix("CREATE DATABASE \"micros_"))
+        .map(|rest| rest.trim_end_matches("\";"))
+        .collect();
+    let mut needed = 0;
+    for (service, databases) in service_databases() {
+        let deployment = deployments(&objects)
+            .into_iter()
+            .find(|deployment| deployment["metadata"]["name"] == service)
+            .unwrap_or_else(|| panic!("no Deployment {service}"));
+        let spec = &deployment["spec"];
+        let replicas = spec["replicas"].as_u64().unwrap_or(1);
+        let pods = replicas + surge(&spec["strategy"], replicas);
+        let config_map =
+            &spec["template"]["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"];
+        let pool: u64 = objects
+            .iter()
+            .find(|object| {
+                object["kind"] == "ConfigMap" && object["metadata"]["name"] == *config_map
+            })
+            .and_then(|config| config["data"]["MICROS__STORE__MAX_CONNECTIONS"].as_str())
+            .map_or(8, |pool| pool.parse().unwrap());
+        let opened = created
+            .iter()
+            .filter(|name| {
+                databases.iter().any(|database| {
+                    **name == database
+                        || name
+                            .strip_prefix(database.as_str())
+                            .and_then(|rest| rest.strip_prefix('_'))
+                            .is_some_and(|shard| shard.parse::<u32>().is_ok())
+                })
+            })
+            .count() as u64;
+        needed += pods * opened * (pool + 1);
+    }
+    let postgres = objects
+        .iter()
+        .find(|object| object["kind"] == "StatefulSet" && object["metadata"]["name"] == "postgres")
+        .expect("the kind PostgreSQL");
+    let args = postgres["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    let max_connections: u64 = args
+        .split("max_connections=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map_or(100, |value| value.parse().unwrap());
+    assert!(
+        needed + 3 <= max_connections,
+        "the pools need {needed} connections but PostgreSQL allows {max_connections} (3 reserved)"
+    );
+}
+
+/// The base alone would run every service on the default store, SQLite under the
+/// working directory: on a read-only root filesystem, and one per pod. It must not build
+/// without an overlay that says where the store is.
+#[test]
+fn the_base_alone_refuses_to_build() {
+    let Some(kubectl) = kubectl() else { return };
+    let output = Command::new(&kubectl)
+        .arg("kustomize")
+        .arg(k8s().join("base"))
+        .output()
+        .expect("run kubectl kustomize");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "k8s/base builds on its own:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(stderr.contains("micros-store"), "{stderr}");
+}
+
+/// Attachment bytes must live as long as their metadata: in an S3-compatible store
+/// backed by a persistent volume, not in a pod's scratch space; and no pod keeps
+/// unbounded scratch space.
+#[test]
+fn media_keeps_blobs_in_a_persistent_object_store() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = objects(&kustomize(&kubectl, "overlays/kind"));
+    let media = deployments(&objects)
+        .into_iter()
+        .find(|deployment| deployment["metadata"]["name"] == "media")
+        .expect("a media Deployment");
+    let pod = &media["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let config_map = &container["envFrom"][0]["configMapRef"]["name"];
+    let config = &objects
+        .iter()
+        .find(|object| object["kind"] == "ConfigMap" && object["metadata"]["name"] == *config_map)
+        .expect("media's ConfigMap")["data"];
+    assert_eq!(config["MICROS__SERVICE__OBJECT_STORE"], "s3", "{config}");
+    assert!(
+        config["MICROS__SERVICE__S3__BUCKET"].is_string(),
+        "{config}"
+    );
+    let endpoint = container["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|variable| variable["name"] == "MICROS__SERVICE__S3__ENDPOINT")
+        .and_then(|variable| variable["value"].as_str())
+        .expect("media's S3 endpoint");
+    let host = endpoint
+        .trim_start_matches("http://")
+        .split(':')
+        .next()
+        .unwrap();
+    let service = objects
+        .iter()
+        .find(|object| object["kind"] == "Service" && object["metadata"]["name"] == host)
+        .unwrap_or_else(|| panic!("the endpoint {endpoint} names no Service"));
+    let store = objects
+        .iter()
+        .find(|object| {
+            object["kind"] == "StatefulSet"
+                && service["spec"]["selector"]
+                    .as_object()
+                    .is_some_and(|labels| {
+                        labels.iter().all(|(key, value)| {
+                            object["spec"]["template"]["metadata"]["labels"][key] == *value
+                        })
+                    })
+        })
+        .unwrap_or_else(|| panic!("no StatefulSet behind {}", describe(service)));
+    assert!(
+        store["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
+            .is_string(),
+        "{} keeps its data on no persistent volume",
+        describe(store)
+    );
+    for object in &objects {
+        let volumes = &object["spec"]["template"]["spec"]["volumes"];
+        for volume in volumes.as_array().into_iter().flatten() {
+            if !volume["emptyDir"].is_null() {
+                assert!(
+                    volume["emptyDir"]["sizeLimit"].is_string(),
+                    "{}: emptyDir {} has no sizeLimit",
+                    describe(object),
+                    volume["name"]
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn every_service_is_scraped_on_its_metrics_port_and_alert_rules_ship() {
     let Some(kubectl) = kubectl() else { return };
-    let objects = objects(&kustomize(&kubectl, "base"));
+    let objects = objects(&kustomize(&kubectl, "overlays/kind"));
     let find = |kind: &str, name: &str| {
         objects
             .iter()
             .find(|object| object["kind"] == kind && object["metadata"]["name"] == name)
-            .unwrap_or_else(|| panic!("k8s/base has no {kind} {name}"))
+            .unwrap_or_else(|| panic!("k8s/overlays/kind has no {kind} {name}"))
     };
     for (name, _, metrics_port) in linked_services() {
         let template = &find("Deployment", &name)["spec"]["template"];

@@ -110,7 +110,7 @@ fn drift_names_each_file_that_changed() {
 
     let edited = committed.path().join("base/catalog/deployment.yaml");
     let body = std::fs::read_to_string(&edited).unwrap();
-    std::fs::write(&edited, body.replace("replicas: 1", "replicas: 2")).unwrap();
+    std::fs::write(&edited, body.replace("replicas: 2", "replicas: 3")).unwrap();
     std::fs::remove_file(committed.path().join("overlays/kind/kind-config.yaml")).unwrap();
     std::fs::write(
         committed.path().join("base/leftover.yaml"),

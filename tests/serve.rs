@@ -1,7 +1,11 @@
-//! `micros serve` as a process: a config typo stops start-up naming the key, and
-//! SIGTERM reports NOT_SERVING, drains and exits 0.
+//! `micros serve` as a process: a config typo stops start-up naming the key, SIGTERM
+//! reports NOT_SERVING, drains and exits 0, and SIGTERM during start-up stops it at once.
 
-use std::{process::Command, time::Duration};
+use std::{
+    net::TcpListener,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
 
 use micros_platform::testing::{ServiceProcess, TEST_TOKEN_SECRET};
 use nix::sys::signal::Signal;
@@ -94,4 +98,45 @@ fn sigterm_reports_not_serving_then_exits_zero() {
     let log = catalog.log();
     let status = catalog.wait(Duration::from_secs(30)).expect("exits");
     assert!(status.success(), "{status}\n{log}");
+}
+
+/// A container's `micros serve` is PID 1, for which the kernel has no default action on
+/// SIGTERM: unless the process handles it, a pod deleted while its stores open waits for
+/// the kubelet's SIGKILL. `trap '' TERM` before `exec` reproduces that here (an ignored
+/// signal stays ignored across exec until a handler is installed).
+#[test]
+fn sigterm_during_start_up_stops_at_once() {
+    // A "PostgreSQL" that accepts connections and never answers: start-up waits on it.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let store = format!("postgres://micros@{}", silent.local_addr().unwrap());
+    let mut serve = Command::new("sh")
+        .args(["-c", "trap '' TERM; exec \"$0\" serve catalog", MICROS])
+        .env("MICROS__SERVER__PORT", "0")
+        .env("MICROS__STORE__URL", &store)
+        .env("MICROS__AUTH__TOKEN_SECRET", TEST_TOKEN_SECRET)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start micros serve");
+    let (_connection, _) = silent.accept().expect("start-up reaches the store");
+
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(serve.id()).unwrap());
+    nix::sys::signal::kill(pid, Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = serve.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            serve.kill().unwrap();
+            let output = serve.wait_with_output().unwrap();
+            panic!(
+                "SIGTERM during start-up was ignored; killed after 10s:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    assert!(status.success(), "{status}");
 }

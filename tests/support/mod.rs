@@ -20,6 +20,7 @@ use micros_platform::{
     clock::TestClock,
     config::ClientConfig,
     lifecycle::{Target, grpc::target_to_proto},
+    service::MicrosService,
     store::Backend,
     testing::{self, TestService, test_token},
 };
@@ -55,9 +56,13 @@ fn client_config(url: String) -> ClientConfig {
 impl Suite {
     pub async fn start(backend: Backend) -> Suite {
         let clock = TestClock::new();
+        let shards = ProductData::DESCRIPTOR.shards;
         let catalog = testing::spawn_with::<Catalog>(
             backend,
-            CatalogSettings::default(),
+            CatalogSettings {
+                product_data_shards: shards,
+                ..CatalogSettings::default()
+            },
             clock.clone(),
             |_| {},
         )
@@ -86,7 +91,7 @@ impl Suite {
             testing::spawn_with::<Media>(backend, media_settings, clock.clone(), |_| {}).await;
         let product_data = testing::spawn_with::<ProductData>(
             backend,
-            ProductDataSettings::default(),
+            ProductDataSettings { shards },
             clock.clone(),
             |config| {
                 config.clients =

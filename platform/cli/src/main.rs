@@ -175,6 +175,10 @@ fn main() -> ExitCode {
                     ..RunOptions::default()
                 };
                 options.sources.file = config;
+                options.sources.defaults = registry::deployed_config(&entry.descriptor)?
+                    .into_iter()
+                    .map(|(key, value)| (key.to_owned(), value))
+                    .collect();
                 (entry.run)(options).await
             }
             Command::Token(args) => token::run(args),

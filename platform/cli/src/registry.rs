@@ -1,6 +1,6 @@
 //! Every service this binary links. A new service adds one line here.
 
-use micros_platform::service::ServiceEntry;
+use micros_platform::service::{ServiceDescriptor, ServiceEntry};
 
 pub fn all() -> Vec<ServiceEntry> {
     vec![
@@ -11,6 +11,16 @@ pub fn all() -> Vec<ServiceEntry> {
         ServiceEntry::of::<micros_product_data::ProductData>(),
         ServiceEntry::of::<micros_orchestrator::Orchestrator>(),
     ]
+}
+
+/// The deployment facts `service` configures itself from, taken from every descriptor
+/// this binary links (see `ServiceDescriptor::deployed_settings`).
+pub fn deployed_config(service: &ServiceDescriptor) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let services: Vec<ServiceDescriptor> =
+        all().into_iter().map(|entry| entry.descriptor).collect();
+    service
+        .deployed_config(&services)
+        .map_err(|error| anyhow::anyhow!("service `{}`: {error}", service.name))
 }
 
 pub fn names() -> Vec<&'static str> {

@@ -10,6 +10,7 @@
 
 mod base;
 mod kind;
+mod minio;
 mod monitoring;
 mod postgres;
 mod validate;
@@ -20,7 +21,7 @@ use std::{
 };
 
 use anyhow::Context;
-use micros_platform::service::{Compute, Resources, ServiceDescriptor};
+use micros_platform::service::{Compute, Resources, Rollout, ServiceDescriptor};
 use serde_json::{Value, json};
 
 use crate::registry;
@@ -43,13 +44,20 @@ const GENERATED_DIRS: [&str; 2] = ["base", "overlays/kind"];
 
 /// Every object lives in this namespace (set once, by the kustomizations).
 const NAMESPACE: &str = "micros";
-/// The image `docker build -t micros:dev .` makes and `kind load docker-image` loads.
+/// The image `docker build --provenance=false -t micros:dev .` makes and `kind load
+/// docker-image` loads.
 const IMAGE: &str = "micros:dev";
 /// The user the image creates; every micros container runs as it.
 const MICROS_USER: u32 = 10001;
 /// The Secret that holds `auth.token_secret`; the overlay provides it.
 const AUTH_SECRET: &str = "micros-auth";
 const AUTH_SECRET_KEY: &str = "token-secret";
+/// Where services store, provided by an overlay under this name: a ConfigMap with the
+/// server's `url` (local to kustomize: it configures the build, it is not applied) and a
+/// Secret with its `password`. `base/` cannot be built without them.
+const STORE: &str = "micros-store";
+const STORE_URL_KEY: &str = "url";
+const STORE_PASSWORD_KEY: &str = "password";
 
 pub fn run(args: RenderArgs) -> anyhow::Result<()> {
     let services: Vec<ServiceDescriptor> = registry::all()
@@ -215,6 +223,14 @@ fn container_security(user: u32) -> Value {
     })
 }
 
+/// Pods beyond `replicas` that a rollout may run at once.
+fn surge(rollout: Rollout) -> u16 {
+    match rollout {
+        Rollout::Rolling => 1,
+        Rollout::Recreate => 0,
+    }
+}
+
 /// `MICROS__CLIENTS__<SERVICE>__URL`, the key `clients.<service>.url` reads (as
 /// `micros up` sets it).
 fn client_url_key(service: &str) -> String {
@@ -226,7 +242,7 @@ fn client_url_key(service: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use micros_platform::service::ServiceDescriptor;
+    use micros_platform::service::{DeployFact, ServiceDescriptor};
 
     use super::*;
 
@@ -275,7 +291,7 @@ mod tests {
     }
 
     #[test]
-    fn changing_replicas_changes_only_that_deployment() {
+    fn changing_replicas_changes_that_deployment_and_the_connections_it_needs() {
         let before = render(&[CATALOG, DOCUMENTS]).unwrap();
         let after = render(&[
             ServiceDescriptor {
@@ -285,8 +301,74 @@ mod tests {
             DOCUMENTS,
         ])
         .unwrap();
-        assert_eq!(changed(&before, &after), ["base/catalog/deployment.yaml"]);
+        assert_eq!(
+            changed(&before, &after),
+            [
+                "base/catalog/deployment.yaml",
+                "overlays/kind/postgres/statefulset.yaml"
+            ]
+        );
         assert!(file(&after, "base/catalog/deployment.yaml").contains("replicas: 3"));
+    }
+
+    /// Every pool of every pod a rollout may run at once fits in PostgreSQL's
+    /// `max_connections`, which moves with the pools and the replicas.
+    #[test]
+    fn postgres_connections_are_sized_from_every_pool() {
+        // (2 replicas + 1 surge) × 1 database × (4 pooled + 1 at start-up) for the
+        // catalog, × 4 shard databases for product-data, and 8 spares.
+        assert_eq!(
+            postgres::max_connections(&[CATALOG, DOCUMENTS]),
+            15 + 60 + 8
+        );
+        let statefulset = file(
+            &render(&[CATALOG, DOCUMENTS]).unwrap(),
+            "overlays/kind/postgres/statefulset.yaml",
+        )
+        .to_owned();
+        assert!(statefulset.contains("max_connections=83"), "{statefulset}");
+        assert!(
+            file(&render(&[CATALOG]).unwrap(), "base/catalog/config.env")
+                .contains("\nMICROS__STORE__MAX_CONNECTIONS=4\n")
+        );
+        let single = ServiceDescriptor {
+            replicas: 1,
+            rollout: Rollout::Recreate,
+            pool_size: 10,
+            ..CATALOG
+        };
+        assert_eq!(postgres::max_connections(&[single]), 11 + 8);
+        assert!(
+            file(&render(&[single]).unwrap(), "base/catalog/config.env")
+                .contains("\nMICROS__STORE__MAX_CONNECTIONS=10\n")
+        );
+    }
+
+    #[test]
+    fn replicated_services_roll_with_a_disruption_budget_and_a_single_one_is_recreated() {
+        let manifests = render(&[CATALOG]).unwrap();
+        let deployment = file(&manifests, "base/catalog/deployment.yaml");
+        assert!(deployment.contains("replicas: 2"), "{deployment}");
+        assert!(deployment.contains("type: RollingUpdate"), "{deployment}");
+        assert!(deployment.contains("maxUnavailable: 0"), "{deployment}");
+        let budget = file(&manifests, "base/catalog/disruption-budget.yaml");
+        assert!(budget.contains("maxUnavailable: 1"), "{budget}");
+        assert!(
+            file(&manifests, "base/kustomization.yaml").contains("catalog/disruption-budget.yaml")
+        );
+
+        let single = render(&[ServiceDescriptor {
+            replicas: 1,
+            rollout: Rollout::Recreate,
+            ..CATALOG
+        }])
+        .unwrap();
+        assert!(file(&single, "base/catalog/deployment.yaml").contains("type: Recreate"));
+        assert!(
+            !single
+                .files
+                .contains_key("base/catalog/disruption-budget.yaml")
+        );
     }
 
     #[test]
@@ -361,6 +443,7 @@ mod tests {
         let patch = file(&after, "overlays/kind/patches/product-data-service.yaml");
         assert!(patch.contains("type: NodePort"), "{patch}");
         assert!(patch.contains("nodePort: 30055"), "{patch}");
+        assert!(patch.contains("protocol: TCP"), "{patch}");
         assert!(
             file(&after, "overlays/kind/kustomization.yaml")
                 .contains("patches/product-data-service.yaml")
@@ -429,6 +512,30 @@ mod tests {
             ),
             (
                 ServiceDescriptor {
+                    rollout: Rollout::Recreate,
+                    ..CATALOG
+                },
+                "Recreate",
+            ),
+            (
+                ServiceDescriptor {
+                    bucket: Some("Notes_Bucket"),
+                    ..CATALOG
+                },
+                "bucket `Notes_Bucket`",
+            ),
+            (
+                ServiceDescriptor {
+                    deployed_settings: &[(
+                        "MICROS__SERVICE__PRODUCT_DATA_SHARDS",
+                        DeployFact::ShardsOf("billing"),
+                    )],
+                    ..CATALOG
+                },
+                "shard count of `billing`",
+            ),
+            (
+                ServiceDescriptor {
                     metrics_port: 50051,
                     ..CATALOG
                 },
@@ -439,6 +546,141 @@ mod tests {
             let error = format!("{:#}", render(&[descriptor]).unwrap_err());
             assert!(error.contains(expected), "{expected}: {error}");
         }
+    }
+
+    /// The catalog places sites on as many shards as product-data has databases: both
+    /// read the one descriptor value, and a deployment that sets either on its own is
+    /// refused.
+    #[test]
+    fn shard_counts_come_from_the_descriptor_and_cannot_be_set_apart() {
+        let placing = ServiceDescriptor {
+            deployed_settings: &[(
+                "MICROS__SERVICE__PRODUCT_DATA_SHARDS",
+                DeployFact::ShardsOf("product-data"),
+            )],
+            ..CATALOG
+        };
+        let sharded = |shards| ServiceDescriptor {
+            shards,
+            deployed_settings: &[(
+                "MICROS__SERVICE__SHARDS",
+                DeployFact::ShardsOf("product-data"),
+            )],
+            ..DOCUMENTS
+        };
+        let manifests = render(&[placing, sharded(8)]).unwrap();
+        assert!(
+            file(&manifests, "base/catalog/config.env")
+                .contains("\nMICROS__SERVICE__PRODUCT_DATA_SHARDS=8\n")
+        );
+        assert!(
+            file(&manifests, "base/product-data/config.env")
+                .contains("\nMICROS__SERVICE__SHARDS=8\n")
+        );
+        let init = file(&manifests, "overlays/kind/postgres/init.yaml");
+        assert!(init.contains("micros_documents_7"), "{init}");
+        assert!(!init.contains("micros_documents_8"), "{init}");
+
+        let mismatched = ServiceDescriptor {
+            config_overrides: &[("MICROS__SERVICE__PRODUCT_DATA_SHARDS", "4")],
+            ..placing
+        };
+        let error = format!("{:#}", render(&[mismatched, sharded(8)]).unwrap_err());
+        assert!(
+            error.contains("MICROS__SERVICE__PRODUCT_DATA_SHARDS"),
+            "{error}"
+        );
+        let error = format!(
+            "{:#}",
+            render(&[
+                placing,
+                ServiceDescriptor {
+                    config_overrides: &[("MICROS__SERVICE__SHARDS", "4")],
+                    ..sharded(8)
+                },
+            ])
+            .unwrap_err()
+        );
+        assert!(error.contains("MICROS__SERVICE__SHARDS"), "{error}");
+    }
+
+    #[test]
+    fn the_base_takes_its_store_from_an_overlay() {
+        let manifests = render(&[CATALOG]).unwrap();
+        let base = file(&manifests, "base/kustomization.yaml");
+        assert!(base.contains("kind: Component"), "{base}");
+        assert!(base.contains("name: micros-store"), "{base}");
+        assert!(
+            base.contains("env.[name=MICROS__STORE__URL].value"),
+            "{base}"
+        );
+        let deployment = file(&manifests, "base/catalog/deployment.yaml");
+        assert!(
+            deployment.contains("name: MICROS__STORE__PASSWORD"),
+            "{deployment}"
+        );
+        let overlay = file(&manifests, "overlays/kind/kustomization.yaml");
+        assert!(overlay.contains("components:\n- ../../base"), "{overlay}");
+        let store = file(&manifests, "overlays/kind/postgres/store.yaml");
+        assert!(
+            store.contains("config.kubernetes.io/local-config"),
+            "{store}"
+        );
+        assert!(
+            store.contains("url: postgres://micros@postgres:5432"),
+            "{store}"
+        );
+    }
+
+    #[test]
+    fn a_service_with_a_bucket_stores_in_s3_and_kind_runs_minio() {
+        let without = render(&[CATALOG]).unwrap();
+        assert!(!without.files.keys().any(|path| path.contains("minio")));
+        let manifests = render(&[ServiceDescriptor {
+            bucket: Some("micros-notes"),
+            ..CATALOG
+        }])
+        .unwrap();
+        let config = file(&manifests, "base/catalog/config.env");
+        assert!(
+            config.contains("\nMICROS__SERVICE__OBJECT_STORE=s3\n"),
+            "{config}"
+        );
+        assert!(
+            config.contains("\nMICROS__SERVICE__S3__BUCKET=micros-notes\n"),
+            "{config}"
+        );
+        let patch = file(&manifests, "overlays/kind/patches/catalog-deployment.yaml");
+        assert!(patch.contains("value: http://minio:9000"), "{patch}");
+        assert!(patch.contains("minio/micros-notes;"), "{patch}");
+        let statefulset = file(&manifests, "overlays/kind/minio/statefulset.yaml");
+        assert!(
+            statefulset.contains("volumeClaimTemplates"),
+            "{statefulset}"
+        );
+        assert!(
+            file(&manifests, "overlays/kind/kustomization.yaml").contains("minio/statefulset.yaml")
+        );
+    }
+
+    #[test]
+    fn a_service_that_sizes_buffers_learns_its_memory_limit() {
+        let without = file(&render(&[CATALOG]).unwrap(), "base/catalog/deployment.yaml").to_owned();
+        assert!(!without.contains("resourceFieldRef"), "{without}");
+        let manifests = render(&[ServiceDescriptor {
+            memory_limit_setting: Some("MICROS__SERVICE__MEMORY_LIMIT_BYTES"),
+            ..CATALOG
+        }])
+        .unwrap();
+        let deployment = file(&manifests, "base/catalog/deployment.yaml");
+        assert!(
+            deployment.contains("name: MICROS__SERVICE__MEMORY_LIMIT_BYTES"),
+            "{deployment}"
+        );
+        assert!(
+            deployment.contains("resource: limits.memory"),
+            "{deployment}"
+        );
     }
 
     #[test]

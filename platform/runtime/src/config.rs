@@ -167,6 +167,11 @@ pub struct StoreConfig {
     /// `sqlite://<directory>` (one file per database in it) or
     /// `postgres://user@host:port` (one database per service database on that server).
     pub url: String,
+    /// The PostgreSQL password, kept out of `url` so that it may hold any character
+    /// (`@`, `/`, `%` …): the store escapes it into the URL it connects with. In
+    /// Kubernetes it comes from a Secret (`MICROS__STORE__PASSWORD`).
+    #[serde(serialize_with = "serialize_secret")]
+    pub password: SecretString,
     /// Database names are `<prefix><name>`, e.g. `micros_catalog`.
     pub database_prefix: String,
     pub max_connections: u32,
@@ -178,6 +183,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             url: "sqlite://.micros/data".to_owned(),
+            password: SecretString::from(""),
             database_prefix: "micros_".to_owned(),
             max_connections: 8,
             acquire_timeout: Duration::from_secs(10),
@@ -263,6 +269,9 @@ pub struct Sources {
     pub file: Option<PathBuf>,
     /// Explicit `MICROS__…` variables; `None` reads the process environment.
     pub env: Option<BTreeMap<String, String>>,
+    /// `MICROS__…` values over the code defaults and under the file and the environment:
+    /// the deployment facts `micros serve` takes from the service descriptors.
+    pub defaults: BTreeMap<String, String>,
 }
 
 /// Loads `Config<S>` from `defaults`, the file, the environment, then validates it.
@@ -271,6 +280,10 @@ where
     S: Serialize + DeserializeOwned + Default + Validate,
 {
     let mut builder = config::Config::builder().add_source(config::Config::try_from(&defaults)?);
+    if !sources.defaults.is_empty() {
+        builder = builder
+            .add_source(environment().source(Some(sources.defaults.clone().into_iter().collect())));
+    }
     let file = sources
         .file
         .clone()
@@ -278,16 +291,22 @@ where
     if let Some(file) = file {
         builder = builder.add_source(config::File::from(file.as_path()).required(true));
     }
-    let mut environment = config::Environment::with_prefix(ENV_PREFIX)
-        .prefix_separator("__")
-        .separator("__")
-        .try_parsing(true);
+    let mut environment = environment();
     if let Some(env) = &sources.env {
         environment = environment.source(Some(env.clone().into_iter().collect()));
     }
     let loaded: Config<S> = builder.add_source(environment).build()?.try_deserialize()?;
     loaded.validate()?;
     Ok(loaded)
+}
+
+/// `MICROS__SECTION__KEY` variables, values parsed as numbers and booleans where they
+/// look like them.
+fn environment() -> config::Environment {
+    config::Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
 }
 
 impl<S: Validate> Config<S> {
@@ -321,6 +340,20 @@ impl<S: Validate> Config<S> {
                 "must differ from server.port (metrics are plain HTTP on a port of their own)",
             );
         }
+        if !self.store.password.expose_secret().is_empty() {
+            if !self.store.url.starts_with("postgres://") {
+                return invalid(
+                    "store.password",
+                    "only a postgres:// store takes a password",
+                );
+            }
+            if url_has_password(&self.store.url) {
+                return invalid(
+                    "store.password",
+                    "store.url has a password of its own; keep it in one place",
+                );
+            }
+        }
         if self.lifecycle.purge_batch_size == 0 {
             return invalid("lifecycle.purge_batch_size", "must be at least 1");
         }
@@ -342,6 +375,19 @@ impl<S: Validate> Config<S> {
     }
 }
 
+/// Whether `scheme://user:password@host…` carries a password.
+fn url_has_password(url: &str) -> bool {
+    let authority = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default();
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(user_info, _)| user_info.contains(':'))
+}
+
 /// The data directory of a `sqlite://` store URL, for tools that put files beside it.
 pub fn sqlite_dir(url: &str) -> Option<&Path> {
     url.strip_prefix("sqlite://").map(Path::new)
@@ -359,8 +405,8 @@ mod tests {
         .into();
         all.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         Sources {
-            file: None,
             env: Some(all),
+            ..Sources::default()
         }
     }
 
@@ -431,13 +477,66 @@ mod tests {
     #[test]
     fn missing_secret_is_refused() {
         let sources = Sources {
-            file: None,
             env: Some(BTreeMap::new()),
+            ..Sources::default()
         };
         let error = load(Config::<NoSettings>::default(), &sources)
             .unwrap_err()
             .to_string();
         assert!(error.contains("auth.token_secret"), "{error}");
+    }
+
+    #[test]
+    fn a_store_password_is_for_postgres_and_set_once() {
+        let postgres = load(
+            Config::<NoSettings>::default(),
+            &env(&[
+                ("MICROS__STORE__URL", "postgres://micros@db:5432"),
+                ("MICROS__STORE__PASSWORD", "p@ss/w:rd"),
+            ]),
+        )
+        .unwrap();
+        use secrecy::ExposeSecret;
+        assert_eq!(postgres.store.password.expose_secret(), "p@ss/w:rd");
+        for (url, expected) in [
+            ("sqlite://.micros/data", "only a postgres:// store"),
+            (
+                "postgres://micros:other@db:5432",
+                "has a password of its own",
+            ),
+        ] {
+            let error = load(
+                Config::<NoSettings>::default(),
+                &env(&[
+                    ("MICROS__STORE__URL", url),
+                    ("MICROS__STORE__PASSWORD", "x"),
+                ]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains("store.password"), "{error}");
+            assert!(error.contains(expected), "{error}");
+        }
+    }
+
+    #[test]
+    fn deployed_defaults_yield_to_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("micros.toml");
+        std::fs::write(&file, "[server]\nconcurrency_limit = 7\n").unwrap();
+        let mut sources = env(&[("MICROS__SERVER__PORT", "4321")]);
+        sources.defaults = [
+            ("MICROS__SERVER__PORT", "1111"),
+            ("MICROS__SERVER__CONCURRENCY_LIMIT", "2222"),
+            ("MICROS__SERVER__REQUEST_TIMEOUT", "3s"),
+        ]
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .into();
+        sources.file = Some(file);
+        let config = load(Config::<NoSettings>::default(), &sources).unwrap();
+        assert_eq!(config.server.port, 4321);
+        assert_eq!(config.server.concurrency_limit, 7);
+        assert_eq!(config.server.request_timeout, Duration::from_secs(3));
     }
 
     #[test]

@@ -5,12 +5,13 @@
 //!    then metrics: duration and status of every call, refused ones included
 //!    ([`crate::metrics::RpcMetricsLayer`]);
 //! 2. overload: a global concurrency limit with load shedding, answered RESOURCE_EXHAUSTED
-//!    at once instead of queueing ([`overload_response`]);
+//!    at once instead of queueing; health checks exempt ([`OverloadLayer`]);
 //! 3. deadline: the smaller of the server's limit and the client's `grpc-timeout`,
 //!    answered DEADLINE_EXCEEDED ([`DeadlineLayer`]);
 //! 4. auth: bearer token to [`Principal`](crate::auth::Principal) ([`AuthLayer`]).
 //!
-//! Health and reflection skip auth: probes and grpcurl carry no token.
+//! Health and reflection skip auth: probes and grpcurl carry no token. Health also skips
+//! the overload layer: a probe answers while the server is at its limit.
 
 use std::{
     collections::HashMap,
@@ -22,8 +23,9 @@ use std::{
 };
 
 use http::{Request, Response};
+use tokio::sync::Semaphore;
 use tonic::{Code, body::Body};
-use tower::{BoxError, Layer, Service};
+use tower::{Layer, Service};
 
 use crate::{auth::Authenticator, error::status_with_info};
 
@@ -50,43 +52,89 @@ fn status_response(
     status_with_info(code, message, reason, "micros.platform", metadata).into_http()
 }
 
-/// An error from a layer below the load shedder; the trace layer needs a type that
-/// implements `std::error::Error`, which `BoxError` does not.
-#[derive(Debug)]
-pub struct LayerError(BoxError);
-
-impl std::fmt::Display for LayerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
+/// Paths the overload layer neither counts nor sheds: a readiness or liveness probe must
+/// report the truth while the server is at its limit, or a busy pod is taken out of
+/// rotation and then restarted, killing the very calls that made it busy.
+pub fn is_exempt_from_overload(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/")
 }
 
-impl std::error::Error for LayerError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
-    }
-}
-
-impl From<BoxError> for LayerError {
-    fn from(error: BoxError) -> Self {
-        Self(error)
-    }
-}
-
-/// Turns tower's load-shed refusal into RESOURCE_EXHAUSTED with `ErrorInfo`; any other
-/// error from below becomes its status.
-pub fn overload_response(
+/// At most `limit` calls in flight across every connection; a call beyond it is answered
+/// RESOURCE_EXHAUSTED (`OVERLOADED`, with ErrorInfo) at once instead of queueing, so
+/// clients back off. Health checks pass outside the limit ([`is_exempt_from_overload`]).
+#[derive(Debug, Clone)]
+pub struct OverloadLayer {
     limit: usize,
-) -> impl Fn(Result<Response<Body>, BoxError>) -> Result<Response<Body>, LayerError> + Clone {
-    move |result| match result {
-        Ok(response) => Ok(response),
-        Err(error) if error.is::<tower::load_shed::error::Overloaded>() => Ok(status_response(
-            Code::ResourceExhausted,
-            format!("the server is at its limit of {limit} calls in flight; retry with backoff"),
-            "OVERLOADED",
-            HashMap::from([("concurrency_limit".to_owned(), limit.to_string())]),
-        )),
-        Err(error) => Ok(tonic::Status::from_error(error).into_http()),
+    permits: Arc<Semaphore>,
+}
+
+impl OverloadLayer {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            permits: Arc::new(Semaphore::new(limit)),
+        }
+    }
+}
+
+impl<S> Layer<S> for OverloadLayer {
+    type Service = Overload<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Overload {
+            inner,
+            limit: self.limit,
+            permits: self.permits.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Overload<S> {
+    inner: S,
+    limit: usize,
+    permits: Arc<Semaphore>,
+}
+
+impl<S> Service<Request<Body>> for Overload<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        if is_exempt_from_overload(request.uri().path()) {
+            return Box::pin(self.inner.call(request));
+        }
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let call = self.inner.call(request);
+                Box::pin(async move {
+                    let response = call.await;
+                    drop(permit);
+                    response
+                })
+            }
+            Err(_) => {
+                let response = status_response(
+                    Code::ResourceExhausted,
+                    format!(
+                        "the server is at its limit of {} calls in flight; retry with backoff",
+                        self.limit
+                    ),
+                    "OVERLOADED",
+                    HashMap::from([("concurrency_limit".to_owned(), self.limit.to_string())]),
+                );
+                Box::pin(async move { Ok(response) })
+            }
+        }
     }
 }
 
@@ -258,6 +306,18 @@ mod tests {
         assert_eq!(parse_grpc_timeout("5x"), None);
         assert_eq!(parse_grpc_timeout(""), None);
         assert_eq!(parse_grpc_timeout("1é"), None);
+    }
+
+    #[test]
+    fn only_health_skips_the_overload_limit() {
+        assert!(is_exempt_from_overload("/grpc.health.v1.Health/Check"));
+        assert!(is_exempt_from_overload("/grpc.health.v1.Health/Watch"));
+        assert!(!is_exempt_from_overload(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+        ));
+        assert!(!is_exempt_from_overload(
+            "/micros.media.v1.MediaService/Upload"
+        ));
     }
 
     #[test]

@@ -16,12 +16,12 @@ use tonic::{
     body::Body, server::NamedService, service::RoutesBuilder, transport::server::TcpIncoming,
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
-use tower::{Service, ServiceBuilder, limit::GlobalConcurrencyLimitLayer};
+use tower::{Service, ServiceBuilder};
 
 use crate::{
     auth::Authenticator,
     config::{AuthConfig, ServerConfig},
-    layers::{AuthLayer, DeadlineLayer, is_traced, overload_response},
+    layers::{AuthLayer, DeadlineLayer, OverloadLayer, is_traced},
     metrics::RpcMetricsLayer,
 };
 
@@ -162,16 +162,13 @@ impl Server {
             listener,
             local_addr,
         } = self;
-        let limit = config.concurrency_limit;
         let layers = ServiceBuilder::new()
             .layer(
                 tonic_tracing_opentelemetry::middleware::server::OtelGrpcLayer::default()
                     .filter(is_traced),
             )
             .layer(RpcMetricsLayer::server())
-            .map_result(overload_response(limit))
-            .load_shed()
-            .layer(GlobalConcurrencyLimitLayer::new(limit))
+            .layer(OverloadLayer::new(config.concurrency_limit))
             .layer(DeadlineLayer::new(config.request_timeout))
             .layer(AuthLayer::new(authenticator))
             .into_inner();
@@ -274,13 +271,17 @@ impl RunningServer {
     }
 }
 
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
+/// Completes on SIGTERM or SIGINT (Ctrl-C). The handlers are installed by this call, not
+/// when the future is first polled, so a signal that arrives while a service is still
+/// starting is not lost.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
     let mut interrupt = signal(SignalKind::interrupt()).expect("install the SIGINT handler");
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!("SIGTERM received"),
-        _ = interrupt.recv() => tracing::info!("SIGINT received"),
+    async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+        }
     }
 }

@@ -55,8 +55,16 @@ pub struct ServiceDescriptor {
     /// How many shard databases each of `databases` is split into, many tenants per
     /// shard; 1 for an unsharded service. See [`ServiceDescriptor::database_names`].
     pub shards: u16,
-    /// How many pods run it in a cluster.
+    /// How many pods run it in a cluster. Two for a stateless service (its state is in
+    /// its store), so that a node drain or a rollout never leaves it without one; a
+    /// PodDisruptionBudget keeps one of them up.
     pub replicas: u16,
+    /// How a new version replaces the running pods.
+    pub rollout: Rollout,
+    /// Connections per database pool in a cluster (`store.max_connections`). The kind
+    /// PostgreSQL's `max_connections` is sized from every service's pools, so the two
+    /// are set together.
+    pub pool_size: u32,
     /// What each of its containers asks for and may not exceed in a cluster.
     pub resources: Resources,
     /// `MICROS__…` variables for this service in a cluster, applied over the platform's
@@ -71,6 +79,39 @@ pub struct ServiceDescriptor {
     /// from `auth.token_secret` as principal `service:<name>` unless
     /// `auth.service_token` is set). Only the orchestrator holds `lifecycle`.
     pub service_roles: &'static [Role],
+    /// The S3 bucket it keeps bytes in, if any. In a cluster it stores there
+    /// (`micros render` sets `service.object_store = "s3"` and `service.s3.bucket`, the
+    /// settings of a service that keeps objects), so its pods share one store and lose
+    /// nothing on a restart; the kind overlay runs an S3-compatible server with the
+    /// bucket and points `service.s3.endpoint` at it.
+    pub bucket: Option<&'static str>,
+    /// A setting that receives the container's memory limit in bytes (the downward
+    /// API in Kubernetes), for a service that sizes its buffers against it.
+    pub memory_limit_setting: Option<&'static str>,
+    /// Settings that must agree with the deployment, by `MICROS__…` key, each taken from
+    /// a descriptor fact ([`DeployFact`]): `micros render` writes them into the service's
+    /// cluster config and `micros serve` (so `micros up`) applies them under its file
+    /// and environment. The service itself has no default for them.
+    pub deployed_settings: &'static [(&'static str, DeployFact)],
+}
+
+/// How a Deployment moves to a new version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rollout {
+    /// One extra pod at a time, an old one removed only once the new one is ready: no
+    /// moment without capacity.
+    Rolling,
+    /// Every old pod stops before a new one starts: for a service of which at most one
+    /// instance may run at a time (so `replicas` must be 1).
+    Recreate,
+}
+
+/// A fact of the deployment, written once in a descriptor, that services configure
+/// themselves from (see [`ServiceDescriptor::deployed_settings`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeployFact {
+    /// How many shard databases the named service has ([`ServiceDescriptor::shards`]).
+    ShardsOf(&'static str),
 }
 
 impl ServiceDescriptor {
@@ -83,12 +124,37 @@ impl ServiceDescriptor {
         databases: &[],
         depends_on: &[],
         shards: 1,
-        replicas: 1,
+        replicas: 2,
+        rollout: Rollout::Rolling,
+        pool_size: 4,
         resources: Resources::BASE,
         config_overrides: &[],
         node_port: None,
         service_roles: &[Role::Viewer],
+        bucket: None,
+        memory_limit_setting: None,
+        deployed_settings: &[],
     };
+
+    /// [`Self::deployed_settings`] with their values, taken from `services` (every
+    /// deployed service); an error names a fact that no descriptor provides.
+    pub fn deployed_config(
+        &self,
+        services: &[ServiceDescriptor],
+    ) -> Result<Vec<(&'static str, String)>, String> {
+        self.deployed_settings
+            .iter()
+            .map(|(key, fact)| match fact {
+                DeployFact::ShardsOf(name) => services
+                    .iter()
+                    .find(|service| service.name == *name)
+                    .map(|service| (*key, service.shards.to_string()))
+                    .ok_or_else(|| {
+                        format!("{key} is the shard count of `{name}`, which is not a registered service")
+                    }),
+            })
+            .collect()
+    }
 
     /// The databases the service opens, shards spelled out: `documents` with 4 shards
     /// is `documents_0` … `documents_3`; an unsharded database keeps its name.
@@ -210,7 +276,13 @@ pub struct RunOptions {
 
 /// Loads config, installs telemetry, builds and serves until SIGTERM/SIGINT, with
 /// `/metrics` on `telemetry.metrics_port`.
+///
+/// SIGTERM is handled from the first moment: in a container this process is PID 1, for
+/// which the kernel ignores an unhandled SIGTERM, so a pod deleted while its stores open
+/// (a database that is slow or down) would otherwise wait for the kubelet's SIGKILL.
+/// Stopped during start-up, it exits 0 without serving.
 pub async fn run<S: MicrosService>(options: RunOptions) -> anyhow::Result<()> {
+    let mut shutdown = std::pin::pin!(shutdown_signal());
     let config = config::load(S::default_config(), &options.sources)?;
     let telemetry = telemetry::init(S::DESCRIPTOR.name, &config.telemetry)?;
     crate::failpoints::setup_from_env()?;
@@ -220,7 +292,13 @@ pub async fn run<S: MicrosService>(options: RunOptions) -> anyhow::Result<()> {
         .map_err(|error| anyhow::anyhow!("cannot listen for metrics on {metrics_addr}: {error}"))?;
     let metrics_addr = metrics.local_addr();
     metrics.spawn();
-    let server = S::build(config, ServiceContext::default()).await?;
+    let server = tokio::select! {
+        built = S::build(config, ServiceContext::default()) => built?,
+        () = &mut shutdown => {
+            tracing::info!(service = S::DESCRIPTOR.name, "stopped during start-up");
+            return Ok(());
+        }
+    };
     if let Some(ready_file) = &options.ready_file {
         let staging = ready_file.with_extension("tmp");
         std::fs::write(
@@ -230,7 +308,7 @@ pub async fn run<S: MicrosService>(options: RunOptions) -> anyhow::Result<()> {
         std::fs::rename(&staging, ready_file)?;
     }
     tracing::info!(%metrics_addr, "metrics at http://{metrics_addr}/metrics");
-    server.serve(shutdown_signal()).await?;
+    server.serve(shutdown).await?;
     Ok(())
 }
 

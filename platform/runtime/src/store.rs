@@ -11,6 +11,8 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use secrecy::ExposeSecret;
 use sqlx::{AnyPool, Executor, any::AnyPoolOptions, error::ErrorKind, migrate::Migrator};
 use tonic::Code;
 
@@ -150,7 +152,8 @@ impl Store {
             .ok_or_else(|| StoreError::UnsupportedUrl(config.url.clone()))?;
         let database = format!("{}{}", config.database_prefix, name);
         if backend == Backend::Postgres {
-            ensure_postgres_database(&config.url, &database).await?;
+            let server = with_password(&config.url, config.password.expose_secret());
+            ensure_postgres_database(&server, &database).await?;
         }
         let url = database_url(config, name)?;
         let mut options = AnyPoolOptions::new()
@@ -234,12 +237,16 @@ impl Store {
 }
 
 /// The connection URL of database `name` (prefixed) under `config`: its file for SQLite
-/// (the directory is created), its database on the server for PostgreSQL.
+/// (the directory is created), its database on the server for PostgreSQL, with
+/// `store.password` escaped into it.
 pub fn database_url(config: &StoreConfig, name: &str) -> Result<String, StoreError> {
     let database = format!("{}{}", config.database_prefix, name);
     match Backend::of_url(&config.url) {
         Some(Backend::Sqlite) => sqlite_url(&config.url, &database),
-        Some(Backend::Postgres) => Ok(postgres_url(&config.url, &database)),
+        Some(Backend::Postgres) => Ok(postgres_url(
+            &with_password(&config.url, config.password.expose_secret()),
+            &database,
+        )),
         None => Err(StoreError::UnsupportedUrl(config.url.clone())),
     }
 }
@@ -270,6 +277,21 @@ pub fn postgres_url(server: &str, database: &str) -> String {
         url.push_str(query);
     }
     url
+}
+
+/// `postgres://user@host…` with `password` percent-encoded into its user information
+/// (the driver decodes it), so that no character of a password can change where the URL
+/// points. An empty password leaves the URL as it is.
+pub fn with_password(server: &str, password: &str) -> String {
+    if password.is_empty() {
+        return server.to_owned();
+    }
+    let (scheme, rest) = server.split_once("://").unwrap_or(("", server));
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let (user, host) = authority.rsplit_once('@').unwrap_or(("", authority));
+    let password = utf8_percent_encode(password, NON_ALPHANUMERIC);
+    format!("{scheme}://{user}:{password}@{host}{tail}")
 }
 
 /// Creates the database on the server if it does not exist yet.
@@ -346,6 +368,30 @@ mod tests {
         assert_eq!(
             postgres_url("postgres://u:p@db:5432/other?sslmode=disable", "x"),
             "postgres://u:p@db:5432/x?sslmode=disable"
+        );
+    }
+
+    #[test]
+    fn a_password_with_any_character_stays_in_the_user_information() {
+        let password = "p@ss/w:rd?#%&=+ é";
+        for server in [
+            "postgres://micros@postgres:5432",
+            "postgres://micros@postgres:5432/other?sslmode=disable",
+        ] {
+            let url = postgres_url(&with_password(server, password), "micros_catalog");
+            let parsed = url::Url::parse(&url).unwrap();
+            assert_eq!(parsed.host_str(), Some("postgres"), "{url}");
+            assert_eq!(parsed.port(), Some(5432), "{url}");
+            assert_eq!(parsed.username(), "micros", "{url}");
+            assert_eq!(parsed.path(), "/micros_catalog", "{url}");
+            let decoded = percent_encoding::percent_decode_str(parsed.password().unwrap())
+                .decode_utf8()
+                .unwrap();
+            assert_eq!(decoded, password, "{url}");
+        }
+        assert_eq!(
+            with_password("postgres://micros@db:5432", ""),
+            "postgres://micros@db:5432"
         );
     }
 

@@ -175,6 +175,52 @@ async fn overload_is_shed_with_resource_exhausted() {
 }
 
 #[tokio::test]
+async fn health_answers_while_the_concurrency_limit_is_exhausted() {
+    let server = start(ServerConfig {
+        concurrency_limit: 1,
+        ..ServerConfig::default()
+    })
+    .await;
+    let long_call = || {
+        let mut client = probe(&server);
+        tokio::spawn(async move { client.sleep(sleep_for(3000)).await })
+    };
+    // The limit is exhausted once another call is shed while the long one runs; a long
+    // call that lost the race for the one slot is started again.
+    let mut busy = long_call();
+    let mut exhausted = false;
+    for _ in 0..200 {
+        let shed = matches!(
+            probe(&server).sleep(sleep_for(0)).await,
+            Err(status) if status.code() == Code::ResourceExhausted
+        );
+        if shed && !busy.is_finished() {
+            exhausted = true;
+            break;
+        }
+        if busy.is_finished() {
+            busy = long_call();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(exhausted, "the long call never filled the limit of 1");
+
+    // Kubernetes probes and load balancers must still see the truth.
+    assert_eq!(health(&server, "").await, ServingStatus::Serving);
+    assert_eq!(
+        health(&server, "micros.testing.v1.ProbeService").await,
+        ServingStatus::Serving
+    );
+    let status = probe(&server).sleep(sleep_for(0)).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "still at the limit");
+
+    busy.await
+        .unwrap()
+        .expect("the call within the limit finishes");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn probes_need_no_token_but_services_do() {
     let server = start(ServerConfig::default()).await;
     assert_eq!(health(&server, "").await, ServingStatus::Serving);

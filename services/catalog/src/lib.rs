@@ -16,7 +16,7 @@ use micros_platform::{
     config::Config,
     lifecycle::{Lifecycle, grpc::LifecycleService},
     server::{Server, ServerBuilder},
-    service::{MicrosService, ServiceContext, ServiceDescriptor},
+    service::{DeployFact, MicrosService, ServiceContext, ServiceDescriptor},
     store::Store,
 };
 use micros_proto::catalog::v1::catalog_service_server::CatalogServiceServer;
@@ -37,6 +37,10 @@ impl MicrosService for Catalog {
         metrics_port: 51051,
         databases: &["catalog"],
         depends_on: &[],
+        deployed_settings: &[(
+            "MICROS__SERVICE__PRODUCT_DATA_SHARDS",
+            DeployFact::ShardsOf("product-data"),
+        )],
         ..ServiceDescriptor::BASE
     };
 

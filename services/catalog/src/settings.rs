@@ -11,7 +11,9 @@ pub struct CatalogSettings {
     pub regions: Vec<String>,
     /// Products a site may have.
     pub products: Vec<String>,
-    /// How many product-data shards sites are placed on.
+    /// How many product-data shards sites are placed on: product-data's shard count,
+    /// which `micros render`, `micros serve` and `micros up` take from its descriptor.
+    /// No default of its own (0 is refused), so the two cannot drift apart.
     pub product_data_shards: u16,
     /// Site deletions per rolling hour, across all callers, outside an operation with a
     /// registered budget.
@@ -25,7 +27,7 @@ impl Default for CatalogSettings {
                 .map(str::to_owned)
                 .to_vec(),
             products: ["jira", "confluence"].map(str::to_owned).to_vec(),
-            product_data_shards: 4,
+            product_data_shards: 0,
             deletion_rate_per_hour: 5,
         }
     }
@@ -40,8 +42,32 @@ impl Validate for CatalogSettings {
             return Err("products: at least one product is required".to_owned());
         }
         if self.product_data_shards == 0 {
-            return Err("product_data_shards: must be at least 1".to_owned());
+            return Err(
+                "product_data_shards: must be set (MICROS__SERVICE__PRODUCT_DATA_SHARDS) to \
+                 product-data's shard count; `micros serve` takes it from product-data's \
+                 descriptor"
+                    .to_owned(),
+            );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_product_data_shard_count_must_be_set() {
+        let unset = CatalogSettings::default().validate().unwrap_err();
+        assert!(
+            unset.contains("MICROS__SERVICE__PRODUCT_DATA_SHARDS"),
+            "{unset}"
+        );
+        let set = CatalogSettings {
+            product_data_shards: 4,
+            ..CatalogSettings::default()
+        };
+        assert!(set.validate().is_ok());
     }
 }

@@ -37,7 +37,14 @@ struct Harness {
 }
 
 async fn harness(backend: Backend) -> Harness {
-    let service = testing::spawn::<Catalog>(backend, CatalogSettings::default()).await;
+    let service = testing::spawn::<Catalog>(
+        backend,
+        CatalogSettings {
+            product_data_shards: 4,
+            ..CatalogSettings::default()
+        },
+    )
+    .await;
     let catalog = CatalogServiceClient::new(service.channel(&[Role::Admin, Role::Operator]));
     let lifecycle = TenantLifecycleClient::new(service.channel(&[Role::Lifecycle]));
     Harness {

@@ -18,7 +18,14 @@ use tonic_types::StatusExt;
 type Client = CatalogServiceClient<ServiceChannel>;
 
 async fn catalog(backend: Backend) -> (TestService<Catalog>, Client) {
-    let service = testing::spawn::<Catalog>(backend, CatalogSettings::default()).await;
+    let service = testing::spawn::<Catalog>(
+        backend,
+        CatalogSettings {
+            product_data_shards: 4,
+            ..CatalogSettings::default()
+        },
+    )
+    .await;
     let client = CatalogServiceClient::new(service.channel(&[Role::Admin]));
     (service, client)
 }

@@ -2,11 +2,15 @@
 //! and the row that makes them visible is committed only once they are verified, so a
 //! refused or interrupted upload leaves neither a row nor a blob behind.
 
+use std::sync::Arc;
+
 use futures::{Stream, stream::BoxStream};
 use micros_platform::{
     ids::{MediaId, SiteId},
     lifecycle::LiveTenant,
 };
+
+use tokio::sync::Semaphore;
 
 use crate::{
     blobs::BlobStore,
@@ -22,6 +26,7 @@ pub struct Limits {
     pub max_upload_bytes: u64,
     pub max_chunk_bytes: usize,
     pub download_chunk_bytes: usize,
+    pub uploads_in_flight: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -29,6 +34,8 @@ pub struct Attachments {
     store: MediaStore,
     blobs: BlobStore,
     limits: Limits,
+    /// One permit per upload whose bytes may be buffered at once.
+    upload_slots: Arc<Semaphore>,
 }
 
 impl Attachments {
@@ -37,6 +44,7 @@ impl Attachments {
             store,
             blobs,
             limits,
+            upload_slots: Arc::new(Semaphore::new(limits.uploads_in_flight)),
         }
     }
 
@@ -63,6 +71,12 @@ impl Attachments {
             return Ok(existing);
         }
 
+        // Held until the row is written: the upload's parts are in memory until then.
+        let _slot = self
+            .upload_slots
+            .acquire()
+            .await
+            .expect("the upload semaphore is never closed");
         let mut staged =
             StagedBlob::start(&self.blobs, &self.store, upload.site_id, upload.media_id).await?;
         let stored = async {

@@ -26,6 +26,9 @@ use crate::settings::{MediaSettings, ObjectStoreKind};
 const PART_BYTES: usize = 5 * 1024 * 1024;
 /// Parts written concurrently per upload; the upload waits for one to finish beyond it.
 pub const PARTS_IN_FLIGHT: usize = 2;
+/// What one upload holds in memory at most, besides the chunk being received: the parts
+/// in flight and the one being filled.
+pub const UPLOAD_PARTS_BYTES: u64 = (PART_BYTES * (PARTS_IN_FLIGHT + 1)) as u64;
 /// The local store's directory inside a `sqlite://` data directory.
 const LOCAL_DIR_NAME: &str = "media-blobs";
 

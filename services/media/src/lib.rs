@@ -41,9 +41,8 @@ impl MicrosService for Media {
         metrics_port: 51054,
         databases: &["media"],
         depends_on: &[],
-        // In a cluster the container's one writable directory (an emptyDir: set
-        // `service.object_store = "s3"` for blobs that outlive the pod).
-        config_overrides: &[("MICROS__SERVICE__BLOB_DIR", "/var/lib/micros/blobs")],
+        bucket: Some("micros-media"),
+        memory_limit_setting: Some("MICROS__SERVICE__MEMORY_LIMIT_BYTES"),
         ..ServiceDescriptor::BASE
     };
 
@@ -73,6 +72,7 @@ impl MicrosService for Media {
             max_upload_bytes: settings.max_upload_bytes,
             max_chunk_bytes: usize::try_from(settings.max_chunk_bytes)?,
             download_chunk_bytes: usize::try_from(settings.download_chunk_bytes)?,
+            uploads_in_flight: usize::try_from(settings.uploads_in_flight)?,
         };
         let api = grpc::MediaApi::new(attachments::Attachments::new(
             store::MediaStore::new(lifecycle.clone()),

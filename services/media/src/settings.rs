@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use micros_platform::config::Validate;
 
+use crate::blobs::UPLOAD_PARTS_BYTES;
+
 const MIB: u64 = 1024 * 1024;
 
 /// The largest chunk a setting may allow: a chunk travels in one gRPC message, and the
@@ -30,6 +32,22 @@ pub struct MediaSettings {
     pub max_chunk_bytes: u32,
     /// The size of the chunks a download is sent in, in bytes.
     pub download_chunk_bytes: u32,
+    /// Uploads whose bytes are buffered at once; each holds up to
+    /// [`UPLOAD_PARTS_BYTES`] and a chunk. A further upload waits for a slot, its bytes
+    /// held back by the client's flow-control window.
+    pub uploads_in_flight: u32,
+    /// The container's memory limit in bytes (0: unknown). In Kubernetes the Deployment
+    /// passes it from the pod spec (downward API); start-up then refuses an upload
+    /// budget that does not fit in half of it, instead of being OOM-killed under load.
+    pub memory_limit_bytes: u64,
+}
+
+impl MediaSettings {
+    /// The most memory uploads buffer at once.
+    pub fn upload_memory_bytes(&self) -> u64 {
+        u64::from(self.uploads_in_flight)
+            .saturating_mul(UPLOAD_PARTS_BYTES.saturating_add(u64::from(self.max_chunk_bytes)))
+    }
 }
 
 impl Default for MediaSettings {
@@ -41,6 +59,8 @@ impl Default for MediaSettings {
             max_upload_bytes: 256 * MIB,
             max_chunk_bytes: 1024 * 1024,
             download_chunk_bytes: 256 * 1024,
+            uploads_in_flight: 4,
+            memory_limit_bytes: 0,
         }
     }
 }
@@ -88,6 +108,20 @@ impl Validate for MediaSettings {
                 ));
             }
         }
+        if self.uploads_in_flight == 0 {
+            return Err("uploads_in_flight: must be at least 1".to_owned());
+        }
+        let budget = self.upload_memory_bytes();
+        if self.memory_limit_bytes > 0 && budget > self.memory_limit_bytes / 2 {
+            return Err(format!(
+                "uploads_in_flight: {} uploads buffer up to {} MiB, more than half of the \
+                 container's {} MiB memory limit (memory_limit_bytes); lower it or raise the \
+                 limit",
+                self.uploads_in_flight,
+                budget >> 20,
+                self.memory_limit_bytes >> 20
+            ));
+        }
         match self.object_store {
             ObjectStoreKind::Local => {
                 if self
@@ -134,8 +168,8 @@ mod tests {
         .into();
         env.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let sources = Sources {
-            file: None,
             env: Some(env),
+            ..Sources::default()
         };
         load(Config::<MediaSettings>::default(), &sources)
             .map(|config| config.service)
@@ -176,6 +210,24 @@ mod tests {
         assert_eq!(settings.s3.region, "eu-west-1");
         assert_eq!(settings.s3.endpoint, "http://minio:9000");
         assert!(settings.s3.allow_http);
+    }
+
+    #[test]
+    fn the_upload_budget_must_fit_in_half_the_memory_limit() {
+        let settings = load_env(&[("MICROS__SERVICE__MEMORY_LIMIT_BYTES", "268435456")]).unwrap();
+        assert_eq!(settings.uploads_in_flight, 4);
+        assert!(settings.upload_memory_bytes() <= 128 * MIB);
+        let greedy = load_env(&[
+            ("MICROS__SERVICE__MEMORY_LIMIT_BYTES", "268435456"),
+            ("MICROS__SERVICE__UPLOADS_IN_FLIGHT", "16"),
+        ])
+        .unwrap_err();
+        assert!(greedy.contains("uploads_in_flight"), "{greedy}");
+        assert!(greedy.contains("256 MiB"), "{greedy}");
+        let unknown_limit = load_env(&[("MICROS__SERVICE__UPLOADS_IN_FLIGHT", "16")]).unwrap();
+        assert_eq!(unknown_limit.uploads_in_flight, 16);
+        let none = load_env(&[("MICROS__SERVICE__UPLOADS_IN_FLIGHT", "0")]).unwrap_err();
+        assert!(none.contains("uploads_in_flight"), "{none}");
     }
 
     #[test]

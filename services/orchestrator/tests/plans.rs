@@ -47,9 +47,16 @@ async fn suite(backend: Backend, threshold: u32) -> Suite {
 
 async fn suite_with(backend: Backend, settings: OrchestratorSettings) -> Suite {
     let clock = TestClock::new();
-    let catalog_service =
-        testing::spawn_with::<Catalog>(backend, CatalogSettings::default(), clock.clone(), |_| {})
-            .await;
+    let catalog_service = testing::spawn_with::<Catalog>(
+        backend,
+        CatalogSettings {
+            product_data_shards: 4,
+            ..CatalogSettings::default()
+        },
+        clock.clone(),
+        |_| {},
+    )
+    .await;
     let catalog_url = catalog_service.server.url();
     let orchestrator_service =
         testing::spawn_with::<Orchestrator>(backend, settings, clock, |config| {

@@ -21,7 +21,7 @@ use micros_platform::{
     config::Config,
     lifecycle::{Lifecycle, NoHooks, grpc::LifecycleService},
     server::{Server, ServerBuilder},
-    service::{MicrosService, ServiceContext, ServiceDescriptor, service_clients},
+    service::{DeployFact, MicrosService, ServiceContext, ServiceDescriptor, service_clients},
     store::Store,
 };
 use micros_proto::productdata::v1::product_data_service_server::ProductDataServiceServer;
@@ -48,6 +48,10 @@ impl MicrosService for ProductData {
         databases: &["product_data"],
         depends_on: &["catalog"],
         shards: 4,
+        deployed_settings: &[(
+            "MICROS__SERVICE__SHARDS",
+            DeployFact::ShardsOf("product-data"),
+        )],
         ..ServiceDescriptor::BASE
     };
 

@@ -1,19 +1,29 @@
 //! `base/`: what any cluster runs. Per service an env file that kustomize turns into a
 //! ConfigMap (named with a hash of its content, so a config change rolls the pods), a
-//! Deployment and a ClusterIP Service; the namespace; and the Prometheus alert rules
-//! ([`super::monitoring`]). Pods carry the `prometheus.io/*` scrape annotations for
-//! their metrics port. The store and the auth Secret are left to an overlay: a base
-//! cannot know where a cluster keeps its data.
+//! Deployment, a ClusterIP Service and, when replicated, a PodDisruptionBudget; the
+//! namespace; and the Prometheus alert rules ([`super::monitoring`]). Pods carry the
+//! `prometheus.io/*` scrape annotations for their metrics port. The store and the auth
+//! Secret are left to an overlay: a base cannot know where a cluster keeps its data.
+//!
+//! So that a base alone is never deployed with nowhere to store (its default, SQLite
+//! under the working directory, is on a read-only root filesystem and per pod), `base/`
+//! is a kustomize Component whose replacements take the store URL from the overlay's
+//! `micros-store` ConfigMap: `kubectl kustomize k8s/base` refuses to build, naming it,
+//! and an overlay includes the base under `components:`.
 
 use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Context;
-use micros_platform::{config::ServerConfig, service::ServiceDescriptor};
+use micros_platform::{
+    config::ServerConfig,
+    service::{Rollout, ServiceDescriptor},
+};
 use serde_json::{Value, json};
 
 use super::{
-    AUTH_SECRET, AUTH_SECRET_KEY, IMAGE, MICROS_USER, Manifests, NAMESPACE, client_url_key,
-    container_security, monitoring, pod_security, resources, selector,
+    AUTH_SECRET, AUTH_SECRET_KEY, IMAGE, MICROS_USER, Manifests, NAMESPACE, STORE,
+    STORE_PASSWORD_KEY, STORE_URL_KEY, client_url_key, container_security, monitoring,
+    pod_security, resources, selector,
 };
 
 /// After SIGTERM, how long health says NOT_SERVING before the listener closes: long
@@ -22,6 +32,14 @@ use super::{
 const SHUTDOWN_DELAY: &str = "5s";
 const SHUTDOWN_DELAY_KEY: &str = "MICROS__SERVER__SHUTDOWN_DELAY";
 const DRAIN_TIMEOUT_KEY: &str = "MICROS__SERVER__DRAIN_TIMEOUT";
+const STORE_URL_ENV: &str = "MICROS__STORE__URL";
+/// What the base writes where the overlay's store URL goes (replaced in every build).
+const STORE_URL_PLACEHOLDER: &str = "from the overlay's micros-store ConfigMap";
+/// `store.max_connections`: the descriptor's pool size (see [`super::postgres`]).
+pub(super) const POOL_SIZE_KEY: &str = "MICROS__STORE__MAX_CONNECTIONS";
+/// The settings of a service that keeps objects (`ServiceDescriptor::bucket`).
+pub(super) const OBJECT_STORE_KEY: &str = "MICROS__SERVICE__OBJECT_STORE";
+pub(super) const BUCKET_KEY: &str = "MICROS__SERVICE__S3__BUCKET";
 /// Beyond the shutdown delay and the drain, time to close pools and exit before the
 /// kubelet's SIGKILL.
 const EXIT_MARGIN: Duration = Duration::from_secs(10);
@@ -42,7 +60,7 @@ pub(super) fn render(
     let mut config_maps = Vec::new();
     for service in services {
         let name = service.name;
-        let config = cluster_config(service, services);
+        let config = cluster_config(service, services)?;
         manifests.text(format!("base/{name}/config.env"), &env_file(&config));
         let deployment = deployment(service, &config)
             .with_context(|| format!("service `{name}` cannot be deployed"))?;
@@ -50,6 +68,10 @@ pub(super) fn render(
         manifests.yaml(format!("base/{name}/service.yaml"), &kube_service(service))?;
         resources.push(format!("{name}/deployment.yaml"));
         resources.push(format!("{name}/service.yaml"));
+        if let Some(budget) = disruption_budget(service) {
+            manifests.yaml(format!("base/{name}/disruption-budget.yaml"), &budget)?;
+            resources.push(format!("{name}/disruption-budget.yaml"));
+        }
         config_maps.push(json!({
             "name": config_map_name(name),
             "envs": [format!("{name}/config.env")],
@@ -57,29 +79,63 @@ pub(super) fn render(
     }
     manifests.text(monitoring::RULES_FILE, &monitoring::alert_rules()?);
     config_maps.push(monitoring::rules_config_map());
+    let storing: Vec<&str> = services
+        .iter()
+        .filter(|service| !service.databases.is_empty())
+        .map(|service| service.name)
+        .collect();
     manifests.yaml(
         "base/kustomization.yaml",
         &json!({
-            "apiVersion": "kustomize.config.k8s.io/v1beta1",
-            "kind": "Kustomization",
+            "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+            "kind": "Component",
             "namespace": NAMESPACE,
             "labels": [{
                 "pairs": { "app.kubernetes.io/part-of": "micros" },
                 "includeTemplates": true,
             }],
             "resources": resources,
+            "replacements": store_replacements(&storing),
             "configMapGenerator": config_maps,
         }),
     )
 }
 
+/// The overlay's store URL into every storing Deployment; kustomize fails the build,
+/// naming the `micros-store` ConfigMap, when no overlay provides it.
+fn store_replacements(services: &[&str]) -> Value {
+    if services.is_empty() {
+        return json!([]);
+    }
+    let targets: Vec<Value> = services
+        .iter()
+        .map(|name| {
+            json!({
+                "select": { "kind": "Deployment", "name": name },
+                "fieldPaths": [format!(
+                    "spec.template.spec.containers.[name={name}].env.[name={STORE_URL_ENV}].value"
+                )],
+            })
+        })
+        .collect();
+    json!([{
+        "source": {
+            "kind": "ConfigMap",
+            "name": STORE,
+            "fieldPath": format!("data.{STORE_URL_KEY}"),
+        },
+        "targets": targets,
+    }])
+}
+
 /// The `MICROS__…` environment of a service in a cluster: listen on every interface on
 /// the descriptor's port, JSON logs, a shutdown delay, each dependency at its Service's
-/// DNS name, then the descriptor's overrides.
+/// DNS name, the deployment facts it configures itself from (product-data's shard count),
+/// then the descriptor's overrides.
 fn cluster_config(
     service: &ServiceDescriptor,
     services: &[ServiceDescriptor],
-) -> BTreeMap<String, String> {
+) -> anyhow::Result<BTreeMap<String, String>> {
     let mut config: BTreeMap<String, String> = [
         ("MICROS__SERVER__HOST", "0.0.0.0".to_owned()),
         ("MICROS__SERVER__PORT", service.port.to_string()),
@@ -102,10 +158,23 @@ fn cluster_config(
             format!("http://{}:{}", dependency.name, dependency.port),
         );
     }
+    if !service.databases.is_empty() {
+        config.insert(POOL_SIZE_KEY.to_owned(), service.pool_size.to_string());
+    }
+    if let Some(bucket) = service.bucket {
+        config.insert(OBJECT_STORE_KEY.to_owned(), "s3".to_owned());
+        config.insert(BUCKET_KEY.to_owned(), bucket.to_owned());
+    }
+    let deployed = service
+        .deployed_config(services)
+        .map_err(|error| anyhow::anyhow!("service `{}`: {error}", service.name))?;
+    for (key, value) in deployed {
+        config.insert(key.to_owned(), value);
+    }
     for (key, value) in service.config_overrides {
         config.insert((*key).to_owned(), (*value).to_owned());
     }
-    config
+    Ok(config)
 }
 
 fn env_file(config: &BTreeMap<String, String>) -> String {
@@ -115,8 +184,30 @@ fn env_file(config: &BTreeMap<String, String>) -> String {
         .collect()
 }
 
-/// The writable directory of every container.
-pub const DATA_DIR: &str = "/var/lib/micros";
+/// The settings the pod spec supplies: the token secret, the container's memory limit
+/// for a service that sizes buffers by it, and for a service with databases the store,
+/// whose URL the overlay supplies through [`store_replacements`]. A secret is always a
+/// setting of its own, never spliced into another value.
+fn env(service: &ServiceDescriptor) -> Value {
+    let mut env = vec![json!({
+        "name": "MICROS__AUTH__TOKEN_SECRET",
+        "valueFrom": { "secretKeyRef": { "name": AUTH_SECRET, "key": AUTH_SECRET_KEY } },
+    })];
+    if let Some(key) = service.memory_limit_setting {
+        env.push(json!({
+            "name": key,
+            "valueFrom": { "resourceFieldRef": { "resource": "limits.memory", "divisor": "1" } },
+        }));
+    }
+    if !service.databases.is_empty() {
+        env.push(json!({ "name": STORE_URL_ENV, "value": STORE_URL_PLACEHOLDER }));
+        env.push(json!({
+            "name": "MICROS__STORE__PASSWORD",
+            "valueFrom": { "secretKeyRef": { "name": STORE, "key": STORE_PASSWORD_KEY } },
+        }));
+    }
+    Value::Array(env)
+}
 
 fn config_map_name(service: &str) -> String {
     format!("{service}-config")
@@ -141,6 +232,7 @@ fn deployment(
         "metadata": { "name": name, "labels": selector(name) },
         "spec": {
             "replicas": service.replicas,
+            "strategy": strategy(service.rollout),
             "selector": { "matchLabels": selector(name) },
             "template": {
                 "metadata": {
@@ -170,12 +262,7 @@ fn deployment(
                             },
                         ],
                         "envFrom": [{ "configMapRef": { "name": config_map_name(name) } }],
-                        "env": [{
-                            "name": "MICROS__AUTH__TOKEN_SECRET",
-                            "valueFrom": {
-                                "secretKeyRef": { "name": AUTH_SECRET, "key": AUTH_SECRET_KEY },
-                            },
-                        }],
+                        "env": env(service),
                         // Health is NOT_SERVING until the stores are open and migrated:
                         // the startup probe gives that a minute before liveness counts.
                         "startupProbe": probe(2, 30),
@@ -183,15 +270,39 @@ fn deployment(
                         "livenessProbe": probe(10, 3),
                         "resources": resources(service.resources),
                         "securityContext": container_security(MICROS_USER),
-                        // The root filesystem is read-only; this is the one writable
-                        // place (media's local blobs in kind; scratch elsewhere).
-                        "volumeMounts": [{ "name": "data", "mountPath": DATA_DIR }],
                     }],
-                    "volumes": [{ "name": "data", "emptyDir": {} }],
                 },
             },
         },
     }))
+}
+
+/// [`Rollout::Rolling`] adds one pod at a time and removes an old one only once the new
+/// one is ready ([`super::surge`] counts the extra pod for PostgreSQL's connections).
+fn strategy(rollout: Rollout) -> Value {
+    match rollout {
+        Rollout::Rolling => json!({
+            "type": "RollingUpdate",
+            "rollingUpdate": { "maxSurge": super::surge(rollout), "maxUnavailable": 0 },
+        }),
+        Rollout::Recreate => json!({ "type": "Recreate" }),
+    }
+}
+
+/// Voluntary disruptions (a node drain) take at most one pod of a replicated service at
+/// a time; a single-replica service gets none, which would block every drain.
+fn disruption_budget(service: &ServiceDescriptor) -> Option<Value> {
+    (service.replicas >= 2).then(|| {
+        json!({
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": { "name": service.name, "labels": selector(service.name) },
+            "spec": {
+                "maxUnavailable": 1,
+                "selector": { "matchLabels": selector(service.name) },
+            },
+        })
+    })
 }
 
 /// The kubelet sends SIGKILL this long after SIGTERM; the runtime needs its shutdown

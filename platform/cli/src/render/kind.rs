@@ -1,13 +1,14 @@
 //! `overlays/kind/`: the base completed for a local kind cluster. It adds the PostgreSQL
-//! the services store in and development-only secrets, patches every Deployment to use
-//! the image `kind load docker-image` put on the node (never pulled) and to store in
-//! that PostgreSQL, turns each host-exposed Service into a NodePort, and writes the kind
-//! cluster config that maps those NodePorts to the host.
+//! the services store in (and the `micros-store` the base's replacements read), MinIO
+//! for the services that keep objects and development-only secrets, patches every
+//! Deployment to use the image `kind load docker-image` put on the node (never pulled),
+//! to wait for its stores and to use the bucket, turns each host-exposed Service into a
+//! NodePort, and writes the kind cluster config that maps those NodePorts to the host.
 
 use micros_platform::service::ServiceDescriptor;
 use serde_json::{Value, json};
 
-use super::{AUTH_SECRET, AUTH_SECRET_KEY, Manifests, NAMESPACE, postgres};
+use super::{AUTH_SECRET, AUTH_SECRET_KEY, Manifests, NAMESPACE, minio, postgres};
 
 const DIR: &str = "overlays/kind";
 /// `kind create cluster --config …` names the cluster this; `kind load docker-image
@@ -21,7 +22,7 @@ pub(super) fn render(
     services: &[ServiceDescriptor],
     manifests: &mut Manifests,
 ) -> anyhow::Result<()> {
-    let mut resources = vec!["../../base".to_owned(), "auth-secret.yaml".to_owned()];
+    let mut resources = vec!["auth-secret.yaml".to_owned()];
     manifests.yaml_noted(
         format!("{DIR}/auth-secret.yaml"),
         "DEVELOPMENT ONLY: this token secret is public; a real cluster supplies its own.",
@@ -40,6 +41,11 @@ pub(super) fn render(
     if stores {
         for file in postgres::render(services, &format!("{DIR}/postgres"), manifests)? {
             resources.push(format!("postgres/{file}"));
+        }
+    }
+    if services.iter().any(|service| service.bucket.is_some()) {
+        for file in minio::render(&format!("{DIR}/minio"), manifests)? {
+            resources.push(format!("minio/{file}"));
         }
     }
     let mut patches = Vec::new();
@@ -67,6 +73,7 @@ pub(super) fn render(
                 "pairs": { "app.kubernetes.io/part-of": "micros" },
                 "includeTemplates": true,
             }],
+            "components": ["../../base"],
             "resources": resources,
             "patches": patches,
         }),
@@ -75,17 +82,25 @@ pub(super) fn render(
 }
 
 /// The image is loaded into the node, never pulled (a missing `kind load` shows as
-/// ErrImageNeverPull, not as a pull from a registry); a service with databases waits
-/// for PostgreSQL and gets its URL, the password interpolated from the Secret.
+/// ErrImageNeverPull, not as a pull from a registry); a service with databases waits for
+/// PostgreSQL, and one with a bucket uses MinIO, creating the bucket before it starts.
 fn deployment_patch(service: &ServiceDescriptor) -> Value {
     let mut container = json!({
         "name": service.name,
         "imagePullPolicy": "Never",
     });
+    let mut init_containers = Vec::new();
     let mut pod = json!({});
     if !service.databases.is_empty() {
-        container["env"] = postgres::client_env();
-        pod["initContainers"] = json!([postgres::wait_container()]);
+        init_containers.push(postgres::wait_container());
+    }
+    if let Some(bucket) = service.bucket {
+        container["env"] = minio::client_env();
+        init_containers.push(minio::bucket_container(bucket));
+        pod["volumes"] = json!([minio::bucket_volume()]);
+    }
+    if !init_containers.is_empty() {
+        pod["initContainers"] = Value::Array(init_containers);
     }
     pod["containers"] = json!([container]);
     json!({
@@ -96,6 +111,8 @@ fn deployment_patch(service: &ServiceDescriptor) -> Value {
     })
 }
 
+/// kustomize merges Service ports by port *and* protocol: without `protocol` the patch
+/// matches no port of the base Service and its `nodePort` is dropped.
 fn node_port_patch(service: &ServiceDescriptor, node_port: u16) -> Value {
     json!({
         "apiVersion": "v1",
@@ -103,7 +120,7 @@ fn node_port_patch(service: &ServiceDescriptor, node_port: u16) -> Value {
         "metadata": { "name": service.name },
         "spec": {
             "type": "NodePort",
-            "ports": [{ "port": service.port, "nodePort": node_port }],
+            "ports": [{ "port": service.port, "protocol": "TCP", "nodePort": node_port }],
         },
     })
 }

@@ -1,5 +1,6 @@
 //! The kind cluster's PostgreSQL: one server (a StatefulSet with a volume) holding a
-//! database per service database, and what a service needs to reach it.
+//! database per service database, and the `micros-store` ConfigMap (its URL, for the
+//! base's replacements) and Secret (its password) through which services reach it.
 //!
 //! The init script creates every database when the volume is new; services also create
 //! their database on start when it is missing (see the runtime's store), which is what
@@ -10,7 +11,10 @@ use std::collections::BTreeSet;
 use micros_platform::{config::StoreConfig, service::ServiceDescriptor};
 use serde_json::{Value, json};
 
-use super::{Manifests, container_security, pod_security, selector};
+use super::{
+    Manifests, STORE, STORE_PASSWORD_KEY, STORE_URL_KEY, container_security, pod_security,
+    selector, surge,
+};
 
 /// The Service name, and so the host name in the store URL.
 const NAME: &str = "postgres";
@@ -21,8 +25,6 @@ const PORT: u16 = 5432;
 /// The role the services log in as; the image makes it a superuser, which lets a
 /// service create its own database.
 const DATABASE_USER: &str = "micros";
-const PASSWORD_SECRET: &str = "postgres";
-const PASSWORD_SECRET_KEY: &str = "password";
 /// Public like everything in this repository: for a local cluster only.
 const DEVELOPMENT_PASSWORD: &str = "kind-development-only";
 const DEVELOPMENT_ONLY: &str =
@@ -32,6 +34,10 @@ const DATA_MOUNT: &str = "/var/lib/postgresql/data";
 /// A subdirectory of the volume, so initdb finds it empty whatever the provisioner
 /// leaves at the mount point.
 const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
+/// PostgreSQL's reserved superuser slots (its default 3) and a few for an operator's psql.
+const SPARE_CONNECTIONS: u32 = 3 + 5;
+/// Longer than `pg_isready`'s default connect timeout (3 s).
+const PROBE_TIMEOUT_SECONDS: u32 = 5;
 
 /// Writes the PostgreSQL objects under `dir` and returns their file names.
 pub(super) fn render(
@@ -40,10 +46,15 @@ pub(super) fn render(
     manifests: &mut Manifests,
 ) -> anyhow::Result<Vec<String>> {
     let files = [
+        ("store.yaml", None, store_config()),
         ("secret.yaml", Some(DEVELOPMENT_ONLY), secret()),
         ("init.yaml", None, init_script(services)),
         ("service.yaml", None, service()),
-        ("statefulset.yaml", None, stateful_set()),
+        (
+            "statefulset.yaml",
+            None,
+            stateful_set(max_connections(services)),
+        ),
     ];
     let mut names = Vec::new();
     for (file, note, document) in files {
@@ -57,24 +68,10 @@ pub(super) fn render(
     Ok(names)
 }
 
-/// The environment a service container gets: the password from the Secret first, so
-/// that Kubernetes can interpolate it into the URL (`$(VAR)` sees only earlier
-/// variables). The password must stay URL-safe.
-pub(super) fn client_env() -> Value {
-    json!([
-        {
-            "name": "POSTGRES_PASSWORD",
-            "valueFrom": password_ref(),
-        },
-        {
-            "name": "MICROS__STORE__URL",
-            "value": format!("postgres://{DATABASE_USER}:$(POSTGRES_PASSWORD)@{NAME}:{PORT}"),
-        },
-    ])
-}
-
 /// An init container that holds a service back until PostgreSQL answers, so a fresh
-/// cluster starts without a round of crash-loop restarts.
+/// cluster starts without a round of crash-loop restarts. The shell is PID 1, which
+/// ignores SIGTERM unless it traps it: without the trap a pod deleted while PostgreSQL is
+/// down would wait for the kubelet's SIGKILL.
 pub(super) fn wait_container() -> Value {
     json!({
         "name": "wait-for-postgres",
@@ -83,7 +80,10 @@ pub(super) fn wait_container() -> Value {
         "command": [
             "sh",
             "-c",
-            format!("until pg_isready -q -h {NAME} -p {PORT} -U {DATABASE_USER}; do sleep 1; done"),
+            format!(
+                "trap 'exit 143' TERM; \
+                 until pg_isready -q -h {NAME} -p {PORT} -U {DATABASE_USER}; do sleep 1; done"
+            ),
         ],
         "resources": {
             "requests": { "cpu": "10m", "memory": "16Mi" },
@@ -94,19 +94,34 @@ pub(super) fn wait_container() -> Value {
 }
 
 fn password_ref() -> Value {
-    json!({ "secretKeyRef": { "name": PASSWORD_SECRET, "key": PASSWORD_SECRET_KEY } })
+    json!({ "secretKeyRef": { "name": STORE, "key": STORE_PASSWORD_KEY } })
 }
 
+/// The server's URL for the base's replacements; local to kustomize (it configures the
+/// build and is not applied to the cluster).
+fn store_config() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": STORE,
+            "annotations": { "config.kubernetes.io/local-config": "true" },
+        },
+        "data": { STORE_URL_KEY: format!("postgres://{DATABASE_USER}@{NAME}:{PORT}") },
+    })
+}
+
+/// The password the server is created with and the services log in with.
 fn secret() -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
-            "name": PASSWORD_SECRET,
+            "name": STORE,
             "annotations": { "micros.dev/purpose": "development only; the value is public" },
         },
         "type": "Opaque",
-        "stringData": { PASSWORD_SECRET_KEY: DEVELOPMENT_PASSWORD },
+        "stringData": { STORE_PASSWORD_KEY: DEVELOPMENT_PASSWORD },
     })
 }
 
@@ -150,7 +165,25 @@ fn service() -> Value {
     })
 }
 
-fn stateful_set() -> Value {
+/// PostgreSQL's `max_connections`: every pod a rollout may run at once (its replicas
+/// and surge), each with a full pool per database (`store.max_connections` is the
+/// descriptor's `pool_size`) and the one connection per database it opens at start-up to
+/// create that database if missing, then [`SPARE_CONNECTIONS`]. Written from the same
+/// descriptors as the pools, so a pool or replica change cannot exhaust the server.
+pub(super) fn max_connections(services: &[ServiceDescriptor]) -> u32 {
+    let pools: u32 = services
+        .iter()
+        .map(|service| {
+            let pods = u32::from(service.replicas) + u32::from(surge(service.rollout));
+            let databases = u32::try_from(service.database_names().len()).unwrap_or(u32::MAX);
+            pods.saturating_mul(databases)
+                .saturating_mul(service.pool_size.saturating_add(1))
+        })
+        .fold(0, u32::saturating_add);
+    pools.saturating_add(SPARE_CONNECTIONS)
+}
+
+fn stateful_set(max_connections: u32) -> Value {
     let ready = json!([
         "pg_isready",
         "-q",
@@ -180,6 +213,8 @@ fn stateful_set() -> Value {
                         "name": NAME,
                         "image": IMAGE,
                         "imagePullPolicy": "IfNotPresent",
+                        // The image's entrypoint passes these to the server.
+                        "args": ["-c", format!("max_connections={max_connections}")],
                         "env": [
                             { "name": "POSTGRES_USER", "value": DATABASE_USER },
                             { "name": "POSTGRES_PASSWORD", "valueFrom": password_ref() },
@@ -188,21 +223,25 @@ fn stateful_set() -> Value {
                         "ports": [{ "name": "postgres", "containerPort": PORT, "protocol": "TCP" }],
                         // The first start runs initdb and the init script on a server
                         // that listens on its socket only, so TCP readiness waits for it.
+                        // Every probe outlasts pg_isready's own 3 s connect timeout: the
+                        // default 1 s would fail a server that is merely busy.
                         "startupProbe": {
                             "exec": { "command": ready },
-                            "periodSeconds": 2,
-                            "failureThreshold": 90,
+                            "periodSeconds": 5,
+                            "failureThreshold": 36,
+                            "timeoutSeconds": PROBE_TIMEOUT_SECONDS,
                         },
                         "readinessProbe": {
                             "exec": { "command": ready },
                             "periodSeconds": 5,
                             "failureThreshold": 2,
+                            "timeoutSeconds": PROBE_TIMEOUT_SECONDS,
                         },
                         "livenessProbe": {
                             "exec": { "command": ready },
                             "periodSeconds": 10,
                             "failureThreshold": 6,
-                            "timeoutSeconds": 5,
+                            "timeoutSeconds": PROBE_TIMEOUT_SECONDS,
                         },
                         "resources": {
                             "requests": { "cpu": "100m", "memory": "256Mi" },
@@ -224,8 +263,8 @@ fn stateful_set() -> Value {
                     }],
                     "volumes": [
                         { "name": "init", "configMap": { "name": "postgres-init" } },
-                        { "name": "run", "emptyDir": {} },
-                        { "name": "tmp", "emptyDir": {} },
+                        { "name": "run", "emptyDir": { "sizeLimit": "1Mi" } },
+                        { "name": "tmp", "emptyDir": { "sizeLimit": "64Mi" } },
                     ],
                 },
             },

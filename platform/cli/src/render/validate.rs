@@ -4,15 +4,19 @@
 use std::collections::BTreeSet;
 
 use anyhow::{Context, bail, ensure};
-use micros_platform::service::{Compute, ServiceDescriptor};
+use micros_platform::service::{Compute, Rollout, ServiceDescriptor};
 
 /// Keys `micros render` derives from the descriptor or the overlay; an override of one
 /// would make the manifests contradict themselves (a port the probes do not use).
-const MANAGED_KEYS: [&str; 6] = [
+const MANAGED_KEYS: [&str; 10] = [
     "MICROS__SERVER__HOST",
     "MICROS__SERVER__PORT",
     "MICROS__TELEMETRY__METRICS_PORT",
     "MICROS__STORE__URL",
+    "MICROS__STORE__PASSWORD",
+    "MICROS__STORE__MAX_CONNECTIONS",
+    "MICROS__SERVICE__OBJECT_STORE",
+    "MICROS__SERVICE__S3__BUCKET",
     "MICROS__STORE__DATABASE_PREFIX",
     "MICROS__AUTH__TOKEN_SECRET",
 ];
@@ -55,6 +59,24 @@ fn descriptor(service: &ServiceDescriptor, services: &[ServiceDescriptor]) -> an
         service.metrics_port
     );
     ensure!(service.shards >= 1, "shards must be at least 1");
+    ensure!(service.replicas >= 1, "replicas must be at least 1");
+    ensure!(
+        service.rollout != Rollout::Recreate || service.replicas == 1,
+        "a Recreate rollout is for a service that runs once; it asks for {} replicas",
+        service.replicas
+    );
+    ensure!(service.pool_size >= 1, "pool_size must be at least 1");
+    if let Some(bucket) = service.bucket {
+        ensure!(
+            (3..=63).contains(&bucket.len())
+                && bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !bucket.starts_with('-')
+                && !bucket.ends_with('-'),
+            "bucket `{bucket}` must be 3–63 lowercase letters, digits and `-` (an S3 bucket name)"
+        );
+    }
     for database in service.databases {
         ensure!(
             !database.is_empty()
@@ -70,6 +92,9 @@ fn descriptor(service: &ServiceDescriptor, services: &[ServiceDescriptor]) -> an
             "it depends on `{dependency}`, which is not a registered service"
         );
     }
+    service
+        .deployed_config(services)
+        .map_err(anyhow::Error::msg)?;
     compute("requests", service.resources.requests)?;
     compute("limits", service.resources.limits)?;
     let (requests, limits) = (service.resources.requests, service.resources.limits);
@@ -92,8 +117,14 @@ fn descriptor(service: &ServiceDescriptor, services: &[ServiceDescriptor]) -> an
             "config override `{key}` is not a MICROS__… variable"
         );
         ensure!(
-            !MANAGED_KEYS.contains(key) && !key.starts_with("MICROS__CLIENTS__"),
-            "config override `{key}` is set by `micros render` from the descriptor"
+            !MANAGED_KEYS.contains(key)
+                && service.memory_limit_setting != Some(*key)
+                && !key.starts_with("MICROS__CLIENTS__")
+                && !service
+                    .deployed_settings
+                    .iter()
+                    .any(|(deployed, _)| deployed == key),
+            "config override `{key}` is set by `micros render` from the descriptors"
         );
         ensure!(keys.insert(key), "config override `{key}` is set twice");
         ensure!(

@@ -5,10 +5,12 @@
 //! (`postgres://postgres@127.0.0.1:5432`). Each test's databases are dropped afterwards.
 
 mod process;
+mod s3;
 
 use std::{sync::Arc, time::Duration};
 
 pub use process::{REQUIRE_GRPCURL_ENV, ServiceProcess, grpcurl, run_grpcurl};
+pub use s3::{REQUIRE_S3S_ENV, S3Server};
 use secrecy::SecretString;
 use sqlx::{Executor, any::AnyPoolOptions};
 
@@ -16,7 +18,7 @@ use crate::{
     auth::{Authenticator, Role},
     client::{self, ServiceChannel},
     clock::TestClock,
-    config::{ClientConfig, Config, StoreConfig},
+    config::{ClientConfig, Config, StoreConfig, Validate},
     server::RunningServer,
     service::{MicrosService, ServiceContext},
     store::{Backend, postgres_url},
@@ -74,6 +76,7 @@ impl TestStore {
         Self {
             config: StoreConfig {
                 url,
+                password: SecretString::from(""),
                 database_prefix: prefix,
                 max_connections: 8,
                 acquire_timeout: Duration::from_secs(30),
@@ -172,6 +175,12 @@ pub async fn spawn_with<S: MicrosService>(
     config.auth.token_secret = SecretString::from(TEST_TOKEN_SECRET);
     config.service = settings;
     configure(&mut config);
+    if let Err(error) = config.service.validate() {
+        panic!(
+            "{} settings are invalid (as `micros serve` would refuse them): {error}",
+            S::DESCRIPTOR.name
+        );
+    }
     let context = ServiceContext {
         clock: Arc::new(clock.clone()),
     };

@@ -2,6 +2,7 @@
 //! that check what an operator sees: start-up errors, signals, reflection.
 
 use std::{
+    collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Output, Stdio},
@@ -20,7 +21,7 @@ pub struct ServiceProcess {
     child: Child,
     addr: SocketAddr,
     metrics_addr: SocketAddr,
-    stderr: PathBuf,
+    output: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -29,28 +30,49 @@ impl ServiceProcess {
     /// `MICROS__…` variables.
     pub fn start(exe: &Path, service: &str, env: &[(&str, &str)]) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
-        let ready = dir.path().join("ready");
-        let stderr = dir.path().join("stderr.log");
         let mut command = Command::new(exe);
         command
-            .args(["serve", service, "--ready-file"])
-            .arg(&ready)
             .env("MICROS__SERVER__PORT", "0")
             .env("MICROS__TELEMETRY__METRICS_PORT", "0")
             .env(
                 "MICROS__STORE__URL",
                 format!("sqlite://{}", dir.path().display()),
             )
-            .env("MICROS__AUTH__TOKEN_SECRET", TEST_TOKEN_SECRET)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).map_err(|error| error.to_string())?);
+            .env("MICROS__AUTH__TOKEN_SECRET", TEST_TOKEN_SECRET);
         for (key, value) in env {
             command.env(key, value);
         }
+        Self::spawn(command, service, dir)
+    }
+
+    /// Starts the service with exactly `env` as its environment, nothing inherited from
+    /// the test and nothing added (as a container runs it), and waits until it is ready.
+    pub fn start_with_environment(
+        exe: &Path,
+        service: &str,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+        let mut command = Command::new(exe);
+        command.env_clear().envs(env);
+        Self::spawn(command, service, dir)
+    }
+
+    /// Runs `serve <service>` with `command`'s environment, its output (logs) in a file
+    /// in `dir`, and waits for the ready file.
+    fn spawn(mut command: Command, service: &str, dir: tempfile::TempDir) -> Result<Self, String> {
+        let ready = dir.path().join("ready");
+        let output = dir.path().join("output.log");
+        let log = std::fs::File::create(&output).map_err(|error| error.to_string())?;
+        command
+            .args(["serve", service, "--ready-file"])
+            .arg(&ready)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|error| error.to_string())?)
+            .stderr(log);
         let mut child = command
             .spawn()
-            .map_err(|error| format!("spawn {exe:?}: {error}"))?;
+            .map_err(|error| format!("spawn {service}: {error}"))?;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(ready) = std::fs::read_to_string(&ready)
@@ -61,12 +83,12 @@ impl ServiceProcess {
                     child,
                     addr,
                     metrics_addr,
-                    stderr,
+                    output,
                     _dir: dir,
                 });
             }
             if let Ok(Some(status)) = child.try_wait() {
-                let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+                let log = std::fs::read_to_string(&output).unwrap_or_default();
                 return Err(format!(
                     "{service} exited with {status} before it was ready:\n{log}"
                 ));
@@ -81,6 +103,21 @@ impl ServiceProcess {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The most memory the process has held at once (`VmHWM`, peak resident set), in
+    /// bytes; `None` where `/proc` does not say.
+    pub fn peak_memory(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
     }
 
     /// Where its Prometheus `/metrics` is served.
@@ -108,9 +145,9 @@ impl ServiceProcess {
         }
     }
 
-    /// What the service has logged so far.
+    /// What the service has written so far (its logs).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        std::fs::read_to_string(&self.output).unwrap_or_default()
     }
 }
 

@@ -12,6 +12,7 @@ use micros_platform::{
     clock::TestClock,
     config::ClientConfig,
     ids::SiteId,
+    service::MicrosService,
     store::{Backend, Store},
     testing::{self, TestService},
 };
@@ -88,9 +89,14 @@ pub async fn rows_of(shard: &Store, table: &str, site_id: SiteId) -> i64 {
     .expect("count rows")
 }
 
-/// The suite on `backend`, product-data with `shards` shards (the catalog places on 4).
+/// The suite on `backend`, product-data with `shards` shards and the catalog placing on
+/// as many as product-data's descriptor says.
 pub async fn spawn_with_shards(backend: Backend, shards: u16) -> Suite {
-    let catalog = testing::spawn::<Catalog>(backend, CatalogSettings::default()).await;
+    let placing = CatalogSettings {
+        product_data_shards: ProductData::DESCRIPTOR.shards,
+        ..CatalogSettings::default()
+    };
+    let catalog = testing::spawn::<Catalog>(backend, placing).await;
     let catalog_url = catalog.server.url();
     let service = testing::spawn_with::<ProductData>(
         backend,
@@ -120,7 +126,7 @@ pub async fn spawn_with_shards(backend: Backend, shards: u16) -> Suite {
 
 /// The suite with the default 4 shards on both sides.
 pub async fn spawn(backend: Backend) -> Suite {
-    spawn_with_shards(backend, 4).await
+    spawn_with_shards(backend, ProductData::DESCRIPTOR.shards).await
 }
 
 pub fn new_issue(site_id: SiteId, project_key: &str, summary: &str) -> CreateDocumentRequest {
