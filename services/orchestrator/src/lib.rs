@@ -27,7 +27,7 @@ use micros_platform::{
     auth::Role,
     config::Config,
     server::{Server, ServerBuilder},
-    service::{MicrosService, Rollout, ServiceContext, ServiceDescriptor, service_clients},
+    service::{MicrosService, ServiceContext, ServiceDescriptor, service_clients},
     store::Store,
 };
 use micros_proto::orchestrator::v1::orchestrator_service_server::OrchestratorServiceServer;
@@ -49,11 +49,9 @@ impl MicrosService for Orchestrator {
         depends_on: &["catalog", "identity", "license", "media", "product-data"],
         node_port: Some(30056),
         service_roles: &[Role::Lifecycle, Role::Admin, Role::Operator, Role::Viewer],
-        // One instance, stopped before its replacement starts, until issue 9 clears the
-        // fenced executor for two orchestrators at once; then this becomes
-        // `replicas: 2, rollout: Rollout::Rolling` like the other services.
-        replicas: 1,
-        rollout: Rollout::Recreate,
+        // Two replicas, rolled like every other service: each runs the operations it
+        // has claimed (its pod name is its runner ID) under a fencing token, and takes
+        // over those of a replica that stops renewing its claims.
         ..ServiceDescriptor::BASE
     };
 
