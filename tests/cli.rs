@@ -194,6 +194,11 @@ async fn operators_plan_apply_watch_and_report_from_the_command_line() {
         .collect();
     let last = updates.last().expect("progress updates");
     assert_eq!(last["state"], "OPERATION_STATE_SUCCEEDED");
+    assert_eq!(
+        last["rehearsal"]["state"], "REHEARSAL_STATE_DONE",
+        "the canary's rollback was rehearsed: {last}"
+    );
+    assert_eq!(last["rehearsal"]["canary_targets"], 1);
     assert_eq!(last["targets_done"], 3);
     assert_eq!(
         updates[0]["operation_id"], last["operation_id"],

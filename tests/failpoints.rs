@@ -67,6 +67,7 @@ const CASES: &[Case] = &[
     halting(Work::Delete, "executor::delete::services_done"),
     halting(Work::Delete, "executor::delete::recorded"),
     halting(Work::Delete, "executor::delete::verified"),
+    halting(Work::Delete, "executor::rehearsal::restored"),
     retried(Work::Delete, "lifecycle::after_commit"),
     retried(Work::Delete, "lifecycle::before_commit"),
     halting(Work::Restore, "executor::restore::in_flight"),
@@ -84,6 +85,7 @@ const CASES: &[Case] = &[
     retried(Work::Purge, "lifecycle::after_commit"),
     halting(Work::Uninstall, "executor::delete::catalog_done"),
     halting(Work::Uninstall, "executor::delete::recorded"),
+    halting(Work::Uninstall, "executor::rehearsal::restored"),
     halting(Work::Abort, "executor::abort::catalog_done"),
     halting(Work::Abort, "executor::abort::services_done"),
     retried(Work::Abort, "executor::after_claim"),
@@ -349,11 +351,72 @@ async fn every_step_stopped_resumes_to_the_same_end() {
         for (index, case) in CASES.iter().enumerate() {
             invariants += run_case(&mut world, index, case).await;
         }
+        invariants += a_failed_rehearsal_halts_with_the_canary_restored(&mut world).await;
         println!(
-            "{backend:?}: {} failpoint cases, {invariants} invariants checked, 0 violations",
+            "{backend:?}: {} failpoint cases and a failed rehearsal, {invariants} invariants checked, 0 violations",
             CASES.len()
         );
         world.orchestrator.stop().await;
         world.suite.stop().await;
     }
+}
+
+/// A rollback that does not bring the canary back as it was deleted (here: its data in
+/// media altered while it was deleted, as a broken restore path would) halts the
+/// operation at the rehearsal, before any other target is touched, with the canary
+/// restored; an abort then halts too, naming the canary whose data differs, rather than
+/// pass it as restored.
+async fn a_failed_rehearsal_halts_with_the_canary_restored(world: &mut World) -> usize {
+    let url = world.orchestrator.server.url();
+    let seeded = world.suite.seed(&url, "rehearsal", SITES).await;
+    let sites: Vec<String> = seeded.iter().map(|site| site.site_id.clone()).collect();
+    let plan = world
+        .plan(request(PlanKind::DeleteSites, sites.clone()))
+        .await;
+    set_failpoint("executor::delete::verified");
+    let operation = world.apply(&plan).await;
+    let halted = settle(&mut world.alice, &operation).await;
+    assert_eq!(halted.state(), pb::OperationState::Halted);
+    fail::remove("executor::delete::verified");
+
+    let canary = &sites[0];
+    world.suite.corrupt_media(canary).await;
+    let resumed = world.control(&operation, false).await;
+    assert_eq!(resumed.state(), pb::OperationState::Running);
+    let stopped = settle(&mut world.alice, &operation).await;
+    assert_eq!(stopped.state(), pb::OperationState::Halted);
+    assert!(
+        stopped.halt_reason.contains("rollback rehearsal failed")
+            && stopped.halt_reason.contains("in media")
+            && stopped.halt_reason.contains("the canary is left restored"),
+        "{}",
+        stopped.halt_reason
+    );
+    let snapshot = world.suite.snapshot(&sites).await;
+    for site in &sites {
+        assert_eq!(
+            agreed_state(&snapshot, site),
+            Ok(TenantState::Active),
+            "{site}: the canary restored, the rest never touched"
+        );
+    }
+    // Aborting finds the canary's data still not what was deleted: it halts again,
+    // naming it, instead of declaring the canary back.
+    let aborting = world.control(&operation, true).await;
+    assert_eq!(aborting.state(), pb::OperationState::Aborting);
+    let ended = settle(&mut world.alice, &operation).await;
+    assert_eq!(ended.state(), pb::OperationState::Halted);
+    assert!(
+        ended.halt_reason.contains(canary.as_str())
+            && ended
+                .halt_reason
+                .contains("in media did not come back from the abort"),
+        "{}",
+        ended.halt_reason
+    );
+    let after = world.suite.snapshot(&sites).await;
+    for site in &sites {
+        assert_eq!(agreed_state(&after, site), Ok(TenantState::Active));
+    }
+    sites.len() * 2 + 3
 }

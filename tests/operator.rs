@@ -394,3 +394,116 @@ async fn reports_lists_errors_and_plans_as_an_operator_needs_them() {
         suite.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_named_canary_goes_first_and_its_rollback_is_rehearsed() {
+    for backend in testing::backends() {
+        let (suite, orchestrator, mut alice, mut bob) = start(backend, Duration::ZERO).await;
+        let seeded = suite.seed(&orchestrator.server.url(), "canary", 4).await;
+        let sites: Vec<String> = seeded.iter().map(|site| site.site_id.clone()).collect();
+        let ours = sites[3].clone();
+
+        let typo = alice
+            .create_plan(CreatePlanRequest {
+                canary: vec!["site_not-in-the-plan".to_owned()],
+                ..request(PlanKind::DeleteSites, &sites)
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            typo.errors
+                .iter()
+                .any(|error| error.reason == "CANARY_NOT_IN_PLAN")
+        );
+        let restore_with_canary = alice
+            .create_plan(CreatePlanRequest {
+                canary: vec![ours.clone()],
+                undo_operation_id: OperationId::new().to_string(),
+                ..request(PlanKind::RestoreSites, &[])
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            restore_with_canary.get_details_error_info().unwrap().reason,
+            "CANARY_UNEXPECTED"
+        );
+
+        let plan = alice
+            .create_plan(CreatePlanRequest {
+                canary: vec![ours.clone()],
+                ..request(PlanKind::DeleteSites, &sites)
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(plan.targets[0].input, ours, "the named canary goes first");
+        let deleted = run(
+            &mut alice,
+            &mut bob,
+            CreatePlanRequest {
+                canary: vec![ours.clone()],
+                ..request(PlanKind::DeleteSites, &sites)
+            },
+        )
+        .await;
+        assert_eq!(
+            deleted.state(),
+            pb::OperationState::Succeeded,
+            "{}",
+            deleted.halt_reason
+        );
+        let rehearsal = deleted.rehearsal.unwrap();
+        assert_eq!(rehearsal.state(), pb::RehearsalState::Done);
+        assert_eq!(rehearsal.canary_targets, 1);
+        assert!(rehearsal.seconds > 0.0);
+
+        // Every service saw the canary deleted, restored and deleted again before any
+        // other site: its first applied call names the canary alone, and the rehearsal's
+        // second delete carries its own call key.
+        for service in support::SERVICES {
+            let audit = suite.audit(service, &deleted.operation_id).await;
+            let applied: Vec<&testing::AuditEntry> = audit
+                .iter()
+                .filter(|entry| entry.outcome == "applied")
+                .collect();
+            assert_eq!(
+                applied[0].targets,
+                vec![ours.clone()],
+                "{service}: {applied:?}"
+            );
+            let again = applied
+                .iter()
+                .position(|entry| entry.call_key == "rehearsal")
+                .unwrap_or_else(|| panic!("{service} deleted the canary again: {applied:?}"));
+            assert_eq!(applied[again].targets, vec![ours.clone()]);
+            assert!(
+                applied[again + 1..]
+                    .iter()
+                    .all(|entry| !entry.targets.contains(&ours)),
+                "{service}: the other waves come after the rehearsal"
+            );
+        }
+        let report = alice
+            .get_report(pb::GetReportRequest {
+                operation_id: deleted.operation_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            report.markdown.contains("## Rollback rehearsal")
+                && report
+                    .markdown
+                    .contains("verified against the fingerprints recorded at its deletion"),
+            "{}",
+            report.markdown
+        );
+        let snapshot = suite.snapshot(&sites).await;
+        for site in &sites {
+            assert_eq!(agreed_state(&snapshot, site), Ok(TenantState::Deleted));
+        }
+        orchestrator.stop().await;
+        suite.stop().await;
+    }
+}

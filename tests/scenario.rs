@@ -487,6 +487,7 @@ async fn april_2022_replayed() {
                     }),
                     validate_only: false,
                     lease_token: 0,
+                    call_key: String::new(),
                 })
                 .await;
             if let Err(status) = attempt {

@@ -272,6 +272,7 @@ async fn scrapes_after_deletions_restores_and_a_halt_find_the_counters_moved() {
             justification: justification(),
             validate_only: false,
             lease_token: 0,
+            call_key: String::new(),
         })
         .await
         .expect("5 deletions are within the rate");
@@ -282,6 +283,7 @@ async fn scrapes_after_deletions_restores_and_a_halt_find_the_counters_moved() {
             justification: justification(),
             validate_only: false,
             lease_token: 0,
+            call_key: String::new(),
         })
         .await
         .expect_err("the sixth is beyond the rate");
@@ -294,6 +296,7 @@ async fn scrapes_after_deletions_restores_and_a_halt_find_the_counters_moved() {
             justification: justification(),
             validate_only: false,
             lease_token: 0,
+            call_key: String::new(),
         })
         .await
         .expect("restore");

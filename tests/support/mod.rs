@@ -460,9 +460,9 @@ impl Suite {
         }
     }
 
-    /// Checks that every service applied `action` to each target of `operation_id` at
-    /// most once: a call repeated after a crash or a cut answer was answered from the
-    /// service's record, not applied again. The number of (service, target) checked.
+    /// Checks that every service applied each call of `action` (by call key) to each
+    /// target of `operation_id` at most once: a call repeated after a crash or a cut
+    /// answer was answered from the service's record, not applied again. The number of (service, target) checked.
     pub async fn check_applied_once(
         &self,
         operation_id: &str,
@@ -476,7 +476,7 @@ impl Suite {
                     continue;
                 }
                 for target in entry.targets {
-                    if !seen.insert(target.clone()) {
+                    if !seen.insert((target.clone(), entry.call_key.clone())) {
                         return Err(format!(
                             "{service} applied {action} of {operation_id} to {target} twice"
                         ));
@@ -486,5 +486,33 @@ impl Suite {
             }
         }
         Ok(checked)
+    }
+}
+
+impl Suite {
+    /// Alters a (soft-deleted) site's attachment metadata behind media's back, as a
+    /// broken restore path would, and drops its cached fingerprint so media sees it.
+    pub async fn corrupt_media(&self, site_id: &str) {
+        sqlx::any::install_default_drivers();
+        let url = micros_platform::store::database_url(&self.media.config.store, "media").unwrap();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        let changed =
+            sqlx::query("UPDATE attachments SET file_name = 'altered.txt' WHERE site_id = $1")
+                .bind(site_id.to_owned())
+                .execute(&pool)
+                .await
+                .unwrap()
+                .rows_affected();
+        assert!(changed > 0, "{site_id} has attachments in media");
+        sqlx::query("UPDATE tenant_digests SET version = version + 1 WHERE site_id = $1")
+            .bind(site_id.to_owned())
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
     }
 }

@@ -217,6 +217,11 @@ pub struct PlanArgs {
     /// Uninstall plans: the app the installations must be of.
     #[arg(long, default_value = "")]
     app_key: String,
+    /// Deletions and uninstalls: an input that forms the canary, whose rollback is
+    /// rehearsed before any other target is touched (repeat for several; default: the
+    /// first targets).
+    #[arg(long)]
+    canary: Vec<String>,
 }
 
 impl Connection {
@@ -363,6 +368,26 @@ fn operation_json(operation: &pb::Operation) -> serde_json::Value {
         "wave": operation.wave, "waves": operation.waves, "halt_reason": operation.halt_reason,
         "failures": operation.failures,
         "steps": operation.steps.iter().map(|step| json!({"step": step.step, "done": step.done, "total": step.total})).collect::<Vec<_>>(),
+        "rehearsal": operation.rehearsal.as_ref().map(|rehearsal| json!({
+            "state": rehearsal.state().as_str_name(), "canary_targets": rehearsal.canary_targets,
+            "seconds": rehearsal.seconds,
+        })),
+    })
+}
+
+/// What the canary's rollback rehearsal has come to, for the live line and the summary.
+fn rehearsal_text(operation: &pb::Operation) -> Option<String> {
+    let rehearsal = operation.rehearsal.as_ref()?;
+    Some(match rehearsal.state() {
+        pb::RehearsalState::Restoring => "rehearsing the canary's rollback: restoring".to_owned(),
+        pb::RehearsalState::Restored => {
+            "rehearsing the canary's rollback: restored and verified, deleting again".to_owned()
+        }
+        pb::RehearsalState::Done => format!(
+            "rollback rehearsed on the canary ({} targets) in {:.2} s",
+            rehearsal.canary_targets, rehearsal.seconds
+        ),
+        pb::RehearsalState::Pending | pb::RehearsalState::Unspecified => return None,
     })
 }
 
@@ -381,6 +406,9 @@ fn operation_text(operation: &pb::Operation) -> String {
         operation.wave,
         operation.waves
     );
+    if let Some(rehearsal) = rehearsal_text(operation) {
+        text.push_str(&format!("\n{rehearsal}"));
+    }
     if !operation.halt_reason.is_empty() {
         text.push_str(&format!("\nhalted: {}", operation.halt_reason));
     }
@@ -418,6 +446,9 @@ fn live_line(operation: &pb::Operation) -> String {
     if let Some(eta) = known_eta(operation) {
         let eta = Duration::from_secs(eta.max(0.0).round() as u64);
         line.push_str(&format!(", eta {}", humantime::format_duration(eta)));
+    }
+    if let Some(rehearsal) = rehearsal_text(operation) {
+        line.push_str(&format!("; {rehearsal}"));
     }
     line
 }
@@ -477,6 +508,7 @@ pub async fn plan(connection: &Connection, args: PlanArgs) -> anyhow::Result<()>
         undo_operation_id: args.undo.unwrap_or_default(),
         point_in_time: args.at.map(Into::into),
         app_key: args.app_key,
+        canary: args.canary,
     };
     let plan = connection
         .client()?

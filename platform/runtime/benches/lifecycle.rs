@@ -275,6 +275,7 @@ async fn delete_and_restore(
             justification: justification.clone(),
             validate_only: false,
             lease_token: 0,
+            call_key: String::new(),
         })
         .await
         .expect("soft delete");
@@ -286,6 +287,7 @@ async fn delete_and_restore(
             justification,
             validate_only: false,
             lease_token: 0,
+            call_key: String::new(),
         })
         .await
         .expect("restore");

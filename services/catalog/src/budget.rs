@@ -8,8 +8,8 @@ use std::time::Duration;
 use micros_platform::{
     clock::SharedClock,
     ids::SiteId,
-    lifecycle::{LifecycleHooks, LifecycleRequest, Refusal},
-    store::unix_micros,
+    lifecycle::{LifecycleHooks, LifecycleRequest, Refusal, registry::json_list},
+    store::{Backend, unix_micros},
 };
 use sqlx::{AnyConnection, Row};
 use tonic::Code;
@@ -20,6 +20,7 @@ const WINDOW: Duration = Duration::from_secs(3600);
 pub struct DeletionBudgets {
     pub rate_per_hour: u32,
     pub clock: SharedClock,
+    pub backend: Backend,
 }
 
 fn store_failure(error: sqlx::Error) -> Refusal {
@@ -41,10 +42,22 @@ impl LifecycleHooks for DeletionBudgets {
         sites: &[SiteId],
         request: &LifecycleRequest,
     ) -> Result<(), Refusal> {
-        // The lifecycle passes only the sites this call takes down: one a wave of the
-        // same operation already deleted is accepted again and must not count twice.
-        let requested = i64::try_from(sites.len()).unwrap_or(i64::MAX);
+        // The lifecycle passes only the sites this call takes down; of those, a site the
+        // same operation took down before (and restored since: a rollback rehearsal)
+        // counts once.
         let operation_id = request.operation_id.to_string();
+        let list = json_list(sites.iter().map(ToString::to_string));
+        let counted: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM deleted_sites WHERE operation_id = $1 AND site_id IN ({})",
+            self.json_strings("$2")
+        )))
+        .bind(operation_id.clone())
+        .bind(list.clone())
+        .fetch_one(&mut *connection)
+        .await
+        .map_err(store_failure)?;
+        let requested = i64::try_from(sites.len()).unwrap_or(i64::MAX) - counted;
+        let now = unix_micros(self.clock.now());
         let budget =
             sqlx::query("SELECT sites, sites_used FROM deletion_budgets WHERE operation_id = $1")
                 .bind(operation_id.clone())
@@ -74,18 +87,19 @@ impl LifecycleHooks for DeletionBudgets {
             sqlx::query(
                 "UPDATE deletion_budgets SET sites_used = sites_used + $2 WHERE operation_id = $1",
             )
-            .bind(operation_id)
+            .bind(operation_id.clone())
             .bind(requested)
             .execute(&mut *connection)
             .await
             .map_err(store_failure)?;
-            return Ok(());
+            return self
+                .count(connection, &operation_id, &list, now, true)
+                .await;
         }
 
-        let now = unix_micros(self.clock.now());
         let since = now - i64::try_from(WINDOW.as_micros()).unwrap_or(i64::MAX);
         let recent: i64 = sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(sites), 0) AS BIGINT) FROM unbudgeted_deletions WHERE delete_time > $1",
+            "SELECT COUNT(*) FROM deleted_sites WHERE budgeted = 0 AND delete_time > $1",
         )
         .bind(since)
         .fetch_one(&mut *connection)
@@ -110,13 +124,38 @@ impl LifecycleHooks for DeletionBudgets {
                 ],
             });
         }
-        sqlx::query("INSERT INTO unbudgeted_deletions (operation_id, delete_time, sites) VALUES ($1, $2, $3)")
-            .bind(operation_id)
-            .bind(now)
-            .bind(requested)
-            .execute(&mut *connection)
+        self.count(connection, &operation_id, &list, now, false)
             .await
-            .map_err(store_failure)?;
+    }
+}
+
+impl DeletionBudgets {
+    fn json_strings(&self, param: &str) -> String {
+        self.backend.json_strings(param)
+    }
+
+    /// Records the sites as taken down by the operation (once each).
+    async fn count(
+        &self,
+        connection: &mut AnyConnection,
+        operation_id: &str,
+        list: &str,
+        now: i64,
+        budgeted: bool,
+    ) -> Result<(), Refusal> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO deleted_sites (operation_id, site_id, delete_time, budgeted)
+             SELECT $1, value, $3, $4 FROM ({}) AS ids WHERE true
+             ON CONFLICT (operation_id, site_id) DO NOTHING",
+            self.json_strings("$2")
+        )))
+        .bind(operation_id.to_owned())
+        .bind(list.to_owned())
+        .bind(now)
+        .bind(i64::from(budgeted))
+        .execute(&mut *connection)
+        .await
+        .map_err(store_failure)?;
         Ok(())
     }
 }

@@ -52,6 +52,7 @@ impl MicrosService for Catalog {
         let budgets = budget::DeletionBudgets {
             rate_per_hour: config.service.deletion_rate_per_hour,
             clock: context.clock.clone(),
+            backend: store.backend(),
         };
         let lifecycle = Lifecycle::open(
             store,

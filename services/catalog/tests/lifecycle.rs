@@ -138,6 +138,7 @@ impl Harness {
                 justification: justification(),
                 validate_only: false,
                 lease_token: 0,
+                call_key: String::new(),
             })
             .await
             .map(|response| response.into_inner().outcomes)
@@ -152,6 +153,7 @@ impl Harness {
                 justification: justification(),
                 validate_only: false,
                 lease_token: 0,
+                call_key: String::new(),
             })
             .await
             .unwrap()
@@ -662,6 +664,7 @@ async fn lifecycle_calls_need_the_lifecycle_role() {
             justification: justification(),
             validate_only: false,
             lease_token: 0,
+            call_key: String::new(),
         })
         .await
         .unwrap_err();

@@ -87,6 +87,7 @@ async fn soft_delete(
             justification: justification(),
             validate_only: false,
             lease_token: 0,
+            call_key: String::new(),
         })
         .await
         .unwrap()
@@ -104,6 +105,7 @@ async fn restore(lifecycle: &mut Lifecycle, site_id: SiteId, source: Source) -> 
             justification: justification(),
             validate_only: false,
             lease_token: 0,
+            call_key: String::new(),
         })
         .await
         .unwrap()
@@ -417,6 +419,7 @@ async fn only_the_lifecycle_role_may_call_the_lifecycle() {
             justification: justification(),
             validate_only: false,
             lease_token: 0,
+            call_key: String::new(),
         })
         .await
         .unwrap_err();

@@ -85,6 +85,7 @@ async fn soft_delete(
             justification: justification(),
             validate_only: false,
             lease_token: 0,
+            call_key: String::new(),
         })
         .await
         .unwrap()
@@ -102,6 +103,7 @@ async fn restore(lifecycle: &mut Lifecycle, target: lc::Target, source: Source) 
             justification: justification(),
             validate_only: false,
             lease_token: 0,
+            call_key: String::new(),
         })
         .await
         .unwrap()

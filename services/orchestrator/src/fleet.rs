@@ -118,6 +118,7 @@ impl Fleet {
         operation_id: OperationId,
         why: &Why,
         lease_token: i64,
+        call_key: &str,
     ) -> Result<Vec<TargetOutcome>, Status> {
         let request = SoftDeleteRequest {
             targets: targets.iter().map(target_to_proto).collect(),
@@ -125,6 +126,7 @@ impl Fleet {
             justification: why.to_proto(),
             validate_only: false,
             lease_token,
+            call_key: call_key.to_owned(),
         };
         Ok(self
             .lifecycle(service)
@@ -150,6 +152,7 @@ impl Fleet {
             justification: why.to_proto(),
             validate_only: false,
             lease_token,
+            call_key: String::new(),
         };
         Ok(self
             .lifecycle(service)

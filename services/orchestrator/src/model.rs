@@ -3,10 +3,10 @@
 use micros_proto::orchestrator::v1 as pb;
 
 macro_rules! text_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident { $($(#[$variant_doc:meta])* $variant:ident = $text:literal),* $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum $name { $($variant),* }
+        pub enum $name { $($(#[$variant_doc])* $variant),* }
 
         impl $name {
             pub fn as_str(self) -> &'static str {
@@ -48,6 +48,19 @@ text_enum!(
         Aborting = "aborting",
         Aborted = "aborted",
         Succeeded = "succeeded",
+    }
+);
+
+text_enum!(
+    /// How far the rollback rehearsal of a deletion's canary has come.
+    RehearsalState {
+        /// Restoring the canary through the operation's own undo path.
+        Restoring = "restoring",
+        /// Restored and verified against the fingerprints recorded at deletion; next,
+        /// deleting it again.
+        Restored = "restored",
+        /// Deleted again and verified: the next wave may start.
+        Done = "done",
     }
 );
 
@@ -114,6 +127,12 @@ impl PlanKind {
             PlanKind::PurgeSites => pb::PlanKind::PurgeSites,
             PlanKind::RestoreDrill => pb::PlanKind::RestoreDrill,
         }
+    }
+
+    /// Whether the operation rehearses its rollback on the canary before the next wave
+    /// (the incident review's "tested rollback plan"): deletions and uninstalls.
+    pub fn rehearses(self) -> bool {
+        matches!(self, PlanKind::DeleteSites | PlanKind::UninstallApp)
     }
 
     /// Whether a plan above the threshold needs a second principal's approval: what

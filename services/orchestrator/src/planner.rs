@@ -60,6 +60,15 @@ impl Planner<'_> {
         if request.reason.trim().is_empty() {
             return Err(InvalidArgument::missing("reason").into());
         }
+        if !request.canary.is_empty() && !kind.rehearses() {
+            return Err(InvalidArgument::field(
+                "canary",
+                "CANARY_UNEXPECTED",
+                request.canary.len().to_string(),
+                "only deletions and uninstalls have a canary to rehearse",
+            )
+            .into());
+        }
         let undo_operation_id: Option<OperationId> = if request.undo_operation_id.is_empty() {
             None
         } else {
@@ -163,6 +172,9 @@ impl Planner<'_> {
                 Ok(target) => body.targets.push(target),
                 Err(problem) => body.errors.push(problem),
             }
+        }
+        if !request.canary.is_empty() {
+            put_canary_first(&mut body, &request.canary);
         }
         let distinct_targets: BTreeSet<String> = body
             .targets
@@ -487,6 +499,30 @@ fn blast_radius(
     blast
 }
 
+/// Moves the targets the plan names as its canary to the front, in the order named, and
+/// records how many there are; a canary entry that is not a target of the plan is a
+/// plan error (a typo must not silently make another site the canary).
+fn put_canary_first(body: &mut PlanBody, canary: &[String]) {
+    let mut first = Vec::with_capacity(canary.len());
+    for named in canary {
+        match body
+            .targets
+            .iter()
+            .position(|target| target.input == *named)
+        {
+            Some(position) => first.push(body.targets.remove(position)),
+            None => body.errors.push(error(
+                named,
+                "CANARY_NOT_IN_PLAN",
+                format!("{named} is named as the canary but is not one of the plan's targets"),
+            )),
+        }
+    }
+    body.canary = first.len();
+    first.append(&mut body.targets);
+    body.targets = first;
+}
+
 /// The lifecycle targets of a plan's targets.
 pub fn lifecycle_targets(kind: PlanKind, targets: &[PlannedTarget]) -> Vec<Target> {
     targets
@@ -514,6 +550,7 @@ pub fn fingerprint(
     hasher.update(kind.as_str().as_bytes());
     hasher.update(undo.map(|id| id.to_string()).unwrap_or_default().as_bytes());
     hasher.update(&at.unwrap_or_default().to_le_bytes());
+    hasher.update(&(body.canary as u64).to_le_bytes());
     for target in &body.targets {
         hasher.update(target.site_id.to_string().as_bytes());
         hasher.update(

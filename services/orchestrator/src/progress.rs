@@ -4,7 +4,7 @@ use micros_platform::store::timestamp;
 use micros_proto::orchestrator::v1 as pb;
 
 use crate::{
-    model::{PlanKind, TargetStatus},
+    model::{PlanKind, RehearsalState, TargetStatus},
     store::{OperationRecord, TargetRecord},
 };
 
@@ -99,6 +99,34 @@ pub fn operation_to_proto(
             .iter()
             .filter_map(|target| target.error.clone())
             .collect(),
+        rehearsal: operation
+            .kind
+            .rehearses()
+            .then(|| rehearsal_to_proto(operation, targets, now)),
+    }
+}
+
+fn rehearsal_to_proto(
+    operation: &OperationRecord,
+    targets: &[TargetRecord],
+    now: i64,
+) -> pb::Rehearsal {
+    let rehearsal = &operation.rehearsal;
+    let state = match rehearsal.state {
+        None => pb::RehearsalState::Pending,
+        Some(RehearsalState::Restoring) => pb::RehearsalState::Restoring,
+        Some(RehearsalState::Restored) => pb::RehearsalState::Restored,
+        Some(RehearsalState::Done) => pb::RehearsalState::Done,
+    };
+    let seconds = rehearsal.start_time.map_or(0.0, |start| {
+        (rehearsal.end_time.unwrap_or(now) - start).max(0) as f64 / 1e6
+    });
+    pb::Rehearsal {
+        state: state as i32,
+        canary_targets: count(targets.iter().filter(|target| target.wave == 0).count()),
+        start_time: rehearsal.start_time.map(timestamp),
+        end_time: rehearsal.end_time.map(timestamp),
+        seconds,
     }
 }
 

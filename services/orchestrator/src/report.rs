@@ -16,7 +16,7 @@ use micros_proto::{
 use crate::{
     error::OrchestratorError,
     fleet::Fleet,
-    model::{PlanKind, TargetStatus},
+    model::{PlanKind, RehearsalState, TargetStatus},
     store::{OperationRecord, StepRecord, TargetRecord},
 };
 
@@ -212,6 +212,30 @@ pub async fn build(fleet: &Fleet, facts: &Facts<'_>) -> Result<pb::Report, Orche
         "- Confidence: {:.1}% of sites verified against the fingerprints recorded at deletion\n",
         confidence * 100.0
     );
+    if operation.kind.rehearses() {
+        let _ = writeln!(markdown, "## Rollback rehearsal\n");
+        let canary = targets.iter().filter(|target| target.wave == 0).count();
+        let rehearsal = &operation.rehearsal;
+        let _ = match (rehearsal.state, rehearsal.start_time, rehearsal.end_time) {
+            (Some(RehearsalState::Done), Some(start), Some(end)) => writeln!(
+                markdown,
+                "The canary ({canary} targets) was restored through this operation's undo path, verified against the fingerprints recorded at its deletion in every service, and deleted again, in {:.2} s ({} → {}), before any other target was touched.\n",
+                (end - start) as f64 / 1e6,
+                rfc3339(start),
+                rfc3339(end)
+            ),
+            (Some(state), Some(start), _) => writeln!(
+                markdown,
+                "The canary's rehearsal ({canary} targets) began {} and is {}.\n",
+                rfc3339(start),
+                state.as_str()
+            ),
+            _ => writeln!(
+                markdown,
+                "The canary ({canary} targets) is not rehearsed yet.\n"
+            ),
+        };
+    }
     let _ = writeln!(markdown, "## Timeline\n");
     let _ = writeln!(
         markdown,

@@ -98,8 +98,13 @@ impl OrchestratorSettings {
 
     /// The wave of each of `count` targets: canary first, then growing waves.
     pub fn waves(&self, count: usize) -> Vec<i64> {
+        self.waves_after(count, self.canary as usize)
+    }
+
+    /// The waves of `count` targets whose first `canary` form the canary.
+    pub fn waves_after(&self, count: usize, canary: usize) -> Vec<i64> {
         let mut waves = Vec::with_capacity(count);
-        let mut size = self.canary.max(1) as usize;
+        let mut size = canary.max(1);
         let mut wave = 0i64;
         while waves.len() < count {
             let take = size.min(count - waves.len());

@@ -13,7 +13,7 @@ use sqlx::{Row, any::AnyRow};
 
 use crate::{
     error::OrchestratorError,
-    model::{OperationState, PlanKind, PlanState, TargetStatus},
+    model::{OperationState, PlanKind, PlanState, RehearsalState, TargetStatus},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +53,10 @@ pub struct PlanBody {
     pub targets: Vec<PlannedTarget>,
     pub errors: Vec<PlannedError>,
     pub blast: Blast,
+    /// How many of the first targets form the canary the plan named; 0: the
+    /// orchestrator's `canary` setting decides.
+    #[serde(default)]
+    pub canary: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -91,9 +95,20 @@ pub struct OperationRecord {
     pub revert_operation_id: Option<OperationId>,
     /// An abort was asked for: a halted operation resumes aborting.
     pub abort_requested: bool,
+    /// The canary's rollback rehearsal (deletions and uninstalls): the operation its
+    /// restore runs under, how far it came, when it began and ended.
+    pub rehearsal: Rehearsal,
     pub create_time: i64,
     pub update_time: i64,
     pub finish_time: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Rehearsal {
+    pub operation_id: Option<OperationId>,
+    pub state: Option<RehearsalState>,
+    pub start_time: Option<i64>,
+    pub end_time: Option<i64>,
 }
 
 /// A runner's hold on an operation: only the runner with the newest token may record
@@ -254,8 +269,8 @@ impl OrchestratorStore {
         sqlx::query(
             "INSERT INTO operations (operation_id, plan_id, kind, state, undo_operation_id, point_in_time,
                                      requested_by, approved_by, reason, ticket, waves, create_time, update_time,
-                                     revert_operation_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)",
+                                     revert_operation_id, rehearsal_operation_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14)",
         )
         .bind(operation.operation_id.to_string())
         .bind(operation.plan_id.clone())
@@ -270,6 +285,7 @@ impl OrchestratorStore {
         .bind(operation.waves)
         .bind(operation.create_time)
         .bind(operation.revert_operation_id.map(|id| id.to_string()))
+        .bind(operation.rehearsal.operation_id.map(|id| id.to_string()))
         .execute(&mut *tx)
         .await?;
         for target in targets {
@@ -792,6 +808,31 @@ impl OrchestratorStore {
             .collect()
     }
 
+    /// Records how far the canary's rehearsal has come: its start with `Restoring`, its
+    /// end with `Done`.
+    pub async fn set_rehearsal(
+        &self,
+        claim: Claim,
+        state: RehearsalState,
+        now: i64,
+    ) -> Result<(), OrchestratorError> {
+        let mut tx = self.store.begin_write().await?;
+        self.fence(&mut tx, claim, now).await?;
+        sqlx::query(
+            "UPDATE operations SET rehearsal_state = $2,
+                    rehearsal_start = COALESCE(rehearsal_start, $3),
+                    rehearsal_end = CASE WHEN $2 = 'done' THEN $3 ELSE rehearsal_end END
+             WHERE operation_id = $1",
+        )
+        .bind(claim.operation_id.to_string())
+        .bind(state.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Records a hold set (or cleared) through the orchestrator.
     pub async fn record_hold(&self, hold: &HoldRecord) -> Result<(), OrchestratorError> {
         sqlx::query(
@@ -908,6 +949,8 @@ fn operation_from_row(row: &AnyRow) -> Result<OperationRecord, OrchestratorError
     let operation_id: String = row.try_get("operation_id")?;
     let undo: Option<String> = row.try_get("undo_operation_id")?;
     let revert: Option<String> = row.try_get("revert_operation_id")?;
+    let rehearsal: Option<String> = row.try_get("rehearsal_operation_id")?;
+    let rehearsal_state: Option<String> = row.try_get("rehearsal_state")?;
     Ok(OperationRecord {
         operation_id: parse_id("operation_id", &operation_id)?,
         plan_id: row.try_get("plan_id")?,
@@ -928,6 +971,19 @@ fn operation_from_row(row: &AnyRow) -> Result<OperationRecord, OrchestratorError
             .map(|id| parse_id("revert_operation_id", &id))
             .transpose()?,
         abort_requested: row.try_get::<i64, _>("abort_requested")? != 0,
+        rehearsal: Rehearsal {
+            operation_id: rehearsal
+                .map(|id| parse_id("rehearsal_operation_id", &id))
+                .transpose()?,
+            state: rehearsal_state
+                .map(|state| {
+                    RehearsalState::parse(&state)
+                        .ok_or_else(|| misuse(format!("unknown rehearsal state {state}")))
+                })
+                .transpose()?,
+            start_time: row.try_get("rehearsal_start")?,
+            end_time: row.try_get("rehearsal_end")?,
+        },
         create_time: row.try_get("create_time")?,
         update_time: row.try_get("update_time")?,
         finish_time: row.try_get("finish_time")?,

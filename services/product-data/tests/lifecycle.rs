@@ -104,6 +104,7 @@ async fn soft_delete(
             justification: justification(),
             validate_only: false,
             lease_token: 0,
+            call_key: String::new(),
         })
         .await
         .unwrap()
@@ -121,6 +122,7 @@ async fn restore(lifecycle: &mut Lifecycle, target: lc::Target, source: Source) 
             justification: justification(),
             validate_only: false,
             lease_token: 0,
+            call_key: String::new(),
         })
         .await
         .unwrap()
@@ -619,6 +621,7 @@ async fn one_call_acts_on_sites_in_several_shards() {
                 justification: justification(),
                 validate_only: false,
                 lease_token: 0,
+                call_key: String::new(),
             })
             .await
             .unwrap()
@@ -651,6 +654,7 @@ async fn one_call_acts_on_sites_in_several_shards() {
                 justification: justification(),
                 validate_only: false,
                 lease_token: 0,
+                call_key: String::new(),
             })
             .await
             .unwrap()

@@ -154,7 +154,11 @@ impl Lifecycle {
     ) -> Result<Vec<TargetOutcome>, LifecycleError> {
         validate_targets(&request.targets)?;
         let action = step.action();
-        let digest = request_digest(action, &step.detail(), &request.targets);
+        let detail = match request.call_key.as_str() {
+            "" => step.detail(),
+            key => format!("{} key {key}", step.detail()),
+        };
+        let digest = request_digest(action, &detail, &request.targets);
         let mut tx = self.store().begin_write().await?;
         if let Some(previous) = self.recorded(&mut tx, action, &digest, request).await? {
             return Ok(previous);
@@ -286,8 +290,8 @@ impl Lifecycle {
     ) -> Result<(), LifecycleError> {
         sqlx::query(
             "INSERT INTO lifecycle_audit
-             (audit_time, operation_id, action, principal, reason, ticket, targets, outcome)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             (audit_time, operation_id, action, principal, reason, ticket, targets, outcome, call_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(self.now())
         .bind(request.operation_id.to_string())
@@ -297,6 +301,7 @@ impl Lifecycle {
         .bind(request.justification.ticket.clone())
         .bind(json_list(request.targets.iter().map(Target::key)))
         .bind(outcome.to_owned())
+        .bind(request.call_key.clone())
         .execute(&mut *connection)
         .await?;
         Ok(())

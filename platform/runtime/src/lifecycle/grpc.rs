@@ -268,6 +268,7 @@ struct Common<'a> {
     justification: Option<&'a pb::Justification>,
     validate_only: bool,
     lease_token: i64,
+    call_key: &'a str,
 }
 
 fn lifecycle_request<T>(
@@ -288,6 +289,20 @@ fn lifecycle_request<T>(
             .into());
         }
     };
+    let well_formed = common.call_key.len() <= 64
+        && common
+            .call_key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if !well_formed {
+        return Err(InvalidArgument::field(
+            "call_key",
+            "INVALID_CALL_KEY",
+            common.call_key.chars().take(64).collect::<String>(),
+            "is at most 64 of [a-z0-9_-]",
+        )
+        .into());
+    }
     Ok(LifecycleRequest {
         targets: parse_targets(common.targets)?,
         operation_id: parse_id("operation_id", common.operation_id)?,
@@ -304,6 +319,7 @@ fn lifecycle_request<T>(
         },
         validate_only: common.validate_only,
         lease_token,
+        call_key: common.call_key.to_owned(),
     })
 }
 
@@ -326,6 +342,7 @@ impl TenantLifecycle for LifecycleService {
                 justification: body.justification.as_ref(),
                 validate_only: body.validate_only,
                 lease_token: body.lease_token,
+                call_key: &body.call_key,
             },
         )?;
         let done = self.dispatch(&call, Call::SoftDelete).await?;
@@ -347,6 +364,7 @@ impl TenantLifecycle for LifecycleService {
                 justification: body.justification.as_ref(),
                 validate_only: body.validate_only,
                 lease_token: body.lease_token,
+                call_key: &body.call_key,
             },
         )?;
         let source = match &body.source {
@@ -390,6 +408,7 @@ impl TenantLifecycle for LifecycleService {
                 justification: body.justification.as_ref(),
                 validate_only: body.validate_only,
                 lease_token: body.lease_token,
+                call_key: "",
             },
         )?;
         let done = self.dispatch(&call, Call::Purge).await?;
@@ -423,6 +442,7 @@ impl TenantLifecycle for LifecycleService {
                 justification: body.justification.as_ref(),
                 validate_only: false,
                 lease_token: body.lease_token,
+                call_key: "",
             },
         )?;
         let done = self.dispatch(&call, Call::SetHold(body.hold)).await?;

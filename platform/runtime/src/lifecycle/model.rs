@@ -161,4 +161,7 @@ pub struct LifecycleRequest {
     /// token), if the call comes from an orchestrator executor: a call whose token is
     /// older than one already seen for any of its sites is refused.
     pub lease_token: Option<i64>,
+    /// Tells apart two calls of one operation over the same targets (see the proto's
+    /// `call_key`); empty for the usual single call.
+    pub call_key: String,
 }

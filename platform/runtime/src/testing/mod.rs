@@ -140,10 +140,14 @@ async fn drop_databases(server: &str, prefix: &str) -> Result<(), sqlx::Error> {
 /// One lifecycle audit record, as [`TestService::audit`] reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
+    /// Unix µs by the service's clock.
+    pub audit_time: i64,
     pub database: String,
     pub action: String,
     pub targets: Vec<String>,
     pub outcome: String,
+    /// Which call of the operation it was (empty for the usual single call).
+    pub call_key: String,
 }
 
 /// A service of type `S` serving on 127.0.0.1:0 with a fresh store.
@@ -230,7 +234,7 @@ impl<S: MicrosService> TestService<S> {
     }
 
     /// The lifecycle audit of `operation_id` in every database of the service, oldest
-    /// first per database: what was applied or refused, to which targets.
+    /// first: what was applied or refused, to which targets.
     pub async fn audit(&self, operation_id: &str) -> Vec<AuditEntry> {
         use sqlx::Row;
         sqlx::any::install_default_drivers();
@@ -244,7 +248,8 @@ impl<S: MicrosService> TestService<S> {
                 .await
                 .expect("open the service database");
             let rows = sqlx::query(
-                "SELECT action, targets, outcome FROM lifecycle_audit WHERE operation_id = $1 ORDER BY seq",
+                "SELECT audit_time, action, targets, outcome, call_key FROM lifecycle_audit
+                 WHERE operation_id = $1 ORDER BY seq",
             )
             .bind(operation_id.to_owned())
             .fetch_all(&pool)
@@ -253,14 +258,18 @@ impl<S: MicrosService> TestService<S> {
             for row in rows {
                 let targets: String = row.get("targets");
                 entries.push(AuditEntry {
+                    audit_time: row.get("audit_time"),
                     database: database.clone(),
                     action: row.get("action"),
                     targets: serde_json::from_str(&targets).expect("targets as JSON"),
                     outcome: row.get("outcome"),
+                    call_key: row.get("call_key"),
                 });
             }
             pool.close().await;
         }
+        // Across shard databases, in the order the service applied them.
+        entries.sort_by_key(|entry| entry.audit_time);
         entries
     }
 

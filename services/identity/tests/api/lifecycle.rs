@@ -38,6 +38,7 @@ impl Harness {
                 justification: justification(),
                 validate_only: false,
                 lease_token: 0,
+                call_key: String::new(),
             })
             .await
             .unwrap()
@@ -55,6 +56,7 @@ impl Harness {
                 justification: justification(),
                 validate_only: false,
                 lease_token: 0,
+                call_key: String::new(),
             })
             .await
             .unwrap()

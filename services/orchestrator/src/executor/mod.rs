@@ -16,6 +16,7 @@
 //!   resumes as an abort.
 
 mod abort;
+mod rehearsal;
 mod waves;
 
 use std::{
@@ -187,7 +188,10 @@ impl Executor {
                 .map(|index| (index / settings.restore_batch as usize) as i64)
                 .collect(),
             PlanKind::DeleteSites | PlanKind::UninstallApp | PlanKind::RestoreDrill => {
-                settings.waves(plan.body.targets.len())
+                match plan.body.canary {
+                    0 => settings.waves(plan.body.targets.len()),
+                    canary => settings.waves_after(plan.body.targets.len(), canary),
+                }
             }
         };
         let targets: Vec<TargetRecord> = plan
@@ -225,6 +229,10 @@ impl Executor {
             halt_reason: None,
             revert_operation_id: (plan.kind == PlanKind::RestoreDrill).then(OperationId::new),
             abort_requested: false,
+            rehearsal: crate::store::Rehearsal {
+                operation_id: plan.kind.rehearses().then(OperationId::new),
+                ..Default::default()
+            },
             create_time: now,
             update_time: now,
             finish_time: None,

@@ -30,6 +30,10 @@ impl Run<'_> {
     pub(super) async fn step(&self) -> Result<bool, Stop> {
         let kind = self.operation.kind;
         let targets = self.store().targets(self.operation_id()).await?;
+        if self.rehearsal_due(&targets) {
+            self.rehearse(&targets).await?;
+            return Ok(true);
+        }
         let Some(wave) = targets
             .iter()
             .filter(|target| target.status != kind.done())
@@ -174,7 +178,7 @@ impl Run<'_> {
             let lifecycle = lifecycle_targets(&in_flight);
             let catalog = self
                 .logged(wave, "catalog", "soft_delete", lifecycle.len(), || {
-                    fleet.soft_delete("catalog", &lifecycle, operation_id, &why, token)
+                    fleet.soft_delete("catalog", &lifecycle, operation_id, &why, token, "")
                 })
                 .await?;
             micros_platform::failpoint!("executor::delete::catalog_done");
@@ -183,7 +187,7 @@ impl Run<'_> {
                     let (lifecycle, why) = (lifecycle.clone(), why.clone());
                     async move {
                         fleet
-                            .soft_delete(&service, &lifecycle, operation_id, &why, token)
+                            .soft_delete(&service, &lifecycle, operation_id, &why, token, "")
                             .await
                     }
                 })
