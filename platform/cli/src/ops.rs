@@ -222,6 +222,10 @@ pub struct PlanArgs {
     /// first targets).
     #[arg(long)]
     canary: Vec<String>,
+    /// Restore drills: drill the sites themselves (each is unavailable for the seconds
+    /// its wave takes) instead of scratch copies of them.
+    #[arg(long)]
+    real_sites: bool,
 }
 
 impl Connection {
@@ -509,6 +513,7 @@ pub async fn plan(connection: &Connection, args: PlanArgs) -> anyhow::Result<()>
         point_in_time: args.at.map(Into::into),
         app_key: args.app_key,
         canary: args.canary,
+        drill_real_sites: args.real_sites,
     };
     let plan = connection
         .client()?

@@ -24,12 +24,14 @@ const SCHEMA: TenantSchema = TenantSchema {
             key: "note_id",
             columns: &[text("note_id"), text("app_id"), text("title"), int("size")],
             owner: Some("app_id"),
+            unique_across_sites: &[],
         },
         TableSpec {
             name: "tags",
             key: "tag_id",
             columns: &[text("tag_id"), text("note_id"), text("label")],
             owner: None,
+            unique_across_sites: &[],
         },
     ],
 };

@@ -19,6 +19,7 @@ pub const SCHEMA: TenantSchema = TenantSchema {
                 int("create_time"),
             ],
             owner: None,
+            unique_across_sites: &["url"],
         },
         TableSpec {
             name: SITE_PRODUCTS,
@@ -30,6 +31,7 @@ pub const SCHEMA: TenantSchema = TenantSchema {
                 int("update_time"),
             ],
             owner: None,
+            unique_across_sites: &[],
         },
         TableSpec {
             name: APP_INSTALLATIONS,
@@ -40,6 +42,7 @@ pub const SCHEMA: TenantSchema = TenantSchema {
                 int("install_time"),
             ],
             owner: Some("app_installation_id"),
+            unique_across_sites: &[],
         },
     ],
 };

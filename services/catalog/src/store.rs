@@ -23,6 +23,10 @@ const SITE_VIEW: &str = "SELECT t.site_id, t.state, t.delete_time, t.expire_time
         s.name, s.url, s.region, s.shard, s.create_time
     FROM tenant_view t LEFT JOIN sites s ON s.site_id = t.site_id";
 
+/// Customers' sites only: scratch copies (restore drills) stay out of listings and
+/// lookups by ID or URL; only their placement is answered, for the drill itself.
+const CUSTOMERS: &str = "t.origin_site_id IS NULL";
+
 #[derive(Debug, Clone)]
 pub struct CatalogStore {
     lifecycle: Lifecycle,
@@ -143,7 +147,8 @@ impl CatalogStore {
         show_deleted: bool,
     ) -> Result<Vec<Site>, CatalogError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{SITE_VIEW} WHERE t.site_id > $1 AND ($2 OR t.state = 'active') ORDER BY t.site_id LIMIT $3"
+            "{SITE_VIEW} WHERE t.site_id > $1 AND ($2 OR t.state = 'active') AND {CUSTOMERS}
+             ORDER BY t.site_id LIMIT $3"
         )))
         .bind(after.unwrap_or(""))
         .bind(show_deleted)
@@ -156,7 +161,7 @@ impl CatalogStore {
     /// Sites by ID, any state, one statement.
     pub async fn sites_by_ids(&self, ids: &[String]) -> Result<Vec<Site>, CatalogError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{SITE_VIEW} WHERE t.site_id IN ({})",
+            "{SITE_VIEW} WHERE t.site_id IN ({}) AND {CUSTOMERS}",
             self.json_strings("$1")
         )))
         .bind(json_list(ids.iter().cloned()))
@@ -168,7 +173,7 @@ impl CatalogStore {
     /// Sites by canonical URL, any state but purged, one statement.
     pub async fn sites_by_urls(&self, urls: &[String]) -> Result<Vec<Site>, CatalogError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{SITE_VIEW} WHERE s.url IN ({})",
+            "{SITE_VIEW} WHERE s.url IN ({}) AND {CUSTOMERS}",
             self.json_strings("$1")
         )))
         .bind(json_list(urls.iter().cloned()))

@@ -26,12 +26,14 @@ pub const SCHEMA: TenantSchema = TenantSchema {
                 int("create_time"),
             ],
             owner: None,
+            unique_across_sites: &[],
         },
         TableSpec {
             name: GROUPS,
             key: "group_id",
             columns: &[text("group_id"), text("name"), int("create_time")],
             owner: None,
+            unique_across_sites: &[],
         },
         TableSpec {
             name: MEMBERSHIPS,
@@ -43,6 +45,7 @@ pub const SCHEMA: TenantSchema = TenantSchema {
                 int("create_time"),
             ],
             owner: None,
+            unique_across_sites: &[],
         },
         TableSpec {
             name: GRANTS,
@@ -56,6 +59,7 @@ pub const SCHEMA: TenantSchema = TenantSchema {
                 int("create_time"),
             ],
             owner: Some("app_installation_id"),
+            unique_across_sites: &[],
         },
         TableSpec {
             name: PRODUCT_ACCESS,
@@ -67,6 +71,7 @@ pub const SCHEMA: TenantSchema = TenantSchema {
                 int("update_time"),
             ],
             owner: None,
+            unique_across_sites: &[],
         },
     ],
 };

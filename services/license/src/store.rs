@@ -37,6 +37,7 @@ pub const SCHEMA: TenantSchema = TenantSchema {
             int("update_time"),
         ],
         owner: None,
+        unique_across_sites: &[],
     }],
 };
 

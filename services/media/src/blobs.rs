@@ -100,6 +100,11 @@ impl BlobStore {
         }
     }
 
+    /// Copies the object at `from` to `to` (a scratch copy's blob), overwriting `to`.
+    pub async fn copy(&self, from: &str, to: &str) -> object_store::Result<()> {
+        self.objects.copy(&Path::from(from), &Path::from(to)).await
+    }
+
     /// The keys of every object under the site's prefix.
     pub async fn site_keys(&self, site_id: SiteId) -> object_store::Result<Vec<String>> {
         self.objects

@@ -8,7 +8,7 @@
 
 use micros_platform::{
     ids::SiteId,
-    lifecycle::{LifecycleError, LifecycleHooks, Refusal},
+    lifecycle::{LifecycleError, LifecycleHooks, Refusal, SiteCopy, scratch},
 };
 use tonic::Code;
 
@@ -44,6 +44,31 @@ impl BlobCollector {
 
 #[tonic::async_trait]
 impl LifecycleHooks for BlobCollector {
+    /// A scratch copy's attachment rows name their blobs under the scratch site (the
+    /// copy renamed their keys): each origin blob is copied there, so the copy's
+    /// downloads work and its purge deletes only its own objects.
+    async fn after_copy(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        copies: &[SiteCopy],
+    ) -> Result<(), Refusal> {
+        for copy in copies {
+            let keys = self
+                .references
+                .blob_keys(connection, copy.origin)
+                .await
+                .map_err(|error| blob_copy_failed(copy, &error.to_string()))?;
+            for key in keys {
+                let copied = scratch::remap(copy.origin, copy.scratch, &key);
+                self.blobs
+                    .copy(&key, &copied)
+                    .await
+                    .map_err(|error| blob_copy_failed(copy, &error.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
     async fn after_purge(&self, sites: &[SiteId]) -> Result<(), LifecycleError> {
         let mut failed = Vec::new();
         for site_id in sites {
@@ -70,5 +95,22 @@ impl LifecycleHooks for BlobCollector {
             ),
             metadata: vec![("site_ids", failed.join(","))],
         }))
+    }
+}
+
+fn blob_copy_failed(copy: &SiteCopy, error: &str) -> Refusal {
+    tracing::error!(origin = %copy.origin, scratch = %copy.scratch, error, "copying attachment blobs failed");
+    Refusal {
+        code: Code::Unavailable,
+        reason: "BLOB_COPY_FAILED",
+        domain: "micros.media",
+        message: format!(
+            "copying the attachment blobs of {} failed; nothing was copied, retry",
+            copy.origin
+        ),
+        metadata: vec![
+            ("site_id", copy.origin.to_string()),
+            ("scratch_site_id", copy.scratch.to_string()),
+        ],
     }
 }

@@ -20,5 +20,6 @@ pub const SCHEMA: TenantSchema = TenantSchema {
             text("created_by"),
         ],
         owner: Some("app_installation_id"),
+        unique_across_sites: &[],
     }],
 };

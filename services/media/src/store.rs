@@ -199,6 +199,21 @@ impl BlobReferences {
         Self { store }
     }
 
+    /// The blob key of every attachment row the site has (live or deleted), read in the
+    /// caller's transaction.
+    pub async fn blob_keys(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        site_id: SiteId,
+    ) -> Result<Vec<String>, MediaError> {
+        Ok(
+            sqlx::query_scalar("SELECT blob_key FROM attachments WHERE site_id = $1")
+                .bind(site_id.to_string())
+                .fetch_all(&mut *connection)
+                .await?,
+        )
+    }
+
     /// Whether the site's registry row says it is purged.
     pub async fn site_purged(&self, site_id: SiteId) -> Result<bool, MediaError> {
         let state: Option<String> =

@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 
 use micros_platform::{
     client::{Clients, ServiceChannel},
-    ids::OperationId,
+    ids::{OperationId, SiteId},
     lifecycle::{Target, grpc::target_to_proto},
 };
 use micros_proto::{
     catalog::v1::catalog_service_client::CatalogServiceClient,
     lifecycle::v1::{
-        DescribeRequest, Justification, PurgeRequest, RestoreRequest, SetHoldRequest,
-        SoftDeleteRequest, TargetOutcome, restore_request::Source,
+        CopyRequest, DescribeRequest, Justification, PurgeRequest, RestoreRequest, SetHoldRequest,
+        SiteCopy, SoftDeleteRequest, TargetOutcome, restore_request::Source,
         tenant_lifecycle_client::TenantLifecycleClient,
     },
 };
@@ -181,6 +181,35 @@ impl Fleet {
         Ok(self
             .lifecycle(service)
             .purge(request)
+            .await?
+            .into_inner()
+            .outcomes)
+    }
+
+    /// Copies each (site, scratch site) pair's slice in `service` into its scratch site.
+    pub async fn copy(
+        &self,
+        service: &str,
+        copies: &[(SiteId, SiteId)],
+        operation_id: OperationId,
+        why: &Why,
+        lease_token: i64,
+    ) -> Result<Vec<TargetOutcome>, Status> {
+        let request = CopyRequest {
+            copies: copies
+                .iter()
+                .map(|(site, scratch)| SiteCopy {
+                    site_id: site.to_string(),
+                    scratch_site_id: scratch.to_string(),
+                })
+                .collect(),
+            operation_id: operation_id.to_string(),
+            justification: why.to_proto(),
+            lease_token,
+        };
+        Ok(self
+            .lifecycle(service)
+            .copy(request)
             .await?
             .into_inner()
             .outcomes)

@@ -96,6 +96,7 @@ fn plan_to_proto(plan: &PlanRecord) -> pb::Plan {
             .unwrap_or_default(),
         point_in_time: plan.point_in_time.map(timestamp),
         operation_id: plan.operation_id.clone().unwrap_or_default(),
+        drill_real_sites: plan.body.drill_real_sites,
     }
 }
 

@@ -70,12 +70,18 @@ text_enum!(
     /// have been changed even when no answer was recorded.
     TargetStatus {
         Pending = "pending",
+        /// A drill on copies: its scratch site is named; copying it in every service.
+        Copying = "copying",
+        /// A drill on copies: copied everywhere; the copy is drilled like a site.
+        Copied = "copied",
         InFlight = "in_flight",
         Deleted = "deleted",
         CatalogRestored = "catalog_restored",
         Restored = "restored",
         Verified = "verified",
         Reverted = "reverted",
+        /// A drill on copies: the copy drilled and purged everywhere.
+        Discarded = "discarded",
     }
 );
 
@@ -136,16 +142,26 @@ impl PlanKind {
     }
 
     /// Whether a plan above the threshold needs a second principal's approval: what
-    /// takes data away or overwrites it does (deletions, uninstalls, purges, drills,
-    /// point-in-time restores); undoing a deletion brings every row back as it was, so
-    /// it runs at once, as an incident needs.
-    pub fn needs_approval(self, to_a_point_in_time: bool) -> bool {
-        self != PlanKind::RestoreSites || to_a_point_in_time
+    /// takes data away or overwrites it does (deletions, uninstalls, purges, drills of
+    /// real sites, point-in-time restores); undoing a deletion brings every row back as
+    /// it was, so it runs at once, as an incident needs, and a drill on scratch copies
+    /// never touches a customer.
+    pub fn needs_approval(self, to_a_point_in_time: bool, drill_on_copies: bool) -> bool {
+        match self {
+            PlanKind::RestoreSites => to_a_point_in_time,
+            PlanKind::RestoreDrill => !drill_on_copies,
+            _ => true,
+        }
     }
 
-    /// Whether the operation soft-deletes sites (and so needs a deletion budget).
-    pub fn deletes_sites(self) -> bool {
-        matches!(self, PlanKind::DeleteSites | PlanKind::RestoreDrill)
+    /// Whether the operation soft-deletes customers' sites (and so needs a deletion
+    /// budget).
+    pub fn deletes_sites(self, on_copies: bool) -> bool {
+        match self {
+            PlanKind::DeleteSites => true,
+            PlanKind::RestoreDrill => !on_copies,
+            _ => false,
+        }
     }
 
     /// Whether aborting undoes what was done (deletions), rather than finishing the
@@ -159,9 +175,10 @@ impl PlanKind {
     }
 
     /// The status a target ends in when the operation has done everything to it.
-    pub fn done(self) -> TargetStatus {
-        match self {
-            PlanKind::RestoreDrill => TargetStatus::Reverted,
+    pub fn done(self, on_copies: bool) -> TargetStatus {
+        match (self, on_copies) {
+            (PlanKind::RestoreDrill, true) => TargetStatus::Discarded,
+            (PlanKind::RestoreDrill, false) => TargetStatus::Reverted,
             _ => TargetStatus::Verified,
         }
     }

@@ -157,7 +157,10 @@ impl Planner<'_> {
             .into_inner()
             .results;
 
-        let mut body = PlanBody::default();
+        let mut body = PlanBody {
+            drill_real_sites: kind == PlanKind::RestoreDrill && request.drill_real_sites,
+            ..PlanBody::default()
+        };
         let mut seen = BTreeSet::new();
         for result in &resolved {
             if !seen.insert(result.input.trim().to_owned()) {
@@ -235,7 +238,7 @@ impl Planner<'_> {
             fingerprint,
             requested_by: principal.to_owned(),
             approved_by: None,
-            requires_approval: kind.needs_approval(point_in_time.is_some())
+            requires_approval: kind.needs_approval(point_in_time.is_some(), !body.drill_real_sites)
                 && sites.len() > self.settings.approval_threshold_sites as usize,
             reason: request.reason.clone(),
             ticket: request.ticket.clone(),
@@ -551,6 +554,7 @@ pub fn fingerprint(
     hasher.update(undo.map(|id| id.to_string()).unwrap_or_default().as_bytes());
     hasher.update(&at.unwrap_or_default().to_le_bytes());
     hasher.update(&(body.canary as u64).to_le_bytes());
+    hasher.update(&[u8::from(body.drill_real_sites)]);
     for target in &body.targets {
         hasher.update(target.site_id.to_string().as_bytes());
         hasher.update(

@@ -11,7 +11,9 @@ use crate::{
 /// How far a target has come, for counting "done" per step.
 fn rank(kind: PlanKind, status: TargetStatus) -> u8 {
     match (kind, status) {
-        (_, TargetStatus::Pending | TargetStatus::InFlight) => 0,
+        (_, TargetStatus::Pending | TargetStatus::InFlight | TargetStatus::Copying) => 0,
+        (_, TargetStatus::Copied) => 1,
+        (_, TargetStatus::Discarded) => 3,
         (PlanKind::RestoreDrill, TargetStatus::Deleted) => 1,
         (
             PlanKind::RestoreDrill,

@@ -111,7 +111,7 @@ pub async fn build(fleet: &Fleet, facts: &Facts<'_>) -> Result<pb::Report, Orche
     let percent_restored = active as f64 * 100.0 / total;
     let restored_and_checked = targets
         .iter()
-        .filter(|target| target.status == operation.kind.done())
+        .filter(|target| target.status == operation.kind.done(operation.on_copies))
         .count();
     let confidence = match operation.kind {
         PlanKind::RestoreSites => verified as f64 / total,
@@ -138,6 +138,10 @@ pub async fn build(fleet: &Fleet, facts: &Facts<'_>) -> Result<pb::Report, Orche
         PlanKind::DeleteSites => format!("Deletion of {} sites", targets.len()),
         PlanKind::RestoreSites => format!("Restore of {} sites", targets.len()),
         PlanKind::PurgeSites => format!("Purge of {} sites", targets.len()),
+        PlanKind::RestoreDrill if operation.on_copies => format!(
+            "Restore drill of {} sites, on scratch copies (the customers' sites untouched)",
+            targets.len()
+        ),
         PlanKind::RestoreDrill => format!("Restore drill of {} sites", targets.len()),
     };
     let sites: Vec<pb::AffectedSite> = targets
@@ -153,7 +157,7 @@ pub async fn build(fleet: &Fleet, facts: &Facts<'_>) -> Result<pb::Report, Orche
                     .map_or("unknown", |state| state.as_str_name())
                     .trim_start_matches("SITE_STATE_")
                     .to_lowercase(),
-                verified: target.status == operation.kind.done(),
+                verified: target.status == operation.kind.done(operation.on_copies),
                 admin_contacts: contacts
                     .get(&target.site_id.to_string())
                     .cloned()

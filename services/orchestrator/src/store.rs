@@ -57,6 +57,9 @@ pub struct PlanBody {
     /// orchestrator's `canary` setting decides.
     #[serde(default)]
     pub canary: usize,
+    /// Restore drills: the customers' sites themselves, not scratch copies of them.
+    #[serde(default)]
+    pub drill_real_sites: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +98,8 @@ pub struct OperationRecord {
     pub revert_operation_id: Option<OperationId>,
     /// An abort was asked for: a halted operation resumes aborting.
     pub abort_requested: bool,
+    /// A restore drill on scratch copies of the sites.
+    pub on_copies: bool,
     /// The canary's rollback rehearsal (deletions and uninstalls): the operation its
     /// restore runs under, how far it came, when it began and ended.
     pub rehearsal: Rehearsal,
@@ -135,6 +140,8 @@ pub struct TargetRecord {
     /// catalog record), and when the target was verified done (or reverted).
     pub changed_time: Option<i64>,
     pub done_time: Option<i64>,
+    /// A drill on copies: the scratch site the target was copied into.
+    pub scratch_site_id: Option<SiteId>,
 }
 
 #[derive(Debug, Clone)]
@@ -249,7 +256,12 @@ impl OrchestratorStore {
                 operation_id: current.operation_id.unwrap_or_default(),
             });
         }
-        let sites: BTreeSet<SiteId> = targets.iter().map(|target| target.site_id).collect();
+        // A drill on copies only reads the customers' sites: it holds none of them.
+        let sites: BTreeSet<SiteId> = if operation.on_copies {
+            BTreeSet::new()
+        } else {
+            targets.iter().map(|target| target.site_id).collect()
+        };
         if let Err(error) = self
             .lease(
                 &mut tx,
@@ -269,8 +281,8 @@ impl OrchestratorStore {
         sqlx::query(
             "INSERT INTO operations (operation_id, plan_id, kind, state, undo_operation_id, point_in_time,
                                      requested_by, approved_by, reason, ticket, waves, create_time, update_time,
-                                     revert_operation_id, rehearsal_operation_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14)",
+                                     revert_operation_id, rehearsal_operation_id, on_copies)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15)",
         )
         .bind(operation.operation_id.to_string())
         .bind(operation.plan_id.clone())
@@ -286,6 +298,7 @@ impl OrchestratorStore {
         .bind(operation.create_time)
         .bind(operation.revert_operation_id.map(|id| id.to_string()))
         .bind(operation.rehearsal.operation_id.map(|id| id.to_string()))
+        .bind(i64::from(operation.on_copies))
         .execute(&mut *tx)
         .await?;
         for target in targets {
@@ -808,6 +821,32 @@ impl OrchestratorStore {
             .collect()
     }
 
+    /// Names each target's scratch site and marks it copying, in one transaction: a
+    /// resumed drill copies into the same scratch sites.
+    pub async fn set_scratch(
+        &self,
+        claim: Claim,
+        scratch: &[(i64, SiteId)],
+        now: i64,
+    ) -> Result<(), OrchestratorError> {
+        let mut tx = self.store.begin_write().await?;
+        self.fence(&mut tx, claim, now).await?;
+        for (position, site) in scratch {
+            sqlx::query(
+                "UPDATE operation_targets SET scratch_site_id = $3, status = 'copying', update_time = $4
+                 WHERE operation_id = $1 AND position = $2 AND status = 'pending'",
+            )
+            .bind(claim.operation_id.to_string())
+            .bind(*position)
+            .bind(site.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Records how far the canary's rehearsal has come: its start with `Restoring`, its
     /// end with `Done`.
     pub async fn set_rehearsal(
@@ -971,6 +1010,7 @@ fn operation_from_row(row: &AnyRow) -> Result<OperationRecord, OrchestratorError
             .map(|id| parse_id("revert_operation_id", &id))
             .transpose()?,
         abort_requested: row.try_get::<i64, _>("abort_requested")? != 0,
+        on_copies: row.try_get::<i64, _>("on_copies")? != 0,
         rehearsal: Rehearsal {
             operation_id: rehearsal
                 .map(|id| parse_id("rehearsal_operation_id", &id))
@@ -1014,6 +1054,10 @@ fn target_from_row(row: &AnyRow) -> Result<TargetRecord, OrchestratorError> {
         error: row.try_get("error")?,
         changed_time: row.try_get("changed_time")?,
         done_time: row.try_get("done_time")?,
+        scratch_site_id: row
+            .try_get::<Option<String>, _>("scratch_site_id")?
+            .map(|id| parse_id("scratch_site_id", &id))
+            .transpose()?,
     })
 }
 

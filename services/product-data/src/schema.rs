@@ -29,6 +29,7 @@ pub const SCHEMA: TenantSchema = TenantSchema {
                 int("update_time"),
             ],
             owner: Some("app_installation_id"),
+            unique_across_sites: &[],
         },
         TableSpec {
             name: DOCUMENT_VERSIONS,
@@ -44,6 +45,7 @@ pub const SCHEMA: TenantSchema = TenantSchema {
                 int("create_time"),
             ],
             owner: Some("app_installation_id"),
+            unique_across_sites: &[],
         },
     ],
 };

@@ -182,6 +182,7 @@ pub(crate) async fn describe(
                     expire_time: registered.and_then(|row| row.expire_time),
                     hold: registered.is_some_and(|row| row.hold),
                     rows_affected: 0,
+                    origin: registered.and_then(|row| row.origin),
                 },
                 Target::AppInstallation { .. } => {
                     let live: i64 = counts.iter().map(|count| count.live).sum();
@@ -216,6 +217,7 @@ pub(crate) async fn describe(
                         expire_time,
                         hold: registered.is_some_and(|row| row.hold),
                         rows_affected: 0,
+                        origin: registered.and_then(|row| row.origin),
                     }
                 }
             }

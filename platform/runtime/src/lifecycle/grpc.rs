@@ -14,7 +14,7 @@ use micros_proto::lifecycle::v1::{
 use tonic::{Request, Response, Status};
 
 use super::{
-    Justification, Lifecycle, LifecycleError, LifecycleRequest, RestoreSource, Target,
+    Justification, Lifecycle, LifecycleError, LifecycleRequest, RestoreSource, SiteCopy, Target,
     TargetOutcome, TenantState, metrics,
 };
 use crate::{
@@ -159,6 +159,38 @@ impl LifecycleService {
             })
     }
 
+    /// Copies shard by shard (a scratch copy lands in its origin's shard: the catalog's
+    /// copy of the site record keeps the shard), answering in the order of `copies`.
+    async fn copy_all(
+        &self,
+        request: &LifecycleRequest,
+        copies: &[SiteCopy],
+    ) -> Result<Vec<TargetOutcome>, LifecycleError> {
+        let origins: Vec<Target> = copies
+            .iter()
+            .map(|copy| Target::Site(copy.origin))
+            .collect();
+        let groups = self.partition(&origins).await?;
+        let mut outcomes: Vec<Option<TargetOutcome>> = vec![None; copies.len()];
+        for (shard, indices) in &groups {
+            let part: Vec<SiteCopy> = indices.iter().map(|index| copies[*index]).collect();
+            let part_request = LifecycleRequest {
+                targets: part.iter().map(|copy| Target::Site(copy.scratch)).collect(),
+                ..request.clone()
+            };
+            let done = self.shards[*shard].copy(&part_request, &part).await?;
+            for (index, outcome) in indices.iter().zip(done) {
+                outcomes[*index] = Some(outcome);
+            }
+        }
+        outcomes
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                LifecycleError::Misuse("a shard answered for fewer copies than asked".to_owned())
+            })
+    }
+
     async fn describe_all(&self, targets: &[Target]) -> Result<Vec<TargetOutcome>, LifecycleError> {
         let groups = self.partition(targets).await?;
         let mut outcomes: Vec<Option<TargetOutcome>> = vec![None; targets.len()];
@@ -258,6 +290,10 @@ pub fn outcome_to_proto(outcome: TargetOutcome) -> pb::TargetOutcome {
         expire_time: outcome.expire_time.map(timestamp),
         hold: outcome.hold,
         rows_affected: outcome.rows_affected,
+        origin_site_id: outcome
+            .origin
+            .map(|origin| origin.to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -425,6 +461,47 @@ impl TenantLifecycle for LifecycleService {
         let targets = parse_targets(&request.get_ref().targets).map_err(LifecycleError::from)?;
         let done = self.describe_all(&targets).await?;
         Ok(Response::new(pb::DescribeResponse {
+            outcomes: outcomes(done),
+        }))
+    }
+
+    async fn copy(
+        &self,
+        request: Request<pb::CopyRequest>,
+    ) -> Result<Response<pb::CopyResponse>, Status> {
+        let body = request.get_ref();
+        let copies = body
+            .copies
+            .iter()
+            .enumerate()
+            .map(|(index, copy)| {
+                Ok(SiteCopy {
+                    origin: parse_id(&format!("copies[{index}].site_id"), &copy.site_id)?,
+                    scratch: parse_id(
+                        &format!("copies[{index}].scratch_site_id"),
+                        &copy.scratch_site_id,
+                    )?,
+                })
+            })
+            .collect::<Result<Vec<_>, InvalidArgument>>()
+            .map_err(LifecycleError::from)?;
+        let scratch_targets: Vec<pb::Target> = copies
+            .iter()
+            .map(|copy| target_to_proto(&Target::Site(copy.scratch)))
+            .collect();
+        let call = lifecycle_request(
+            &request,
+            Common {
+                targets: &scratch_targets,
+                operation_id: &body.operation_id,
+                justification: body.justification.as_ref(),
+                validate_only: false,
+                lease_token: body.lease_token,
+                call_key: "",
+            },
+        )?;
+        let done = self.copy_all(&call, &copies).await?;
+        Ok(Response::new(pb::CopyResponse {
             outcomes: outcomes(done),
         }))
     }

@@ -260,6 +260,7 @@ mod tests {
             expire_time: None,
             hold: false,
             rows_affected: 0,
+            origin: None,
         }
     }
 

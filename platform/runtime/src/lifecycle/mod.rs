@@ -19,6 +19,7 @@
 //! Every call with many targets runs a bounded number of statements per table.
 
 mod call;
+mod copy;
 mod describe;
 mod digests;
 mod error;
@@ -31,11 +32,13 @@ mod purge;
 pub mod registry;
 mod restore;
 pub mod schema;
+pub mod scratch;
 mod soft_delete;
 mod tenant;
 
 use std::{sync::Arc, time::Duration};
 
+pub use copy::SiteCopy;
 pub use error::{LifecycleError, Refusal};
 pub use model::{
     Action, Justification, LifecycleRequest, RestoreSource, TableCount, Target, TargetOutcome,
@@ -64,6 +67,17 @@ pub trait LifecycleHooks: Send + Sync + 'static {
         _connection: &mut sqlx::AnyConnection,
         _sites: &[SiteId],
         _request: &LifecycleRequest,
+    ) -> Result<(), Refusal> {
+        Ok(())
+    }
+
+    /// Runs inside a copy's transaction, after the rows were copied: what the rows refer
+    /// to outside the database comes along (media copies the blobs). A refusal aborts
+    /// the copy.
+    async fn after_copy(
+        &self,
+        _connection: &mut sqlx::AnyConnection,
+        _copies: &[SiteCopy],
     ) -> Result<(), Refusal> {
         Ok(())
     }
@@ -170,9 +184,10 @@ impl Lifecycle {
             .ok_or_else(|| LifecycleError::Misuse(format!("{name} is not a declared tenant table")))
     }
 
-    /// The handle for an active site; `SITE_DELETED` or `SITE_NOT_FOUND` otherwise.
+    /// The handle for an active site; `SITE_DELETED` or `SITE_NOT_FOUND` otherwise (a
+    /// scratch copy is not found: no domain read or write reaches one).
     pub async fn live(&self, site_id: SiteId) -> Result<LiveTenant, LifecycleError> {
-        match self.state(site_id).await? {
+        match registry::live_state(self.store().pool(), site_id).await? {
             TenantState::Active => Ok(LiveTenant {
                 site_id,
                 lifecycle: self.clone(),

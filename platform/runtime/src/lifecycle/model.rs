@@ -81,7 +81,8 @@ impl TenantState {
         use Action::*;
         use TenantState::*;
         match (self, action) {
-            (Active | Absent, SoftDelete | Restore | SetHold) => true,
+            (Active | Absent, SoftDelete | Restore | SetHold | Copy) => true,
+            (Deleted | Purging | Purged, Copy) => false,
             (Deleted, SoftDelete | Restore | SetHold | Purge) => true,
             (Purging, Purge) => true,
             (Purged | Absent, Purge) => true,
@@ -98,6 +99,8 @@ pub enum Action {
     Restore,
     Purge,
     SetHold,
+    /// A scratch copy of sites (drills on copies).
+    Copy,
 }
 
 impl Action {
@@ -107,6 +110,7 @@ impl Action {
             Action::Restore => "restore",
             Action::Purge => "purge",
             Action::SetHold => "set_hold",
+            Action::Copy => "copy",
         }
     }
 }
@@ -131,6 +135,9 @@ pub struct TargetOutcome {
     pub hold: bool,
     /// Data rows this call changed for the target.
     pub rows_affected: i64,
+    /// For a scratch copy, the site it was copied from.
+    #[serde(default)]
+    pub origin: Option<SiteId>,
 }
 
 /// Who asked for a destructive call, and why.

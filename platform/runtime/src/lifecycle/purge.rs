@@ -41,14 +41,7 @@ impl Lifecycle {
         }
         crate::failpoint!("lifecycle::purge::after_claim");
 
-        let purge_sites: Vec<SiteId> = before
-            .iter()
-            .filter(|outcome| {
-                matches!(outcome.target, Target::Site(_))
-                    && matches!(outcome.state, TenantState::Deleted | TenantState::Purging)
-            })
-            .map(|outcome| outcome.target.site_id())
-            .collect();
+        let purge_sites = purged_sites(&before);
         let purge_apps: Vec<Target> = before
             .iter()
             .filter(|outcome| matches!(outcome.target, Target::AppInstallation { .. }))
@@ -117,14 +110,7 @@ impl Lifecycle {
         if request.validate_only {
             return Ok(before);
         }
-        let claiming: Vec<SiteId> = before
-            .iter()
-            .filter(|outcome| {
-                matches!(outcome.target, Target::Site(_))
-                    && matches!(outcome.state, TenantState::Deleted | TenantState::Purging)
-            })
-            .map(|outcome| outcome.target.site_id())
-            .collect();
+        let claiming = purged_sites(&before);
         let claimed = registry::transition(
             self.store(),
             &mut tx,
@@ -147,6 +133,13 @@ impl Lifecycle {
         let now = self.now();
         for outcome in before {
             let site_id = outcome.target.site_id();
+            let scratch = registry
+                .get(&site_id)
+                .is_some_and(|row| row.origin.is_some());
+            if scratch && matches!(outcome.target, Target::Site(_)) {
+                // A scratch copy is no customer's data: it goes whenever its drill is done.
+                continue;
+            }
             if registry.get(&site_id).is_some_and(|row| row.hold) {
                 return Err(LifecycleError::OnHold { site_id });
             }
@@ -241,6 +234,13 @@ impl Lifecycle {
             }
         }
         if !sites.is_empty() {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM scratch_keys WHERE site_id IN ({})",
+                store.json_strings("$1")
+            )))
+            .bind(site_list.clone())
+            .execute(store.pool())
+            .await?;
             loop {
                 let deleted = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DELETE FROM tenant_changes WHERE seq IN
@@ -259,6 +259,20 @@ impl Lifecycle {
         }
         Ok(())
     }
+}
+
+/// The sites a purge takes: soft-deleted ones (expired, checked before), and scratch
+/// copies in any state but purged.
+fn purged_sites(before: &[TargetOutcome]) -> Vec<SiteId> {
+    before
+        .iter()
+        .filter(|outcome| {
+            let scratch = outcome.origin.is_some() && outcome.state != TenantState::Purged;
+            matches!(outcome.target, Target::Site(_))
+                && (scratch || matches!(outcome.state, TenantState::Deleted | TenantState::Purging))
+        })
+        .map(|outcome| outcome.target.site_id())
+        .collect()
 }
 
 fn all_rows(outcome: &TargetOutcome) -> i64 {

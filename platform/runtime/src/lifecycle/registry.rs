@@ -28,6 +28,8 @@ pub struct RegistryRow {
     pub delete_time: Option<i64>,
     pub expire_time: Option<i64>,
     pub hold: bool,
+    /// A scratch copy's origin; `None` for a customer's site.
+    pub origin: Option<SiteId>,
 }
 
 /// The registry rows of some sites; a site without a row is absent.
@@ -54,7 +56,7 @@ pub fn check(site_id: SiteId, state: TenantState, action: Action) -> Result<(), 
     })
 }
 
-const COLUMNS: &str = "site_id, state, deleted_by, delete_time, expire_time, hold";
+const COLUMNS: &str = "site_id, state, deleted_by, delete_time, expire_time, hold, origin_site_id";
 
 /// The registry rows of `sites`, unlocked, one statement whatever their number.
 pub async fn load(
@@ -78,6 +80,20 @@ pub(crate) async fn lock(
     let suffix = match store.backend() {
         Backend::Sqlite => "",
         Backend::Postgres => " ORDER BY site_id FOR UPDATE",
+    };
+    read(store, connection, sites, suffix).await
+}
+
+/// The registry rows of `sites`, share-locked until the transaction ends on PostgreSQL
+/// (in site order): calls that lock them for update wait, writers do not.
+pub(crate) async fn lock_shared(
+    store: &Store,
+    connection: &mut AnyConnection,
+    sites: &[SiteId],
+) -> Result<Registry, LifecycleError> {
+    let suffix = match store.backend() {
+        Backend::Sqlite => "",
+        Backend::Postgres => " ORDER BY site_id FOR SHARE",
     };
     read(store, connection, sites, suffix).await
 }
@@ -112,6 +128,10 @@ async fn read(
                 delete_time: row.try_get("delete_time")?,
                 expire_time: row.try_get("expire_time")?,
                 hold: row.try_get::<i64, _>("hold")? != 0,
+                origin: row
+                    .try_get::<Option<String>, _>("origin_site_id")?
+                    .map(|origin| parse_id("origin_site_id", &origin))
+                    .transpose()?,
             },
         );
     }
@@ -124,6 +144,20 @@ pub async fn state(pool: &sqlx::AnyPool, site_id: SiteId) -> Result<TenantState,
         .bind(site_id.to_string())
         .fetch_optional(pool)
         .await?;
+    parse_state(state)
+}
+
+/// One site's state for domain code: a scratch copy counts as absent.
+pub(crate) async fn live_state(
+    pool: &sqlx::AnyPool,
+    site_id: SiteId,
+) -> Result<TenantState, LifecycleError> {
+    let state: Option<String> = sqlx::query_scalar(
+        "SELECT state FROM tenants WHERE site_id = $1 AND origin_site_id IS NULL",
+    )
+    .bind(site_id.to_string())
+    .fetch_optional(pool)
+    .await?;
     parse_state(state)
 }
 
@@ -186,6 +220,7 @@ pub(crate) enum Transition {
     Undelete { operation: OperationId },
     /// `deleted` → `purging`, only if expired and not held: from then on restore and
     /// hold are refused, so rows are never purged under a site brought back meanwhile.
+    /// A scratch copy is claimed in any state but purged.
     ClaimPurge { now: i64 },
     /// `purging` → `purged`: the row stays as a tombstone.
     Purged { operation: OperationId, now: i64 },
@@ -250,7 +285,8 @@ pub(crate) async fn transition(
         Transition::ClaimPurge { now } => {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE tenants SET state = 'purging'
-                 WHERE {scope} AND state IN ('deleted', 'purging') AND hold = 0 AND expire_time <= $2"
+                 WHERE {scope} AND ((state IN ('deleted', 'purging') AND hold = 0 AND expire_time <= $2)
+                                    OR (origin_site_id IS NOT NULL AND state <> 'purged'))"
             )))
             .bind(list)
             .bind(now)
@@ -272,6 +308,39 @@ pub(crate) async fn transition(
         }
     };
     Ok(changed)
+}
+
+/// Registers each copy's scratch site, active, with its origin.
+pub(crate) async fn register_scratch(
+    store: &Store,
+    connection: &mut AnyConnection,
+    copies: &[super::SiteCopy],
+    now: i64,
+) -> Result<(), LifecycleError> {
+    let pairs: Vec<serde_json::Value> = copies
+        .iter()
+        .map(|copy| {
+            serde_json::json!({"scratch": copy.scratch.to_string(), "origin": copy.origin.to_string()})
+        })
+        .collect();
+    let source = match store.backend() {
+        Backend::Sqlite => {
+            "SELECT json_extract(value, '$.scratch'), 'active', $2, json_extract(value, '$.origin')
+             FROM json_each($1) WHERE true"
+        }
+        Backend::Postgres => {
+            "SELECT pair->>'scratch', 'active', $2, pair->>'origin'
+             FROM jsonb_array_elements($1::jsonb) AS pair"
+        }
+    };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO tenants (site_id, state, create_time, origin_site_id) {source}"
+    )))
+    .bind(serde_json::Value::Array(pairs).to_string())
+    .bind(now)
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
 }
 
 /// Sets or clears the hold of `sites`, registering the ones this database never held (a

@@ -47,6 +47,9 @@ pub struct TableSpec {
     /// The column naming the app installation (`app_…`) that owns a row, for tables whose
     /// rows an app uninstall removes.
     pub owner: Option<&'static str>,
+    /// Text columns unique across all sites (a site's URL): a scratch copy prefixes them
+    /// with its site ID, so it never collides with its origin.
+    pub unique_across_sites: &'static [&'static str],
 }
 
 /// A service's tenant-owned tables, parents before children: restore inserts in this
@@ -172,6 +175,7 @@ mod tests {
         key: "note_id",
         columns: &[text("note_id"), text("app_id"), int("size")],
         owner: Some("app_id"),
+        unique_across_sites: &[],
     };
 
     const NO_KEY: TableSpec = TableSpec {
@@ -181,6 +185,7 @@ mod tests {
     const IMPLICIT: TableSpec = TableSpec {
         columns: &[text("note_id"), text("site_id")],
         owner: None,
+        unique_across_sites: &[],
         ..GOOD
     };
     const INJECTED: TableSpec = TableSpec {

@@ -50,12 +50,16 @@ impl Lifecycle {
                 return Err(LifecycleError::NotActive { site_id });
             }
         }
-        // The hook (the catalog's deletion budget) sees the sites this call takes down:
-        // active ones, not those this database never held.
+        // The hook (the catalog's deletion budget) sees the customers' sites this call
+        // takes down: active ones, not those this database never held nor scratch copies.
         let taken_down: Vec<SiteId> = deleting
             .iter()
             .copied()
-            .filter(|site_id| registry::state_in(registry, *site_id) == TenantState::Active)
+            .filter(|site_id| {
+                registry
+                    .get(site_id)
+                    .is_some_and(|row| row.state == TenantState::Active && row.origin.is_none())
+            })
             .collect();
         if !taken_down.is_empty() {
             self.inner

@@ -1,4 +1,5 @@
-//! Abort. A deletion (sites, an app uninstall, a drill) is undone: every target a step
+//! Abort. A drill on scratch copies purges the copies it made. A deletion (sites, an app
+//! uninstall, a drill of real sites) is undone: every target a step
 //! may have touched (in flight, deleted, verified, half restored by a drill) is restored
 //! in every service, catalog first, under the operation's revert operation, then checked
 //! active everywhere with the fingerprints recorded at deletion. A restore or a purge
@@ -30,7 +31,19 @@ impl Run<'_> {
                 )
             })
             .collect();
-        if self.operation.kind.abort_undoes() {
+        if self.operation.on_copies {
+            // The customers' sites were only read: what is left to undo is the copies.
+            let copies: Vec<&TargetRecord> = targets
+                .iter()
+                .filter(|target| {
+                    !matches!(
+                        target.status,
+                        TargetStatus::Pending | TargetStatus::Discarded
+                    )
+                })
+                .collect();
+            self.discard(-1, &copies).await?;
+        } else if self.operation.kind.abort_undoes() {
             self.revert(&touched).await?;
         } else {
             let under_way: BTreeSet<i64> = touched

@@ -16,6 +16,7 @@
 //!   resumes as an abort.
 
 mod abort;
+mod copies;
 mod rehearsal;
 mod waves;
 
@@ -111,7 +112,12 @@ fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
+/// What the lifecycle calls act on for `target`: its scratch copy in a drill on copies,
+/// else the site or app installation itself.
 fn lifecycle_target(target: &TargetRecord) -> Target {
+    if let Some(scratch) = target.scratch_site_id {
+        return Target::Site(scratch);
+    }
     match target.app_installation_id {
         Some(app_installation_id) => Target::AppInstallation {
             site_id: target.site_id,
@@ -212,6 +218,7 @@ impl Executor {
                 error: None,
                 changed_time: None,
                 done_time: None,
+                scratch_site_id: None,
             })
             .collect();
         let operation = OperationRecord {
@@ -229,6 +236,7 @@ impl Executor {
             halt_reason: None,
             revert_operation_id: (plan.kind == PlanKind::RestoreDrill).then(OperationId::new),
             abort_requested: false,
+            on_copies: plan.kind == PlanKind::RestoreDrill && !plan.body.drill_real_sites,
             rehearsal: crate::store::Rehearsal {
                 operation_id: plan.kind.rehearses().then(OperationId::new),
                 ..Default::default()

@@ -18,7 +18,7 @@ use crate::{
     store::TargetRecord,
 };
 
-fn with_status(records: &[TargetRecord], status: TargetStatus) -> Vec<&TargetRecord> {
+pub(super) fn with_status(records: &[TargetRecord], status: TargetStatus) -> Vec<&TargetRecord> {
     records
         .iter()
         .filter(|target| target.status == status)
@@ -36,7 +36,7 @@ impl Run<'_> {
         }
         let Some(wave) = targets
             .iter()
-            .filter(|target| target.status != kind.done())
+            .filter(|target| target.status != kind.done(self.operation.on_copies))
             .map(|target| target.wave)
             .min()
         else {
@@ -72,20 +72,43 @@ impl Run<'_> {
             return Ok(true);
         }
         match kind {
-            PlanKind::DeleteSites | PlanKind::UninstallApp => self.delete_wave(wave).await?,
+            PlanKind::DeleteSites | PlanKind::UninstallApp => {
+                self.delete_wave(wave, TargetStatus::Pending).await?
+            }
             PlanKind::RestoreSites => self.restore_wave(wave, true).await?,
             PlanKind::PurgeSites => self.purge_wave(wave, true).await?,
             PlanKind::RestoreDrill => {
-                let deleting = self.wave_targets(wave).await?.iter().any(|target| {
+                // On copies: copied first, drilled like sites, purged after.
+                let ready = if self.operation.on_copies {
+                    self.copy_wave(wave).await?;
+                    TargetStatus::Copied
+                } else {
+                    TargetStatus::Pending
+                };
+                let statuses: Vec<TargetStatus> = self
+                    .wave_targets(wave)
+                    .await?
+                    .iter()
+                    .map(|target| target.status)
+                    .collect();
+                if statuses.iter().any(|status| {
+                    *status == ready
+                        || matches!(status, TargetStatus::InFlight | TargetStatus::Deleted)
+                }) {
+                    self.delete_wave(wave, ready).await?;
+                }
+                let restoring = self.wave_targets(wave).await?.iter().any(|target| {
                     matches!(
                         target.status,
-                        TargetStatus::Pending | TargetStatus::InFlight | TargetStatus::Deleted
+                        TargetStatus::Verified | TargetStatus::CatalogRestored
                     )
                 });
-                if deleting {
-                    self.delete_wave(wave).await?;
+                if restoring {
+                    self.drill_restore_wave(wave).await?;
                 }
-                self.drill_restore_wave(wave).await?;
+                if self.operation.on_copies {
+                    self.discard_wave(wave).await?;
+                }
             }
         }
         Ok(true)
@@ -133,7 +156,7 @@ impl Run<'_> {
     /// hourly rate, whoever runs it.
     async fn register_budget(&self) -> Result<(), Stop> {
         let operation = &self.operation;
-        if !(operation.kind.deletes_sites() && operation.approved_by.is_some()) {
+        if !(operation.kind.deletes_sites(operation.on_copies) && operation.approved_by.is_some()) {
             return Ok(());
         }
         let planned_sites = self.store().targets(operation.operation_id).await?.len();
@@ -157,19 +180,15 @@ impl Run<'_> {
     /// transaction, which is recorded (not a Describe made earlier, which a write in
     /// between would spoil); then every service must describe the targets deleted with
     /// exactly those fingerprints.
-    pub(super) async fn delete_wave(&self, wave: i64) -> Result<(), Stop> {
+    pub(super) async fn delete_wave(&self, wave: i64, ready: TargetStatus) -> Result<(), Stop> {
         self.register_budget().await?;
         let fleet = self.fleet();
         let why = self.why();
         let (operation_id, token) = (self.operation_id(), self.token());
 
         let targets = self.wave_targets(wave).await?;
-        self.set_status(
-            &with_status(&targets, TargetStatus::Pending),
-            TargetStatus::InFlight,
-            None,
-        )
-        .await?;
+        self.set_status(&with_status(&targets, ready), TargetStatus::InFlight, None)
+            .await?;
         micros_platform::failpoint!("executor::delete::in_flight");
 
         let targets = self.wave_targets(wave).await?;
