@@ -378,10 +378,36 @@ async fn scrapes_after_deletions_restores_and_a_halt_find_the_counters_moved() {
         "{catalog_metrics}"
     );
 
+    // A restore drill on scratch copies of two active sites, which needs nobody's
+    // approval, touches neither and leaves its outcome in the drill gauges.
+    let drill = operator
+        .create_plan(pb::CreatePlanRequest {
+            kind: pb::PlanKind::RestoreDrill as i32,
+            inputs: vec![sites[0].to_string(), sites[5].to_string()],
+            reason: "metrics test".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect("drill plan")
+        .into_inner();
+    assert!(!drill.requires_approval);
+    operator
+        .apply_plan(pb::ApplyPlanRequest {
+            plan_id: drill.plan_id,
+            fingerprint: drill.fingerprint,
+        })
+        .await
+        .expect("apply the drill");
+
     let orchestrator = suite.process("orchestrator").metrics_addr();
-    let orchestrator_metrics = scrape_until(orchestrator, "the operation halts", |m| {
-        sample(m, "micros_orchestrator_operations", &[("state", "halted")]) == Some(1.0)
-    })
+    let orchestrator_metrics = scrape_until(
+        orchestrator,
+        "the operation halts and the drill ends",
+        |m| {
+            sample(m, "micros_orchestrator_operations", &[("state", "halted")]) == Some(1.0)
+                && sample(m, "micros_orchestrator_drill_last_ok", &[]) == Some(1.0)
+        },
+    )
     .await;
     let this_operation = [("operation_id", operation.operation_id.as_str())];
     for (gauge, value) in [

@@ -301,7 +301,7 @@ impl CatalogService for CatalogApi {
             parse_id("site_id", &request.get_ref().site_id).map_err(CatalogError::from)?;
         let site = self
             .store
-            .site_any_state(site_id)
+            .placed_site(site_id)
             .await?
             .ok_or(CatalogError::SiteNotFound { site_id })?;
         if site.state == TenantState::Purged {

@@ -119,8 +119,19 @@ impl CatalogStore {
             })
     }
 
-    /// A site in any state (registry joined with its record).
+    /// A customer's site in any state (registry joined with its record).
     pub async fn site_any_state(&self, site_id: SiteId) -> Result<Option<Site>, CatalogError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SITE_VIEW} WHERE t.site_id = $1 AND {CUSTOMERS}"
+        )))
+        .bind(site_id.to_string())
+        .fetch_optional(self.lifecycle.store().pool())
+        .await?;
+        row.as_ref().map(site_from_row).transpose()
+    }
+
+    /// Any site with a record, a drill's scratch copy included: where its data lives.
+    pub async fn placed_site(&self, site_id: SiteId) -> Result<Option<Site>, CatalogError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{SITE_VIEW} WHERE t.site_id = $1"
         )))

@@ -7,6 +7,10 @@
 //!   `…_operation_targets_done` (as `micros watch` counts them), `…_operation_wave`
 //!   (the current one, from 1) and `…_operation_waves`.
 //!
+//! * `micros_orchestrator_drill_last_duration_seconds` and `…_drill_last_ok` (1 succeeded, 0
+//!   aborted or halted): the restore drill that ended last, so a slow or failing restore
+//!   path alerts before an incident needs it.
+//!
 //! The metrics SDK reads gauges synchronously; a task refreshes a snapshot from the store
 //! every [`REFRESH`], and the gauges report the latest.
 
@@ -40,6 +44,8 @@ struct Snapshot {
     /// Unfinished operations per state, in [`OPEN_STATES`] order.
     by_state: [u64; 4],
     operations: Vec<OperationGauges>,
+    /// The last drill that ended: how long it took, and whether it succeeded.
+    last_drill: Option<(f64, bool)>,
 }
 
 #[derive(Debug, Clone)]
@@ -69,7 +75,16 @@ pub fn spawn(store: OrchestratorStore, clock: SharedClock) {
 }
 
 async fn read(store: &OrchestratorStore, now: i64) -> Result<Snapshot, OrchestratorError> {
-    let mut snapshot = Snapshot::default();
+    let mut snapshot = Snapshot {
+        last_drill: store.last_drill().await?.map(|drill| {
+            let end = drill.finish_time.unwrap_or(drill.update_time);
+            (
+                (end - drill.create_time).max(0) as f64 / 1e6,
+                drill.state == OperationState::Succeeded,
+            )
+        }),
+        ..Snapshot::default()
+    };
     for operation in store.open_operations().await? {
         if let Some(index) = OPEN_STATES
             .iter()
@@ -113,6 +128,27 @@ fn register(meter: &Meter, snapshot: &Arc<Mutex<Snapshot>>) {
             let snapshot = read(&shared);
             for (state, count) in OPEN_STATES.iter().zip(snapshot.by_state) {
                 gauge.observe(count, &[KeyValue::new("state", state.as_str())]);
+            }
+        })
+        .build();
+    let shared = snapshot.clone();
+    meter
+        .f64_observable_gauge("micros.orchestrator.drill.last_duration")
+        .with_unit("s")
+        .with_description("How long the restore drill that ended last took")
+        .with_callback(move |gauge| {
+            if let Some((seconds, _)) = read(&shared).last_drill {
+                gauge.observe(seconds, &[]);
+            }
+        })
+        .build();
+    let shared = snapshot.clone();
+    meter
+        .u64_observable_gauge("micros.orchestrator.drill.last_ok")
+        .with_description("1 if the restore drill that ended last succeeded, 0 if it failed")
+        .with_callback(move |gauge| {
+            if let Some((_, ok)) = read(&shared).last_drill {
+                gauge.observe(u64::from(ok), &[]);
             }
         })
         .build();

@@ -7,6 +7,7 @@
 //! fingerprints recorded at deletion. Operation state lives in the orchestrator's
 //! database, so a restarted orchestrator finishes what it started.
 
+mod drills;
 mod error;
 mod executor;
 mod fleet;
@@ -48,6 +49,12 @@ impl MicrosService for Orchestrator {
         databases: &["orchestrator"],
         depends_on: &["catalog", "identity", "license", "media", "product-data"],
         node_port: Some(30056),
+        // In a cluster a small sample of sites is drilled on copies every day, so a
+        // slow or broken restore path shows before an incident needs it.
+        config_overrides: &[
+            ("MICROS__SERVICE__DRILL_INTERVAL", "24h"),
+            ("MICROS__SERVICE__DRILL_SAMPLE", "5"),
+        ],
         service_roles: &[Role::Lifecycle, Role::Admin, Role::Operator, Role::Viewer],
         // Two replicas, rolled like every other service: each runs the operations it
         // has claimed (its pod name is its runner ID) under a fencing token, and takes
@@ -78,6 +85,14 @@ impl MicrosService for Orchestrator {
         executor.sweep();
         gauges::spawn(store.clone(), context.clock.clone());
         reaper::Reaper {
+            fleet: fleet.clone(),
+            store: store.clone(),
+            executor: executor.clone(),
+            settings: config.service.clone(),
+            clock: context.clock.clone(),
+        }
+        .spawn();
+        drills::Drills {
             fleet: fleet.clone(),
             store: store.clone(),
             executor: executor.clone(),

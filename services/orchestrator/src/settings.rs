@@ -38,6 +38,12 @@ pub struct OrchestratorSettings {
     /// operations of a runner that died.
     #[serde(with = "humantime_serde")]
     pub runner_lease: Duration,
+    /// How often a random sample of active sites is drilled on scratch copies; `0s`
+    /// (the default for `micros up`) turns scheduled drills off.
+    #[serde(with = "humantime_serde")]
+    pub drill_interval: Duration,
+    /// How many sites each scheduled drill copies and drills.
+    pub drill_sample: u32,
     /// This replica's name among the runners; empty means the host name (`HOSTNAME`,
     /// the pod's name in Kubernetes), so a restarted process takes its operations back
     /// at once. Replicas must differ.
@@ -59,6 +65,8 @@ impl Default for OrchestratorSettings {
             max_backoff: Duration::from_secs(5),
             reaper_interval: Duration::from_secs(3600),
             runner_lease: Duration::from_secs(10),
+            drill_interval: Duration::ZERO,
+            drill_sample: 5,
             runner_id: String::new(),
         }
     }
@@ -74,6 +82,9 @@ impl Validate for OrchestratorSettings {
         }
         if self.wave_growth < 1 {
             return Err("wave_growth must be at least 1".to_owned());
+        }
+        if self.drill_sample == 0 {
+            return Err("drill_sample must be at least 1".to_owned());
         }
         if self.runner_lease < Duration::from_millis(300) {
             return Err("runner_lease must be at least 300ms".to_owned());

@@ -458,6 +458,30 @@ impl OrchestratorStore {
         Ok(running > 0)
     }
 
+    /// Whether an operation `principal` requested is still running (a scheduled drill
+    /// waits for the previous one).
+    pub async fn running_from(&self, principal: &str) -> Result<bool, OrchestratorError> {
+        let running: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM operations WHERE requested_by = $1 AND state IN ('running', 'aborting', 'paused', 'halted')",
+        )
+        .bind(principal.to_owned())
+        .fetch_one(self.store.pool())
+        .await?;
+        Ok(running > 0)
+    }
+
+    /// The restore drill that ended last (succeeded, aborted, or halted), if any.
+    pub async fn last_drill(&self) -> Result<Option<OperationRecord>, OrchestratorError> {
+        let row = sqlx::query(
+            "SELECT * FROM operations WHERE kind = 'restore_drill'
+               AND state IN ('succeeded', 'aborted', 'halted')
+             ORDER BY update_time DESC LIMIT 1",
+        )
+        .fetch_optional(self.store.pool())
+        .await?;
+        row.as_ref().map(operation_from_row).transpose()
+    }
+
     /// Operations left running or aborting that no runner holds (never claimed, given
     /// back, or whose runner stopped renewing before `now`, wall-clock µs), or that
     /// `runner` itself held before it restarted.

@@ -4,8 +4,9 @@
 //!
 //! The rules watch what the April 2022 deletion would have shown: sites soft-deleted
 //! faster than any routine change, deletions refused by a service's guard (someone is
-//! deleting outside an approved operation), and an operation that halted on an
-//! unexpected result and waits for an operator.
+//! deleting outside an approved operation), an operation that halted on an unexpected
+//! result and waits for an operator, and a scheduled restore drill that failed or was
+//! slow (the restore path broken before an incident needs it).
 
 use micros_platform::service::ServiceDescriptor;
 use serde_json::{Value, json};
@@ -63,6 +64,24 @@ pub fn alert_rules() -> anyhow::Result<String> {
                     "annotations": {
                         "summary": "{{ $labels.service_name }} refused site deletions ({{ $labels.reason }})",
                         "description": "Someone is deleting sites beyond the rolling rate or an operation's approved budget; the audit log names the principal and operation.",
+                    },
+                },
+                {
+                    "alert": "MicrosRestoreDrillFailed",
+                    "expr": "max(micros_orchestrator_drill_last_ok) == 0",
+                    "labels": { "severity": "warning" },
+                    "annotations": {
+                        "summary": "The last restore drill did not bring its copies back",
+                        "description": "A drill on scratch copies halted or was aborted: the restore path is broken before any incident needs it. `micros report` on the drill names the site and service.",
+                    },
+                },
+                {
+                    "alert": "MicrosRestoreDrillSlow",
+                    "expr": "max(micros_orchestrator_drill_last_duration_seconds) > 600",
+                    "labels": { "severity": "warning" },
+                    "annotations": {
+                        "summary": "The last restore drill took {{ $value | humanizeDuration }}",
+                        "description": "Restoring a handful of sites took over ten minutes; an incident's hundreds would take far longer. `micros report` on the drill shows each wave's time per service.",
                     },
                 },
                 {

@@ -12,7 +12,8 @@
 //! * `micros_lifecycle_sites_deleted_last_hour`: the rolling deletion rate, sites this
 //!   process soft-deleted in the last hour.
 //!
-//! The count is exact for one call at a time; two identical calls racing may both see
+//! Scratch copies (restore drills on copies) count nowhere. The count is exact for one
+//! call at a time; two identical calls racing may both see
 //! the site active and both count it.
 
 use std::{
@@ -89,6 +90,11 @@ pub(super) fn site_changes(
         let Target::Site(site_id) = outcome.target else {
             continue;
         };
+        if outcome.origin.is_some() {
+            // A drill's scratch copy is no customer's site: it must not look like a
+            // deletion spike.
+            continue;
+        }
         let was = before.get(&site_id).copied().unwrap_or(TenantState::Absent);
         let now = outcome.state;
         match call {

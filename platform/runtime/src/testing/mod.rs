@@ -78,7 +78,9 @@ impl TestStore {
                 url,
                 password: SecretString::from(""),
                 database_prefix: prefix,
-                max_connections: 8,
+                // Small pools: a suite test runs six services (nine databases), several
+                // tests run at once, and PostgreSQL admits 100 connections.
+                max_connections: 4,
                 acquire_timeout: Duration::from_secs(30),
             },
             backend,
