@@ -20,7 +20,7 @@ use std::{
 
 use kube::{find, kubectl, kustomize, objects};
 use micros_platform::{
-    auth::{Authenticator, Role},
+    auth::{Issuer, Role, SigningKey},
     ids::SiteId,
     store::Backend,
     testing::{S3Server, ServiceProcess, TestStore, backends},
@@ -261,25 +261,22 @@ fn every_service_runs_with_its_kind_configuration() {
             );
         }
 
-        // A token signed with the overlay's secret, as an operator would mint one.
-        let token_secret =
-            secret(
-                &objects,
-                &find(&objects, "Deployment", "catalog")["spec"]["template"]["spec"]["containers"]
-                    [0]["env"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|variable| variable["name"] == "MICROS__AUTH__TOKEN_SECRET")
-                    .unwrap()["valueFrom"]["secretKeyRef"],
-            );
-        let token = Authenticator::from_secret(&SecretString::from(token_secret), "micros")
-            .issue(
-                "kind-operator",
-                &[Role::Admin, Role::Operator, Role::Viewer],
-                Duration::from_secs(600),
-            )
-            .unwrap();
+        // A token signed with the overlay's issuer key, as an operator would mint one.
+        let issuer_key =
+            find(&objects, "Secret", "micros-issuer-signing-key")["stringData"]["signing-key"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        let token = Issuer::new(
+            &SigningKey::decode(&SecretString::from(issuer_key)).unwrap(),
+            "micros",
+        )
+        .issue(
+            "kind-operator",
+            &[Role::Admin, Role::Operator, Role::Viewer],
+            Duration::from_secs(600),
+        )
+        .unwrap();
         let channel = |service: &str| {
             micros_platform::client::connect(
                 "kind",

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use micros_platform::testing::{ServiceProcess, TEST_TOKEN_SECRET};
+use micros_platform::testing::{ServiceProcess, test_auth_env};
 use nix::sys::signal::Signal;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -21,7 +21,7 @@ fn config_typo_stops_start_up_naming_the_key() {
     let output = Command::new(MICROS)
         .args(["serve", "catalog"])
         .env("MICROS__SERVR__PORT", "1")
-        .env("MICROS__AUTH__TOKEN_SECRET", TEST_TOKEN_SECRET)
+        .envs(test_auth_env("catalog"))
         .env(
             "MICROS__STORE__URL",
             format!("sqlite://{}", dir.path().display()),
@@ -38,15 +38,15 @@ fn config_typo_stops_start_up_naming_the_key() {
 }
 
 #[test]
-fn missing_secret_is_a_start_up_error() {
+fn missing_issuer_key_is_a_start_up_error() {
     let output = Command::new(MICROS)
         .args(["serve", "catalog"])
-        .env_remove("MICROS__AUTH__TOKEN_SECRET")
+        .env_remove("MICROS__AUTH__ISSUER_KEY")
         .output()
         .expect("run micros serve");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("auth.token_secret"), "{stderr}");
+    assert!(stderr.contains("auth.issuer_key"), "{stderr}");
 }
 
 async fn health(addr: &str) -> Option<ServingStatus> {
@@ -113,7 +113,7 @@ fn sigterm_during_start_up_stops_at_once() {
         .args(["-c", "trap '' TERM; exec \"$0\" serve catalog", MICROS])
         .env("MICROS__SERVER__PORT", "0")
         .env("MICROS__STORE__URL", &store)
-        .env("MICROS__AUTH__TOKEN_SECRET", TEST_TOKEN_SECRET)
+        .envs(test_auth_env("catalog"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

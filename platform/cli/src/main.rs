@@ -44,7 +44,8 @@ enum Command {
         #[arg(long, hide = true)]
         ready_file: Option<PathBuf>,
     },
-    /// Print a bearer token signed with the secret of a `micros up` data directory.
+    /// Print a bearer token signed with the issuer key of a `micros up` data directory
+    /// (or a service's key, or a new key pair).
     Token(token::TokenArgs),
     /// List the services this binary can run.
     Services,

@@ -19,7 +19,7 @@ use std::{
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use micros_platform::{
-    auth::{Authenticator, Role},
+    auth::Role,
     client::{self, ServiceChannel},
     config::ClientConfig,
     metrics::code_name,
@@ -143,8 +143,8 @@ pub struct Connection {
         global = true
     )]
     orchestrator: String,
-    /// Bearer token; without one, a development token is minted from the `micros up`
-    /// data directory's secret.
+    /// Bearer token; without one, a short-lived token is minted with the issuer key
+    /// (`MICROS_ISSUER_SIGNING_KEY`, else the `micros up` data directory's).
     #[arg(long, env = "MICROS_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
     /// The `micros up` data directory (for development tokens).
@@ -237,9 +237,8 @@ impl Connection {
         if let Some(token) = &self.token {
             return Ok(SecretString::from(token.clone()));
         }
-        let secret = crate::token::read_secret(&self.data_dir)?;
         let roles = [Role::Viewer, Role::Admin, Role::Operator, Role::Approver];
-        let token = Authenticator::from_secret(&secret, "micros").issue(
+        let token = crate::token::issuer(&self.data_dir)?.issue(
             &self.principal,
             &roles,
             Duration::from_secs(3600),

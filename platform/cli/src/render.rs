@@ -49,9 +49,15 @@ const NAMESPACE: &str = "micros";
 const IMAGE: &str = "micros:dev";
 /// The user the image creates; every micros container runs as it.
 const MICROS_USER: u32 = 10001;
-/// The Secret that holds `auth.token_secret`; the overlay provides it.
-const AUTH_SECRET: &str = "micros-auth";
-const AUTH_SECRET_KEY: &str = "token-secret";
+/// The ConfigMap of public keys every service trusts (`MICROS__AUTH__ISSUER_KEY`,
+/// `MICROS__AUTH__SERVICE_KEYS__<NAME>`); the overlay provides it.
+const AUTH_KEYS: &str = "micros-auth-keys";
+/// Each service's private key is a Secret of its own, named by this, under
+/// [`SIGNING_KEY`]; the overlay provides them. No pod refers to another's.
+fn signing_key_secret(service: &str) -> String {
+    format!("micros-{service}-signing-key")
+}
+const SIGNING_KEY: &str = "signing-key";
 /// Where services store, provided by an overlay under this name: a ConfigMap with the
 /// server's `url` (local to kustomize: it configures the build, it is not applied) and a
 /// Secret with its `password`. `base/` cannot be built without them.

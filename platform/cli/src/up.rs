@@ -15,23 +15,19 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use micros_platform::{
-    auth::{Authenticator, Role},
-    service::ServiceEntry,
-};
+use micros_platform::{auth::Role, service::ServiceEntry};
 use nix::{sys::signal::Signal, unistd::Pid};
-use secrecy::{ExposeSecret, SecretString};
 use tokio::{
     io::{AsyncBufReadExt, AsyncRead, BufReader},
     process::{Child, Command},
     signal::unix::{SignalKind, signal},
 };
 
-use crate::{registry, token::load_or_create_secret};
+use crate::{registry, token::KeyRing};
 
 #[derive(clap::Args)]
 pub struct UpArgs {
-    /// Where SQLite files, the token secret and run files live.
+    /// Where SQLite files, the signing keys (`keys/`) and run files live.
     #[arg(long, default_value = ".micros")]
     data_dir: PathBuf,
     /// The first service's port; the others follow in order. 0 picks free ports.
@@ -71,16 +67,16 @@ struct Launch<'a> {
     data_dir: &'a Path,
     store_url: String,
     config: Option<&'a Path>,
-    secret: &'a SecretString,
-    authenticator: &'a Authenticator,
+    keys: &'a KeyRing,
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone();
     std::fs::create_dir_all(data_dir.join("run"))
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let secret = load_or_create_secret(&data_dir)?;
-    let authenticator = Authenticator::from_secret(&secret, "micros");
+    let entries = registry::in_start_order()?;
+    let names: Vec<&str> = entries.iter().map(|entry| entry.descriptor.name).collect();
+    let keys = KeyRing::load_or_create(&data_dir, &names)?;
     let store_url = match args.store_url.filter(|url| !url.is_empty()) {
         Some(url) if url.starts_with("postgres://") || url.starts_with("sqlite://") => url,
         Some(url) => bail!("--store-url `{url}` must start with postgres:// or sqlite://"),
@@ -91,15 +87,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         data_dir: &data_dir,
         store_url,
         config: args.config.as_deref(),
-        secret: &secret,
-        authenticator: &authenticator,
+        keys: &keys,
     };
 
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
 
     let mut running: Vec<Running> = Vec::new();
-    for (index, entry) in registry::in_start_order()?.into_iter().enumerate() {
+    for (index, entry) in entries.into_iter().enumerate() {
         let port = if args.base_port == 0 {
             0
         } else {
@@ -221,7 +216,7 @@ async fn start(
         .env("MICROS__SERVER__PORT", port.to_string())
         .env("MICROS__TELEMETRY__METRICS_PORT", metrics_port.to_string())
         .env("MICROS__STORE__URL", &launch.store_url)
-        .env("MICROS__AUTH__TOKEN_SECRET", launch.secret.expose_secret())
+        .envs(launch.keys.env(name))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -311,9 +306,11 @@ async fn stop_all(running: &mut Vec<Running>) {
 
 fn print_banner(launch: &Launch<'_>, running: &[Running]) -> anyhow::Result<()> {
     let roles = [Role::Viewer, Role::Admin, Role::Operator, Role::Approver];
-    let token = launch
-        .authenticator
-        .issue("dev", &roles, Duration::from_secs(30 * 24 * 3600))?;
+    let token = micros_platform::auth::Issuer::new(&launch.keys.issuer, "micros").issue(
+        "dev",
+        &roles,
+        Duration::from_secs(30 * 24 * 3600),
+    )?;
     let addresses: BTreeMap<&str, &str> = running
         .iter()
         .map(|service| (service.entry.descriptor.name, service.addr.as_str()))

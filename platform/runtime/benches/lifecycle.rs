@@ -15,10 +15,10 @@ use std::{
 };
 
 use micros_platform::{
-    auth::{Authenticator, Role},
+    auth::Role,
     client::{self, ServiceChannel},
     clock,
-    config::{AuthConfig, ClientConfig, LifecycleConfig, ServerConfig},
+    config::{ClientConfig, LifecycleConfig, ServerConfig},
     ids::{AppInstallationId, OperationId, SiteId},
     lifecycle::{
         Lifecycle, NoHooks,
@@ -55,8 +55,6 @@ const SCHEMA: TenantSchema = TenantSchema {
         },
     ],
 };
-
-const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
 
 fn env_size(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -143,15 +141,17 @@ async fn run(backend: Backend, sites: usize, rows: usize) -> Figures {
         store.clone(),
         SCHEMA,
         clock::system(),
-        LifecycleConfig::default(),
+        // The bench measures the machinery at the incident's scale, with no orchestrator
+        // to sign a grant: the guard still counts every deletion, but lets them through.
+        LifecycleConfig {
+            free_deletions_per_hour: u32::MAX,
+            ..LifecycleConfig::default()
+        },
         Arc::new(NoHooks),
     )
     .await
     .expect("open the lifecycle");
-    let auth = AuthConfig {
-        token_secret: SecretString::from(SECRET),
-        ..AuthConfig::default()
-    };
+    let auth = testing::test_auth("catalog");
     let server = ServerBuilder::new(
         &ServerConfig {
             request_timeout: Duration::from_secs(1800),
@@ -164,13 +164,7 @@ async fn run(backend: Backend, sites: usize, rows: usize) -> Figures {
     .await
     .expect("bind")
     .spawn();
-    let token = Authenticator::new(&auth)
-        .issue(
-            "bench-orchestrator",
-            &[Role::Lifecycle],
-            Duration::from_secs(7200),
-        )
-        .expect("token");
+    let token = testing::test_token("bench-orchestrator", &[Role::Lifecycle]);
     let channel = client::connect(
         "bench",
         &ClientConfig {

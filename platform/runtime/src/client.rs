@@ -3,7 +3,7 @@
 //! call metrics ([`RpcMetricsLayer::client`]), and [`retry_idempotent`] for calls that
 //! are safe to repeat.
 
-use std::{collections::BTreeMap, future::Future, str::FromStr, time::Duration};
+use std::{collections::BTreeMap, future::Future, str::FromStr, sync::Arc, time::Duration};
 
 use backon::{ExponentialBuilder, Retryable};
 use secrecy::{ExposeSecret, SecretString};
@@ -17,6 +17,7 @@ use tonic_tracing_opentelemetry::middleware::client::{OtelGrpcLayer, OtelGrpcSer
 use tower::{Layer, util::MapErr};
 
 use crate::{
+    auth::ServiceSigner,
     config::ClientConfig,
     metrics::{RpcMetrics, RpcMetricsLayer},
 };
@@ -57,21 +58,54 @@ pub enum ClientError {
     InvalidToken,
 }
 
+/// What a client presents as `authorization`.
+#[derive(Clone, Debug)]
+pub enum Identity {
+    /// Nothing (health checks, tests of refusals).
+    Anonymous,
+    /// One fixed bearer token: an operator's, from `micros token`.
+    Token(SecretString),
+    /// This service's own: a short-lived token for the service called, renewed before
+    /// it expires.
+    Service(Arc<ServiceSigner>),
+}
+
+impl From<Option<SecretString>> for Identity {
+    fn from(token: Option<SecretString>) -> Self {
+        token.map_or(Identity::Anonymous, Identity::Token)
+    }
+}
+
 /// Adds `authorization` and a default deadline to every outgoing call.
 #[derive(Clone)]
 pub struct Credentials {
-    authorization: Option<MetadataValue<tonic::metadata::Ascii>>,
+    identity: Identity,
+    /// The service called: the audience of a service token.
+    audience: String,
     timeout: Duration,
+}
+
+impl Credentials {
+    fn authorization(&self) -> Result<Option<MetadataValue<tonic::metadata::Ascii>>, Status> {
+        let token = match &self.identity {
+            Identity::Anonymous => return Ok(None),
+            Identity::Token(token) => token.expose_secret().to_owned(),
+            Identity::Service(signer) => signer
+                .token_for(&[&self.audience])
+                .map_err(|error| Status::internal(error.to_string()))?,
+        };
+        MetadataValue::try_from(format!("Bearer {token}"))
+            .map(Some)
+            .map_err(|_| Status::internal(ClientError::InvalidToken.to_string()))
+    }
 }
 
 impl Interceptor for Credentials {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        if let Some(value) = &self.authorization
-            && !request.metadata().contains_key("authorization")
+        if !request.metadata().contains_key("authorization")
+            && let Some(value) = self.authorization()?
         {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
+            request.metadata_mut().insert("authorization", value);
         }
         if !request.metadata().contains_key("grpc-timeout") {
             request.set_timeout(self.timeout);
@@ -80,18 +114,21 @@ impl Interceptor for Credentials {
     }
 }
 
-/// Connects to services named in config, presenting one token.
+/// Connects to services named in config, presenting one identity.
 #[derive(Clone)]
 pub struct Clients {
     clients: BTreeMap<String, ClientConfig>,
-    token: Option<SecretString>,
+    identity: Identity,
 }
 
 impl Clients {
-    /// `token` is the bearer token presented on every call (a service identity or an
-    /// operator's token); `None` sends none.
-    pub fn new(clients: BTreeMap<String, ClientConfig>, token: Option<SecretString>) -> Self {
-        Self { clients, token }
+    pub fn new(clients: BTreeMap<String, ClientConfig>, identity: Identity) -> Self {
+        Self { clients, identity }
+    }
+
+    /// Who these clients present themselves as.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
     }
 
     /// A lazily connecting channel to `service`; connection errors surface on the first
@@ -103,15 +140,25 @@ impl Clients {
             .get(service)
             .or_else(|| self.clients.get(&service.replace('-', "_")))
             .ok_or_else(|| ClientError::NotConfigured(service.to_owned()))?;
-        connect(service, config, self.token.as_ref())
+        connect_as(service, config, self.identity.clone())
     }
 }
 
-/// A channel to one address; [`Clients::channel`] is the usual way in.
+/// A channel to one address presenting `token` (or nothing); [`Clients::channel`] is the
+/// usual way in.
 pub fn connect(
     service: &str,
     config: &ClientConfig,
     token: Option<&SecretString>,
+) -> Result<ServiceChannel, ClientError> {
+    connect_as(service, config, Identity::from(token.cloned()))
+}
+
+/// A channel to `service` at one address, presenting `identity`.
+pub fn connect_as(
+    service: &str,
+    config: &ClientConfig,
+    identity: Identity,
 ) -> Result<ServiceChannel, ClientError> {
     let endpoint = Endpoint::from_str(&config.url).map_err(|source| ClientError::InvalidUrl {
         service: service.to_owned(),
@@ -122,19 +169,21 @@ pub fn connect(
         .connect_timeout(config.connect_timeout)
         .tcp_nodelay(true)
         .connect_lazy();
-    let authorization = token
-        .map(|token| {
-            MetadataValue::try_from(format!("Bearer {}", token.expose_secret()))
-                .map_err(|_| ClientError::InvalidToken)
-        })
-        .transpose()?;
+    if let Identity::Token(token) = &identity {
+        MetadataValue::<tonic::metadata::Ascii>::try_from(format!(
+            "Bearer {}",
+            token.expose_secret()
+        ))
+        .map_err(|_| ClientError::InvalidToken)?;
+    }
     Ok(InterceptedService::new(
         MapErr::new(
             OtelGrpcLayer.layer(RpcMetricsLayer::client(service).layer(channel)),
             deadline_as_deadline_exceeded as fn(tonic::transport::Error) -> Status,
         ),
         Credentials {
-            authorization,
+            identity,
+            audience: service.to_owned(),
             timeout: config.timeout,
         },
     ))

@@ -128,26 +128,94 @@ pub enum LogFormat {
     Json,
 }
 
+/// Keys, one line of base64url each (see [`crate::auth::keys`]); `micros up` and `micros
+/// render` generate and wire them, `micros token` prints a pair.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// HMAC key that signs and verifies bearer tokens (HS256). Required.
-    #[serde(serialize_with = "serialize_secret")]
-    pub token_secret: SecretString,
-    /// The `iss` claim tokens must carry.
+    /// This service's name: its own tokens speak for `service:<name>` and it accepts
+    /// only tokens addressed to it. Set from the service's descriptor.
+    pub service: String,
+    /// The `iss` claim operators' tokens must carry.
     pub issuer: String,
-    /// The token this service presents when it calls others (a service identity).
+    /// The issuer's public key, which verifies operators' tokens. Required.
+    pub issuer_key: String,
+    /// This service's private key: signs the short-lived tokens it presents to the
+    /// services it calls (and the orchestrator's grants). Required for a service that
+    /// calls others.
     #[serde(serialize_with = "serialize_secret")]
-    pub service_token: SecretString,
+    pub signing_key: SecretString,
+    /// Public keys of the services whose calls this one accepts, by name
+    /// (`MICROS__AUTH__SERVICE_KEYS__ORCHESTRATOR`). Only the orchestrator's may carry the
+    /// `lifecycle` role or sign grants.
+    pub service_keys: BTreeMap<String, String>,
+    /// How long this service's own tokens live; each is renewed at half its life.
+    #[serde(with = "humantime_serde")]
+    pub service_token_ttl: Duration,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
-            token_secret: SecretString::from(""),
+            service: String::new(),
             issuer: "micros".to_owned(),
-            service_token: SecretString::from(""),
+            issuer_key: String::new(),
+            signing_key: SecretString::from(""),
+            service_keys: BTreeMap::new(),
+            service_token_ttl: Duration::from_secs(300),
         }
+    }
+}
+
+/// The keys of an [`AuthConfig`], decoded.
+#[derive(Debug)]
+pub struct AuthKeys {
+    pub issuer: crate::auth::PublicKey,
+    pub services: BTreeMap<String, crate::auth::PublicKey>,
+    pub signing: Option<crate::auth::SigningKey>,
+}
+
+impl AuthConfig {
+    /// Decodes every key, naming the one that is wrong. Service names are spelled as
+    /// the descriptors spell them (`product-data`), whatever the environment allowed.
+    pub fn keys(&self) -> Result<AuthKeys, ConfigError> {
+        use crate::auth::{PublicKey, SigningKey};
+        use secrecy::ExposeSecret;
+        let issuer = PublicKey::decode(&self.issuer_key).map_err(|error| ConfigError::Invalid {
+            key: "auth.issuer_key",
+            message: format!(
+                "{error} (MICROS__AUTH__ISSUER_KEY: the issuer's public key; `micros up` \
+                 generates one, `micros token --new-key` prints a pair)"
+            ),
+        })?;
+        let services = self
+            .service_keys
+            .iter()
+            .map(|(name, key)| {
+                let name = name.replace('_', "-");
+                PublicKey::decode(key)
+                    .map(|key| (name.clone(), key))
+                    .map_err(|error| ConfigError::Invalid {
+                        key: "auth.service_keys",
+                        message: format!("the key of `{name}` {error}"),
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        let signing = if self.signing_key.expose_secret().is_empty() {
+            None
+        } else {
+            Some(
+                SigningKey::decode(&self.signing_key).map_err(|error| ConfigError::Invalid {
+                    key: "auth.signing_key",
+                    message: error.to_string(),
+                })?,
+            )
+        };
+        Ok(AuthKeys {
+            issuer,
+            services,
+            signing,
+        })
     }
 }
 
@@ -204,6 +272,9 @@ pub struct LifecycleConfig {
     /// How often change-log history past retention is pruned.
     #[serde(with = "humantime_serde")]
     pub prune_interval: Duration,
+    /// Targets (sites, app installations) that may be soft-deleted per rolling hour in
+    /// this database without a grant; anything larger needs an approved operation.
+    pub free_deletions_per_hour: u32,
 }
 
 impl Default for LifecycleConfig {
@@ -212,6 +283,7 @@ impl Default for LifecycleConfig {
             retention: Duration::from_secs(30 * 24 * 3600),
             purge_batch_size: 5000,
             prune_interval: Duration::from_secs(3600),
+            free_deletions_per_hour: 5,
         }
     }
 }
@@ -324,11 +396,11 @@ impl<S: Validate> Config<S> {
         if self.server.request_timeout.is_zero() {
             return invalid("server.request_timeout", "must be longer than zero");
         }
-        if self.auth.token_secret.expose_secret().len() < 32 {
+        self.auth.keys()?;
+        if self.auth.service_token_ttl < Duration::from_secs(60) {
             return invalid(
-                "auth.token_secret",
-                "must be set to at least 32 characters (MICROS__AUTH__TOKEN_SECRET); \
-                 `micros up` generates one for local use",
+                "auth.service_token_ttl",
+                "must be at least 1m (tokens are renewed at half their life)",
             );
         }
         if !(self.store.url.starts_with("sqlite://") || self.store.url.starts_with("postgres://")) {
@@ -399,8 +471,8 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Sources {
         let mut all: BTreeMap<String, String> = [(
-            "MICROS__AUTH__TOKEN_SECRET".to_owned(),
-            "0123456789abcdef0123456789abcdef".to_owned(),
+            "MICROS__AUTH__ISSUER_KEY".to_owned(),
+            crate::auth::SigningKey::generate().public().encode(),
         )]
         .into();
         all.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -475,7 +547,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_secret_is_refused() {
+    fn missing_issuer_key_is_refused() {
         let sources = Sources {
             env: Some(BTreeMap::new()),
             ..Sources::default()
@@ -483,7 +555,7 @@ mod tests {
         let error = load(Config::<NoSettings>::default(), &sources)
             .unwrap_err()
             .to_string();
-        assert!(error.contains("auth.token_secret"), "{error}");
+        assert!(error.contains("auth.issuer_key"), "{error}");
     }
 
     #[test]

@@ -273,14 +273,13 @@ where
         if is_exempt_from_auth(request.uri().path()) {
             return Box::pin(self.inner.call(request));
         }
-        let header = request
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok());
-        match self.authenticator.verify_header(header) {
-            Ok(principal) => {
+        match self.credentials(&request) {
+            Ok((principal, grant)) => {
                 tracing::Span::current().record("principal", principal.name.as_str());
                 request.extensions_mut().insert(principal);
+                if let Some(grant) = grant {
+                    request.extensions_mut().insert(grant);
+                }
                 Box::pin(self.inner.call(request))
             }
             Err(error) => {
@@ -288,6 +287,29 @@ where
                 Box::pin(async move { Ok(response) })
             }
         }
+    }
+}
+
+impl<S> Auth<S> {
+    /// The caller, and the grant it carries if any: a grant that does not verify
+    /// refuses the call rather than being ignored.
+    fn credentials(
+        &self,
+        request: &Request<Body>,
+    ) -> Result<(crate::auth::Principal, Option<crate::auth::Grant>), crate::auth::AuthError> {
+        let header = |name| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+        };
+        let principal = self
+            .authenticator
+            .verify_header(header(http::header::AUTHORIZATION.as_str()))?;
+        let grant = header(crate::auth::GRANT_HEADER)
+            .map(|grant| self.authenticator.verify_grant(grant.trim()))
+            .transpose()?;
+        Ok((principal, grant))
     }
 }
 

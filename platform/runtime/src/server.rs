@@ -37,6 +37,8 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Auth(#[from] crate::config::ConfigError),
 }
 
 const REFLECTION_SERVICES: [&str; 2] = [
@@ -47,7 +49,7 @@ const REFLECTION_SERVICES: [&str; 2] = [
 /// Collects a service's gRPC services before binding.
 pub struct ServerBuilder {
     config: ServerConfig,
-    authenticator: Arc<Authenticator>,
+    auth: AuthConfig,
     routes: RoutesBuilder,
     names: Vec<&'static str>,
 }
@@ -56,7 +58,7 @@ impl ServerBuilder {
     pub fn new(config: &ServerConfig, auth: &AuthConfig) -> Self {
         Self {
             config: config.clone(),
-            authenticator: Arc::new(Authenticator::new(auth)),
+            auth: auth.clone(),
             routes: RoutesBuilder::default(),
             names: Vec::new(),
         }
@@ -80,6 +82,7 @@ impl ServerBuilder {
 
     /// Binds the listener (port 0 picks a free one) and assembles health and reflection.
     pub async fn bind(self) -> Result<Server, ServerError> {
+        let authenticator = Arc::new(Authenticator::new(&self.auth)?);
         let addr = self.config.listen_addr();
         let listener = TcpListener::bind(addr)
             .await
@@ -105,7 +108,7 @@ impl ServerBuilder {
 
         Ok(Server {
             config: self.config,
-            authenticator: self.authenticator,
+            authenticator,
             routes,
             names: self.names,
             health,

@@ -10,8 +10,8 @@ use std::{future::Future, path::PathBuf, pin::Pin};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
-    auth::{Authenticator, Role},
-    client::Clients,
+    auth::{Role, ServiceSigner},
+    client::{Clients, Identity},
     clock::{self, SharedClock},
     config::{self, Config, Sources, Validate},
     metrics::MetricsEndpoint,
@@ -75,9 +75,9 @@ pub struct ServiceDescriptor {
     /// the host reaches it at `127.0.0.1:<port>` as under `micros up`. `None` keeps the
     /// service inside the cluster.
     pub node_port: Option<u16>,
-    /// The roles of the token this service presents when it calls the others (minted
-    /// from `auth.token_secret` as principal `service:<name>` unless
-    /// `auth.service_token` is set). Only the orchestrator holds `lifecycle`.
+    /// The roles of the tokens this service presents when it calls the others (signed
+    /// with its `auth.signing_key` as principal `service:<name>`). The others believe
+    /// `lifecycle` only from the orchestrator's key.
     pub service_roles: &'static [Role],
     /// The S3 bucket it keeps bytes in, if any. In a cluster it stores there
     /// (`micros render` sets `service.object_store = "s3"` and `service.s3.bucket`, the
@@ -222,6 +222,7 @@ pub trait MicrosService: 'static {
         let mut config = Config::<Self::Settings>::default();
         config.server.port = Self::DESCRIPTOR.port;
         config.telemetry.metrics_port = Self::DESCRIPTOR.metrics_port;
+        config.auth.service = Self::DESCRIPTOR.name.to_owned();
         config
     }
 }
@@ -241,29 +242,32 @@ impl Default for ServiceContext {
     }
 }
 
-/// Clients for the services named in `config.clients`, presenting this service's
-/// identity: `auth.service_token` when set, else a token minted from the shared secret
-/// for `service:<name>` with [`ServiceDescriptor::service_roles`].
+/// Clients for the services named in `config.clients`, presenting this service's own
+/// identity: short-lived tokens for `service:<name>` with
+/// [`ServiceDescriptor::service_roles`], signed with `auth.signing_key` and addressed to
+/// the service called.
 pub fn service_clients<S>(
     descriptor: &ServiceDescriptor,
     config: &Config<S>,
 ) -> anyhow::Result<Clients> {
-    use secrecy::ExposeSecret;
-    let token = if config.auth.service_token.expose_secret().is_empty() {
-        let minted = Authenticator::new(&config.auth).issue(
-            &format!("service:{}", descriptor.name),
-            descriptor.service_roles,
-            SERVICE_TOKEN_TTL,
-        )?;
-        secrecy::SecretString::from(minted)
-    } else {
-        config.auth.service_token.clone()
-    };
-    Ok(Clients::new(config.clients.clone(), Some(token)))
+    let signing = config.auth.keys()?.signing.ok_or_else(|| {
+        anyhow::anyhow!(
+            "invalid configuration: auth.signing_key: {} calls other services and must sign \
+             its tokens (MICROS__AUTH__SIGNING_KEY; `micros up` generates one)",
+            descriptor.name
+        )
+    })?;
+    let signer = ServiceSigner::new(
+        descriptor.name,
+        descriptor.service_roles,
+        &signing,
+        config.auth.service_token_ttl,
+    );
+    Ok(Clients::new(
+        config.clients.clone(),
+        Identity::Service(std::sync::Arc::new(signer)),
+    ))
 }
-
-/// Minted service tokens outlive any process that would use them.
-const SERVICE_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// How `micros serve` was asked to run.
 #[derive(Debug, Clone, Default)]

@@ -85,6 +85,7 @@ fn request(targets: Vec<Target>) -> LifecycleRequest {
         validate_only: false,
         lease_token: None,
         call_key: String::new(),
+        grant: None,
     }
 }
 

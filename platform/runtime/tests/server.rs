@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use micros_platform::{
-    auth::{Authenticator, Role},
+    auth::{Issuer, Role, SigningKey},
     client::{self, ServiceChannel},
     config::{AuthConfig, ClientConfig, ServerConfig},
     server::{RunningServer, ServerBuilder},
+    testing::{test_auth, test_token},
 };
 use micros_proto::testing::v1::{
     SleepRequest, SleepResponse,
@@ -20,8 +21,6 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 use tonic_types::StatusExt;
-
-const SECRET: &str = "server-test-secret-0123456789abcdef";
 
 struct Probe;
 
@@ -40,10 +39,7 @@ impl ProbeService for Probe {
 }
 
 fn auth() -> AuthConfig {
-    AuthConfig {
-        token_secret: SecretString::from(SECRET),
-        ..AuthConfig::default()
-    }
+    test_auth("probe")
 }
 
 async fn start(config: ServerConfig) -> RunningServer {
@@ -65,9 +61,7 @@ fn channel(server: &RunningServer, token: Option<String>) -> ServiceChannel {
 }
 
 fn probe(server: &RunningServer) -> ProbeServiceClient<ServiceChannel> {
-    let token = Authenticator::new(&auth())
-        .issue("tester", &[Role::Viewer], Duration::from_secs(600))
-        .unwrap();
+    let token = test_token("tester", &[Role::Viewer]);
     ProbeServiceClient::new(channel(server, Some(token)))
 }
 
@@ -235,12 +229,9 @@ async fn probes_need_no_token_but_services_do() {
         "MISSING_CREDENTIALS"
     );
 
-    let forged = Authenticator::from_secret(
-        &SecretString::from("another-secret-0123456789abcdef0123"),
-        "micros",
-    )
-    .issue("mallory", &[Role::Lifecycle], Duration::from_secs(60))
-    .unwrap();
+    let forged = Issuer::new(&SigningKey::generate(), "micros")
+        .issue("mallory", &[Role::Viewer], Duration::from_secs(60))
+        .unwrap();
     let status = ProbeServiceClient::new(channel(&server, Some(forged)))
         .sleep(sleep_for(0))
         .await

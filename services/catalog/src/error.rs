@@ -36,8 +36,6 @@ pub enum CatalogError {
     AppInstallationIdTaken {
         app_installation_id: AppInstallationId,
     },
-    #[error("operation {operation_id} already has a budget of {sites} sites")]
-    BudgetConflict { operation_id: String, sites: i64 },
 }
 
 micros_platform::platform_errors!(CatalogError::Platform);
@@ -51,8 +49,7 @@ impl Problem for CatalogError {
             | Self::AppInstallationNotFound { .. } => Code::NotFound,
             Self::UrlTaken { .. }
             | Self::SiteIdTaken { .. }
-            | Self::AppInstallationIdTaken { .. }
-            | Self::BudgetConflict { .. } => Code::AlreadyExists,
+            | Self::AppInstallationIdTaken { .. } => Code::AlreadyExists,
             Self::ProductTransition { .. } => Code::FailedPrecondition,
         }
     }
@@ -67,7 +64,6 @@ impl Problem for CatalogError {
             Self::ProductTransition { .. } => "INVALID_PRODUCT_TRANSITION",
             Self::AppInstallationNotFound { .. } => "APP_INSTALLATION_NOT_FOUND",
             Self::AppInstallationIdTaken { .. } => "APP_INSTALLATION_ID_TAKEN",
-            Self::BudgetConflict { .. } => "DELETION_BUDGET_CONFLICT",
         }
     }
 
@@ -110,15 +106,6 @@ impl Problem for CatalogError {
                 app_installation_id,
             } => {
                 vec![("app_installation_id", app_installation_id.to_string())]
-            }
-            Self::BudgetConflict {
-                operation_id,
-                sites,
-            } => {
-                vec![
-                    ("operation_id", operation_id.clone()),
-                    ("sites", sites.to_string()),
-                ]
             }
         }
     }

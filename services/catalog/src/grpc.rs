@@ -316,44 +316,6 @@ impl CatalogService for CatalogApi {
             shard_count: i32::from(self.settings.product_data_shards),
         }))
     }
-
-    async fn register_deletion_budget(
-        &self,
-        request: Request<pb::RegisterDeletionBudgetRequest>,
-    ) -> Result<Response<pb::DeletionBudget>, Status> {
-        let principal = require_role(&request, Role::Lifecycle).map_err(CatalogError::from)?;
-        let request = request.into_inner();
-        let operation_id =
-            parse_id("operation_id", &request.operation_id).map_err(CatalogError::from)?;
-        if request.sites <= 0 {
-            return Err(CatalogError::from(InvalidArgument::field(
-                "sites",
-                "INVALID_BUDGET",
-                request.sites.to_string(),
-                "must be at least 1",
-            ))
-            .into());
-        }
-        if request.approved_by.trim().is_empty() {
-            return Err(CatalogError::from(InvalidArgument::missing("approved_by")).into());
-        }
-        let budget = self
-            .store
-            .register_budget(
-                operation_id,
-                i64::from(request.sites),
-                &request.approved_by,
-                &principal.name,
-            )
-            .await?;
-        tracing::info!(%operation_id, sites = budget.sites, approved_by = budget.approved_by, "deletion budget registered");
-        Ok(Response::new(pb::DeletionBudget {
-            operation_id: budget.operation_id,
-            sites: i32::try_from(budget.sites).unwrap_or(i32::MAX),
-            sites_used: i32::try_from(budget.sites_used).unwrap_or(i32::MAX),
-            approved_by: budget.approved_by,
-        }))
-    }
 }
 
 impl CatalogApi {

@@ -1,8 +1,7 @@
 //! The catalog: the source of truth for sites (tenants) — their record, products, app
-//! installations and placement — and the place where site deletions are rate-limited and
-//! budgeted, whoever asks. Its tenant data lives on the platform's lifecycle machinery.
+//! installations and placement. Its tenant data lives on the platform's lifecycle
+//! machinery, whose deletion guard holds here as in every service.
 
-mod budget;
 mod domain;
 mod error;
 mod grpc;
@@ -14,7 +13,7 @@ use std::sync::Arc;
 
 use micros_platform::{
     config::Config,
-    lifecycle::{Lifecycle, grpc::LifecycleService},
+    lifecycle::{Lifecycle, NoHooks, grpc::LifecycleService},
     server::{Server, ServerBuilder},
     service::{DeployFact, MicrosService, ServiceContext, ServiceDescriptor},
     store::Store,
@@ -49,17 +48,12 @@ impl MicrosService for Catalog {
         context: ServiceContext,
     ) -> anyhow::Result<Server> {
         let store = Store::open(&config.store, "catalog", &micros_platform::migrations!()).await?;
-        let budgets = budget::DeletionBudgets {
-            rate_per_hour: config.service.deletion_rate_per_hour,
-            clock: context.clock.clone(),
-            backend: store.backend(),
-        };
         let lifecycle = Lifecycle::open(
             store,
             SCHEMA,
             context.clock.clone(),
             config.lifecycle.clone(),
-            Arc::new(budgets),
+            Arc::new(NoHooks),
         )
         .await?;
         lifecycle.spawn_pruner(config.lifecycle.prune_interval);

@@ -15,9 +15,6 @@ pub struct CatalogSettings {
     /// which `micros render`, `micros serve` and `micros up` take from its descriptor.
     /// No default of its own (0 is refused), so the two cannot drift apart.
     pub product_data_shards: u16,
-    /// Site deletions per rolling hour, across all callers, outside an operation with a
-    /// registered budget.
-    pub deletion_rate_per_hour: u32,
 }
 
 impl Default for CatalogSettings {
@@ -28,7 +25,6 @@ impl Default for CatalogSettings {
                 .to_vec(),
             products: ["jira", "confluence"].map(str::to_owned).to_vec(),
             product_data_shards: 0,
-            deletion_rate_per_hour: 5,
         }
     }
 }

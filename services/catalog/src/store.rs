@@ -32,15 +32,6 @@ pub struct CatalogStore {
     lifecycle: Lifecycle,
 }
 
-/// A budget as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Budget {
-    pub operation_id: String,
-    pub sites: i64,
-    pub sites_used: i64,
-    pub approved_by: String,
-}
-
 impl CatalogStore {
     pub fn new(lifecycle: Lifecycle) -> Self {
         Self { lifecycle }
@@ -417,46 +408,6 @@ impl CatalogStore {
         .fetch_all(tenant.pool())
         .await?;
         rows.iter().map(app_from_row).collect()
-    }
-
-    /// Registers an approved operation's budget; the same registration again is a no-op.
-    pub async fn register_budget(
-        &self,
-        operation_id: OperationId,
-        sites: i64,
-        approved_by: &str,
-        registered_by: &str,
-    ) -> Result<Budget, CatalogError> {
-        sqlx::query(
-            "INSERT INTO deletion_budgets (operation_id, sites, approved_by, registered_by, create_time)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (operation_id) DO NOTHING",
-        )
-        .bind(operation_id.to_string())
-        .bind(sites)
-        .bind(approved_by.to_owned())
-        .bind(registered_by.to_owned())
-        .bind(self.lifecycle.now())
-        .execute(self.lifecycle.store().pool())
-        .await?;
-        let row = sqlx::query(
-            "SELECT operation_id, sites, sites_used, approved_by FROM deletion_budgets WHERE operation_id = $1",
-        )
-        .bind(operation_id.to_string())
-        .fetch_one(self.lifecycle.store().pool())
-        .await?;
-        let budget = Budget {
-            operation_id: row.try_get("operation_id")?,
-            sites: row.try_get("sites")?,
-            sites_used: row.try_get("sites_used")?,
-            approved_by: row.try_get("approved_by")?,
-        };
-        if budget.sites != sites || budget.approved_by != approved_by {
-            return Err(CatalogError::BudgetConflict {
-                operation_id: budget.operation_id,
-                sites: budget.sites,
-            });
-        }
-        Ok(budget)
     }
 }
 

@@ -415,6 +415,7 @@ mod tests {
             validate_only: false,
             lease_token: None,
             call_key: String::new(),
+            grant: None,
         }
     }
 

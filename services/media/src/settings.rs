@@ -162,8 +162,10 @@ mod tests {
 
     fn load_env(pairs: &[(&str, &str)]) -> Result<MediaSettings, String> {
         let mut env: BTreeMap<String, String> = [(
-            "MICROS__AUTH__TOKEN_SECRET".to_owned(),
-            "0123456789abcdef0123456789abcdef".to_owned(),
+            "MICROS__AUTH__ISSUER_KEY".to_owned(),
+            micros_platform::auth::SigningKey::generate()
+                .public()
+                .encode(),
         )]
         .into();
         env.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));

@@ -1,10 +1,11 @@
 //! The services the orchestrator drives: one lazily connected channel each, and the
 //! lifecycle calls it makes on them.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use micros_platform::{
-    client::{Clients, ServiceChannel},
+    auth::{GRANT_HEADER, Grant, ServiceSigner},
+    client::{Clients, Identity, ServiceChannel},
     ids::{OperationId, SiteId},
     lifecycle::{Target, grpc::target_to_proto},
 };
@@ -27,13 +28,29 @@ const MAX_MESSAGE: usize = 64 << 20;
 pub struct Fleet {
     services: Vec<String>,
     channels: BTreeMap<String, ServiceChannel>,
+    /// The orchestrator's own key, which signs grants.
+    signer: Option<Arc<ServiceSigner>>,
 }
+
+/// How long a signed grant is good for: each call gets a fresh one.
+const GRANT_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Why a destructive call is made, as the services audit it.
 #[derive(Debug, Clone)]
 pub struct Why {
     pub reason: String,
     pub ticket: String,
+}
+
+/// One operation's soft delete as every service is asked it: the operation and why, its
+/// runner's fencing token, which of its calls it is, and its grant if it was approved.
+#[derive(Debug, Clone)]
+pub struct Deletion {
+    pub operation_id: OperationId,
+    pub why: Why,
+    pub lease_token: i64,
+    pub call_key: &'static str,
+    pub grant: Option<String>,
 }
 
 impl Why {
@@ -52,10 +69,25 @@ impl Fleet {
         for service in services {
             channels.insert(service.clone(), clients.channel(service)?);
         }
+        let signer = match clients.identity() {
+            Identity::Service(signer) => Some(signer.clone()),
+            Identity::Anonymous | Identity::Token(_) => None,
+        };
         Ok(Self {
             services: services.to_vec(),
             channels,
+            signer,
         })
+    }
+
+    /// `grant`, signed with the orchestrator's key, as it travels in [`GRANT_HEADER`].
+    pub fn sign_grant(&self, grant: &Grant) -> Result<String, Status> {
+        let signer = self.signer.as_ref().ok_or_else(|| {
+            Status::failed_precondition("the orchestrator has no signing key to sign grants")
+        })?;
+        signer
+            .grant(grant, GRANT_TTL)
+            .map_err(|error| Status::internal(error.to_string()))
     }
 
     /// Every lifecycle service, catalog first.
@@ -115,19 +147,22 @@ impl Fleet {
         &self,
         service: &str,
         targets: &[Target],
-        operation_id: OperationId,
-        why: &Why,
-        lease_token: i64,
-        call_key: &str,
+        deletion: &Deletion,
     ) -> Result<Vec<TargetOutcome>, Status> {
-        let request = SoftDeleteRequest {
+        let mut request = tonic::Request::new(SoftDeleteRequest {
             targets: targets.iter().map(target_to_proto).collect(),
-            operation_id: operation_id.to_string(),
-            justification: why.to_proto(),
+            operation_id: deletion.operation_id.to_string(),
+            justification: deletion.why.to_proto(),
             validate_only: false,
-            lease_token,
-            call_key: call_key.to_owned(),
-        };
+            lease_token: deletion.lease_token,
+            call_key: deletion.call_key.to_owned(),
+        });
+        if let Some(grant) = &deletion.grant {
+            let value = grant
+                .parse()
+                .map_err(|_| Status::internal("a signed grant is not a valid header value"))?;
+            request.metadata_mut().insert(GRANT_HEADER, value);
+        }
         Ok(self
             .lifecycle(service)
             .soft_delete(request)

@@ -154,16 +154,6 @@ impl PlanKind {
         }
     }
 
-    /// Whether the operation soft-deletes customers' sites (and so needs a deletion
-    /// budget).
-    pub fn deletes_sites(self, on_copies: bool) -> bool {
-        match self {
-            PlanKind::DeleteSites => true,
-            PlanKind::RestoreDrill => !on_copies,
-            _ => false,
-        }
-    }
-
     /// Whether aborting undoes what was done (deletions), rather than finishing the
     /// steps under way and stopping (restores and purges: undoing a restore would take
     /// customer sites down again, and a purge cannot be undone).

@@ -13,8 +13,8 @@ pub struct OrchestratorSettings {
     /// and is restored before the others.
     pub services: Vec<String>,
     /// Plans touching more sites than this need a second principal's approval. Keep it
-    /// at most the catalog's `deletion_rate_per_hour`: only approved operations get a
-    /// deletion budget, the rest share the catalog's hourly rate.
+    /// at most the services' `lifecycle.free_deletions_per_hour`: only approved
+    /// operations carry a grant, the rest share each service's free rate.
     pub approval_threshold_sites: u32,
     /// How long a plan may be applied after it was made.
     #[serde(with = "humantime_serde")]

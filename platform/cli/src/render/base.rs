@@ -21,9 +21,9 @@ use micros_platform::{
 use serde_json::{Value, json};
 
 use super::{
-    AUTH_SECRET, AUTH_SECRET_KEY, IMAGE, MICROS_USER, Manifests, NAMESPACE, STORE,
-    STORE_PASSWORD_KEY, STORE_URL_KEY, client_url_key, container_security, monitoring,
-    pod_security, resources, selector,
+    AUTH_KEYS, IMAGE, MICROS_USER, Manifests, NAMESPACE, SIGNING_KEY, STORE, STORE_PASSWORD_KEY,
+    STORE_URL_KEY, client_url_key, container_security, monitoring, pod_security, resources,
+    selector,
 };
 
 /// After SIGTERM, how long health says NOT_SERVING before the listener closes: long
@@ -184,14 +184,16 @@ fn env_file(config: &BTreeMap<String, String>) -> String {
         .collect()
 }
 
-/// The settings the pod spec supplies: the token secret, the container's memory limit
+/// The settings the pod spec supplies: the service's signing key, the container's memory limit
 /// for a service that sizes buffers by it, and for a service with databases the store,
 /// whose URL the overlay supplies through [`store_replacements`]. A secret is always a
 /// setting of its own, never spliced into another value.
 fn env(service: &ServiceDescriptor) -> Value {
     let mut env = vec![json!({
-        "name": "MICROS__AUTH__TOKEN_SECRET",
-        "valueFrom": { "secretKeyRef": { "name": AUTH_SECRET, "key": AUTH_SECRET_KEY } },
+        "name": "MICROS__AUTH__SIGNING_KEY",
+        "valueFrom": {
+            "secretKeyRef": { "name": super::signing_key_secret(service.name), "key": SIGNING_KEY },
+        },
     })];
     if let Some(key) = service.memory_limit_setting {
         env.push(json!({
@@ -261,7 +263,10 @@ fn deployment(
                                 "protocol": "TCP",
                             },
                         ],
-                        "envFrom": [{ "configMapRef": { "name": config_map_name(name) } }],
+                        "envFrom": [
+                            { "configMapRef": { "name": config_map_name(name) } },
+                            { "configMapRef": { "name": AUTH_KEYS } },
+                        ],
                         "env": env(service),
                         // Health is NOT_SERVING until the stores are open and migrated:
                         // the startup probe gives that a minute before liveness counts.

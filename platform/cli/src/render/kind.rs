@@ -5,38 +5,89 @@
 //! to wait for its stores and to use the bucket, turns each host-exposed Service into a
 //! NodePort, and writes the kind cluster config that maps those NodePorts to the host.
 
-use micros_platform::service::ServiceDescriptor;
-use serde_json::{Value, json};
+use micros_platform::{
+    auth::{ISSUER_KID, SigningKey},
+    service::ServiceDescriptor,
+};
+use serde_json::{Map, Value, json};
 
-use super::{AUTH_SECRET, AUTH_SECRET_KEY, Manifests, NAMESPACE, minio, postgres};
+use super::{AUTH_KEYS, Manifests, NAMESPACE, SIGNING_KEY, minio, postgres, signing_key_secret};
+use crate::token::service_key_env;
 
 const DIR: &str = "overlays/kind";
 /// `kind create cluster --config …` names the cluster this; `kind load docker-image
 /// --name micros` targets it.
 const CLUSTER_NAME: &str = "micros";
-/// Signs bearer tokens in the kind cluster. Published in this repository, so it
-/// protects nothing: for a local cluster only.
-const DEVELOPMENT_TOKEN_SECRET: &str = "kind-development-only-token-secret-never-use-elsewhere";
+/// A development key of the kind cluster, derived from `name`. Published in this
+/// repository, so it protects nothing: for a local cluster only.
+fn development_key(name: &str) -> SigningKey {
+    SigningKey::public_for_development(&format!("kind-development-only-key:{name}"))
+}
+
+/// The Secret holding one development private key.
+fn key_secret(name: &str, key: &SigningKey) -> Value {
+    use secrecy::ExposeSecret;
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": signing_key_secret(name),
+            "annotations": { "micros.dev/purpose": "development only; the value is public" },
+        },
+        "type": "Opaque",
+        "stringData": { SIGNING_KEY: key.encode().expose_secret() },
+    })
+}
+
+/// Development keys: a Secret per service with its private key, the issuer's private key
+/// (operators mint tokens with it, `micros token`; no pod refers to it), and the public
+/// keys every service trusts.
+fn render_keys(
+    services: &[ServiceDescriptor],
+    manifests: &mut Manifests,
+    resources: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let note = "DEVELOPMENT ONLY: these keys are public; a real cluster supplies its own \
+                (`micros token --new-key`).";
+    let issuer = development_key(ISSUER_KID);
+    let mut public = Map::new();
+    public.insert(
+        "MICROS__AUTH__ISSUER_KEY".to_owned(),
+        Value::String(issuer.public().encode()),
+    );
+    let mut keys = vec![(ISSUER_KID, issuer)];
+    for service in services {
+        let key = development_key(service.name);
+        public.insert(
+            service_key_env(service.name),
+            Value::String(key.public().encode()),
+        );
+        keys.push((service.name, key));
+    }
+    for (name, key) in &keys {
+        let file = format!("keys/{name}-signing-key.yaml");
+        manifests.yaml_noted(format!("{DIR}/{file}"), note, &key_secret(name, key))?;
+        resources.push(file);
+    }
+    manifests.yaml(
+        format!("{DIR}/keys/auth-keys.yaml"),
+        &json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": { "name": AUTH_KEYS },
+            "data": public,
+        }),
+    )?;
+    resources.push("keys/auth-keys.yaml".to_owned());
+    Ok(())
+}
 
 pub(super) fn render(
     services: &[ServiceDescriptor],
     manifests: &mut Manifests,
 ) -> anyhow::Result<()> {
-    let mut resources = vec!["auth-secret.yaml".to_owned()];
-    manifests.yaml_noted(
-        format!("{DIR}/auth-secret.yaml"),
-        "DEVELOPMENT ONLY: this token secret is public; a real cluster supplies its own.",
-        &json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": AUTH_SECRET,
-                "annotations": { "micros.dev/purpose": "development only; the value is public" },
-            },
-            "type": "Opaque",
-            "stringData": { AUTH_SECRET_KEY: DEVELOPMENT_TOKEN_SECRET },
-        }),
-    )?;
+    let mut resources = Vec::new();
+    render_keys(services, manifests, &mut resources)?;
     let stores = services.iter().any(|service| !service.databases.is_empty());
     if stores {
         for file in postgres::render(services, &format!("{DIR}/postgres"), manifests)? {

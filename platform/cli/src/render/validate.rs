@@ -8,7 +8,7 @@ use micros_platform::service::{Compute, Rollout, ServiceDescriptor};
 
 /// Keys `micros render` derives from the descriptor or the overlay; an override of one
 /// would make the manifests contradict themselves (a port the probes do not use).
-const MANAGED_KEYS: [&str; 10] = [
+const MANAGED_KEYS: [&str; 11] = [
     "MICROS__SERVER__HOST",
     "MICROS__SERVER__PORT",
     "MICROS__TELEMETRY__METRICS_PORT",
@@ -18,7 +18,8 @@ const MANAGED_KEYS: [&str; 10] = [
     "MICROS__SERVICE__OBJECT_STORE",
     "MICROS__SERVICE__S3__BUCKET",
     "MICROS__STORE__DATABASE_PREFIX",
-    "MICROS__AUTH__TOKEN_SECRET",
+    "MICROS__AUTH__SIGNING_KEY",
+    "MICROS__AUTH__ISSUER_KEY",
 ];
 
 /// The range Kubernetes allocates NodePorts from by default.

@@ -65,6 +65,32 @@ pub enum LifecycleError {
         crate::store::rfc3339(*point_in_time), crate::store::rfc3339(*earliest)
     )]
     PointInTimeTooOld { point_in_time: i64, earliest: i64 },
+    #[error(
+        "at most {limit} targets may be soft-deleted per hour without an approved operation; \
+         {recent} were in the last hour and this call takes down {requested} more. Plan the \
+         deletion with the orchestrator: an approved operation carries a grant"
+    )]
+    DeletionRateExceeded {
+        limit: u32,
+        recent: i64,
+        requested: i64,
+    },
+    #[error(
+        "operation {operation_id} was granted {granted} targets (approved by {approved_by}); \
+         {used} are taken down and this call takes down {requested} more"
+    )]
+    DeletionGrantExceeded {
+        operation_id: OperationId,
+        granted: u64,
+        used: i64,
+        requested: i64,
+        approved_by: String,
+    },
+    #[error("the grant is for operation {granted}, not {operation_id}")]
+    GrantForAnotherOperation {
+        operation_id: OperationId,
+        granted: String,
+    },
     #[error("{0}")]
     Refused(Refusal),
     /// A service used the machinery against its own declaration: a bug, not a request error.
@@ -72,7 +98,7 @@ pub enum LifecycleError {
     Misuse(String),
 }
 
-/// A refusal raised by a service's hook (the catalog's deletion budget, for one).
+/// A refusal raised by a service's hook (media's blob copy, for one).
 #[derive(Debug, Clone)]
 pub struct Refusal {
     pub code: Code,
@@ -103,7 +129,10 @@ impl Problem for LifecycleError {
             Self::SiteDeleted { .. } | Self::SiteNotFound { .. } => Code::NotFound,
             Self::OperationReused { .. } => Code::AlreadyExists,
             Self::ConcurrentChange | Self::StaleLease { .. } => Code::Aborted,
-            Self::BeingPurged { .. } => Code::FailedPrecondition,
+            Self::BeingPurged { .. }
+            | Self::DeletionRateExceeded { .. }
+            | Self::DeletionGrantExceeded { .. } => Code::FailedPrecondition,
+            Self::GrantForAnotherOperation { .. } => Code::PermissionDenied,
             Self::Refused(refusal) => refusal.code,
             Self::Misuse(_) => Code::Internal,
             Self::AlreadyDeleted { .. }
@@ -136,6 +165,9 @@ impl Problem for LifecycleError {
             Self::OnHold { .. } => "TENANT_ON_HOLD",
             Self::OperationReused { .. } => "OPERATION_ID_REUSED",
             Self::PointInTimeTooOld { .. } => "POINT_IN_TIME_TOO_OLD",
+            Self::DeletionRateExceeded { .. } => "DELETION_RATE_EXCEEDED",
+            Self::DeletionGrantExceeded { .. } => "DELETION_GRANT_EXCEEDED",
+            Self::GrantForAnotherOperation { .. } => "GRANT_FOR_ANOTHER_OPERATION",
             Self::Refused(refusal) => refusal.reason,
             Self::Misuse(_) => "LIFECYCLE_MISUSE",
         }
@@ -166,6 +198,35 @@ impl Problem for LifecycleError {
             | Self::BeingPurged { site_id }
             | Self::OnHold { site_id } => vec![("site_id", site_id.to_string())],
             Self::ConcurrentChange => Vec::new(),
+            Self::DeletionRateExceeded {
+                limit,
+                recent,
+                requested,
+            } => vec![
+                ("limit_per_hour", limit.to_string()),
+                ("deleted_last_hour", recent.to_string()),
+                ("requested_targets", requested.to_string()),
+            ],
+            Self::DeletionGrantExceeded {
+                operation_id,
+                granted,
+                used,
+                requested,
+                approved_by,
+            } => vec![
+                ("operation_id", operation_id.to_string()),
+                ("granted_targets", granted.to_string()),
+                ("used_targets", used.to_string()),
+                ("requested_targets", requested.to_string()),
+                ("approved_by", approved_by.clone()),
+            ],
+            Self::GrantForAnotherOperation {
+                operation_id,
+                granted,
+            } => vec![
+                ("operation_id", operation_id.to_string()),
+                ("grant_operation_id", granted.chars().take(64).collect()),
+            ],
             Self::StaleLease {
                 site_id,
                 token,

@@ -18,7 +18,7 @@ use super::{
     TargetOutcome, TenantState, metrics,
 };
 use crate::{
-    auth::{Role, require_role},
+    auth::{Grant, Role, require_role},
     error::{InvalidArgument, parse_id},
     ids::SiteId,
     store::{timestamp, unix_micros},
@@ -55,10 +55,25 @@ impl LifecycleService {
     }
 
     /// The gRPC server over tenants spread across `shards`; `locator` places each site.
+    /// The shards share one deletion guard, kept in the first shard's database.
     pub fn sharded(
         shards: Vec<Lifecycle>,
         locator: Arc<dyn ShardLocator>,
     ) -> TenantLifecycleServer<LifecycleService> {
+        let shards = match shards.first() {
+            Some(ledger) => {
+                let ledger = ledger.clone();
+                shards
+                    .iter()
+                    .enumerate()
+                    .map(|(index, shard)| match index {
+                        0 => shard.clone(),
+                        _ => shard.guarded_by(&ledger),
+                    })
+                    .collect()
+            }
+            None => shards,
+        };
         TenantLifecycleServer::new(LifecycleService {
             shards,
             locator: Some(locator),
@@ -131,6 +146,17 @@ impl LifecycleService {
         if groups.len() > 1 && !request.validate_only {
             for (shard, indices) in &groups {
                 apply(&self.shards[*shard], &part(indices, true), call).await?;
+            }
+            if matches!(call, Call::SoftDelete) {
+                let mut taken_down = Vec::new();
+                for (shard, indices) in &groups {
+                    taken_down.extend(
+                        self.shards[*shard]
+                            .customer_targets_now(&part(indices, true).targets)
+                            .await?,
+                    );
+                }
+                self.shards[0].admit_deletions(&taken_down, request).await?;
             }
         }
         let mut outcomes: Vec<Option<TargetOutcome>> = vec![None; request.targets.len()];
@@ -356,6 +382,7 @@ fn lifecycle_request<T>(
         validate_only: common.validate_only,
         lease_token,
         call_key: common.call_key.to_owned(),
+        grant: request.extensions().get::<Grant>().cloned(),
     })
 }
 

@@ -13,6 +13,8 @@
 //!   the same transaction; a tenant's slice returns to any instant within retention;
 //! * **describe**: per-table counts and an order-independent fingerprint;
 //! * **purge** after expiry in bounded batches, keeping the registry row as a tombstone;
+//! * the **deletion guard**: a free rate of soft deletions per hour, and larger ones only
+//!   within an approved operation's grant;
 //! * idempotency by operation ID, `validate_only`, and an audit record per destructive call;
 //! * metrics of what calls did to sites and of refusals (see the `metrics` module).
 //!
@@ -24,6 +26,7 @@ mod describe;
 mod digests;
 mod error;
 pub mod grpc;
+mod guard;
 mod hold;
 mod metrics;
 mod model;
@@ -57,20 +60,6 @@ use schema::{TableSpec, TenantSchema};
 /// Where a service adds its own rules to lifecycle calls.
 #[tonic::async_trait]
 pub trait LifecycleHooks: Send + Sync + 'static {
-    /// Runs inside the soft-delete transaction, with the registry rows locked, before
-    /// anything changes; `sites` are the active sites the call takes down (not those it
-    /// already deleted, nor sites this database never held). A refusal aborts the whole
-    /// call. With `validate_only` nothing it records may persist (the transaction is
-    /// rolled back anyway).
-    async fn before_site_soft_delete(
-        &self,
-        _connection: &mut sqlx::AnyConnection,
-        _sites: &[SiteId],
-        _request: &LifecycleRequest,
-    ) -> Result<(), Refusal> {
-        Ok(())
-    }
-
     /// Runs inside a copy's transaction, after the rows were copied: what the rows refer
     /// to outside the database comes along (media copies the blobs). A refusal aborts
     /// the copy.
@@ -106,6 +95,9 @@ struct Inner {
     clock: SharedClock,
     config: LifecycleConfig,
     hooks: Arc<dyn LifecycleHooks>,
+    /// Where the deletion guard keeps its ledger when it is not this database: one
+    /// shard's, for every shard of a sharded service (see [`guard`]).
+    ledger: Option<Store>,
 }
 
 impl std::fmt::Debug for Lifecycle {
@@ -150,8 +142,25 @@ impl Lifecycle {
                 clock,
                 config,
                 hooks,
+                ledger: None,
             }),
         })
+    }
+
+    /// This database's lifecycle with its deletion guard kept in `ledger`'s database, so
+    /// that the shards of one service share one free rate and one count per grant.
+    pub fn guarded_by(&self, ledger: &Lifecycle) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                store: inner.store.clone(),
+                schema: inner.schema,
+                clock: inner.clock.clone(),
+                config: inner.config.clone(),
+                hooks: inner.hooks.clone(),
+                ledger: Some(ledger.store().clone()),
+            }),
+        }
     }
 
     pub fn store(&self) -> &Store {

@@ -171,4 +171,7 @@ pub struct LifecycleRequest {
     /// Tells apart two calls of one operation over the same targets (see the proto's
     /// `call_key`); empty for the usual single call.
     pub call_key: String,
+    /// The operation's grant, verified (see [`crate::auth::grant`]): without one, a soft
+    /// delete stays within the free rate.
+    pub grant: Option<crate::auth::Grant>,
 }

@@ -50,27 +50,12 @@ impl Lifecycle {
                 return Err(LifecycleError::NotActive { site_id });
             }
         }
-        // The hook (the catalog's deletion budget) sees the customers' sites this call
-        // takes down: active ones, not those this database never held nor scratch copies.
-        let taken_down: Vec<SiteId> = deleting
-            .iter()
-            .copied()
-            .filter(|site_id| {
-                registry
-                    .get(site_id)
-                    .is_some_and(|row| row.state == TenantState::Active && row.origin.is_none())
-            })
-            .collect();
-        if !taken_down.is_empty() {
-            self.inner
-                .hooks
-                .before_site_soft_delete(connection, &taken_down, request)
-                .await
-                .map_err(LifecycleError::Refused)?;
-        }
+        let taken_down = super::guard::customer_targets(registry, &request.targets);
+        let now = self.now();
+        self.guard_deletions(connection, &taken_down, request, now)
+            .await?;
 
         let before = describe(self, connection, &request.targets, registry).await?;
-        let now = self.now();
         let expire = now.saturating_add(self.retention_micros());
         registry::transition(
             self.store(),

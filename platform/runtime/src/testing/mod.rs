@@ -4,18 +4,20 @@
 //! SQLite always runs; PostgreSQL too when `MICROS_TEST_POSTGRES_URL` names a server
 //! (`postgres://postgres@127.0.0.1:5432`). Each test's databases are dropped afterwards.
 
+mod keys;
 mod process;
 mod s3;
 
 use std::{sync::Arc, time::Duration};
 
+pub use keys::{SUITE, peer_token, test_auth, test_auth_env, test_grant, test_key, test_token};
 pub use process::{REQUIRE_GRPCURL_ENV, ServiceProcess, grpcurl, run_grpcurl};
 pub use s3::{REQUIRE_S3S_ENV, S3Server};
 use secrecy::SecretString;
 use sqlx::{Executor, any::AnyPoolOptions};
 
 use crate::{
-    auth::{Authenticator, Role},
+    auth::Role,
     client::{self, ServiceChannel},
     clock::TestClock,
     config::{ClientConfig, Config, StoreConfig, Validate},
@@ -26,16 +28,6 @@ use crate::{
 
 /// Names the PostgreSQL server the tests also run on.
 pub const POSTGRES_URL_ENV: &str = "MICROS_TEST_POSTGRES_URL";
-
-/// The token secret of test services.
-pub const TEST_TOKEN_SECRET: &str = "micros-test-secret-0123456789abcdef";
-
-/// A token signed with [`TEST_TOKEN_SECRET`], for services started by the harness.
-pub fn test_token(principal: &str, roles: &[Role]) -> String {
-    Authenticator::from_secret(&SecretString::from(TEST_TOKEN_SECRET), "micros")
-        .issue(principal, roles, Duration::from_secs(3600))
-        .expect("issue a test token")
-}
 
 /// The backends every database test runs on.
 pub fn backends() -> Vec<Backend> {
@@ -178,7 +170,7 @@ pub async fn spawn_with<S: MicrosService>(
     let mut config = S::default_config();
     config.server.port = 0;
     config.store = store.config.clone();
-    config.auth.token_secret = SecretString::from(TEST_TOKEN_SECRET);
+    config.auth = test_auth(S::DESCRIPTOR.name);
     config.service = settings;
     configure(&mut config);
     if let Err(error) = config.service.validate() {

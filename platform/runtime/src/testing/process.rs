@@ -11,7 +11,7 @@ use std::{
 
 use nix::{sys::signal::Signal, unistd::Pid};
 
-use super::TEST_TOKEN_SECRET;
+use super::test_auth_env;
 
 /// Set in CI: a missing grpcurl fails the grpcurl tests instead of skipping them.
 pub const REQUIRE_GRPCURL_ENV: &str = "MICROS_REQUIRE_GRPCURL";
@@ -38,7 +38,7 @@ impl ServiceProcess {
                 "MICROS__STORE__URL",
                 format!("sqlite://{}", dir.path().display()),
             )
-            .env("MICROS__AUTH__TOKEN_SECRET", TEST_TOKEN_SECRET);
+            .envs(test_auth_env(service));
         for (key, value) in env {
             command.env(key, value);
         }

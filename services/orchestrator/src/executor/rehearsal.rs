@@ -96,17 +96,14 @@ impl Run<'_> {
                 .await?;
         }
 
+        let deletion = self.deletion(REDELETE).await?;
         self.logged(0, "catalog", "rehearsal_delete", lifecycle.len(), || {
-            fleet.soft_delete("catalog", &lifecycle, operation_id, &why, token, REDELETE)
+            fleet.soft_delete("catalog", &lifecycle, &deletion)
         })
         .await?;
         self.on_other_services(0, "rehearsal_delete", lifecycle.len(), |service| {
-            let (lifecycle, why) = (lifecycle.clone(), why.clone());
-            async move {
-                fleet
-                    .soft_delete(&service, &lifecycle, operation_id, &why, token, REDELETE)
-                    .await
-            }
+            let (lifecycle, deletion) = (lifecycle.clone(), deletion.clone());
+            async move { fleet.soft_delete(&service, &lifecycle, &deletion).await }
         })
         .await?;
         self.check_canary(&canary, |service, target, outcome| {

@@ -5,15 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use micros_platform::{ids::SiteId, store::timestamp};
-use micros_proto::{
-    catalog::v1::RegisterDeletionBudgetRequest,
-    lifecycle::v1::{TenantState, restore_request::Source},
-};
+use micros_platform::{auth::Grant, ids::SiteId, store::timestamp};
+use micros_proto::lifecycle::v1::{TenantState, restore_request::Source};
 
 use super::{Run, Stop, lifecycle_target, lifecycle_targets, paired};
 use crate::{
     error::OrchestratorError,
+    fleet::Deletion,
     model::{OperationState, PlanKind, TargetStatus},
     store::TargetRecord,
 };
@@ -152,27 +150,39 @@ impl Run<'_> {
         Ok(None)
     }
 
-    /// Only an approved operation gets a budget; anything else stays within the catalog's
-    /// hourly rate, whoever runs it.
-    async fn register_budget(&self) -> Result<(), Stop> {
-        let operation = &self.operation;
-        if !(operation.kind.deletes_sites(operation.on_copies) && operation.approved_by.is_some()) {
-            return Ok(());
-        }
-        let planned_sites = self.store().targets(operation.operation_id).await?.len();
-        let budget = RegisterDeletionBudgetRequest {
-            operation_id: operation.operation_id.to_string(),
-            sites: i32::try_from(planned_sites).unwrap_or(i32::MAX),
-            approved_by: operation.approved_by.clone().unwrap_or_default(),
-        };
-        let fleet = self.fleet();
-        self.persist("catalog", || {
-            let mut catalog = fleet.catalog();
-            let budget = budget.clone();
-            async move { catalog.register_deletion_budget(budget).await }
+    /// The operation's soft delete as the services are asked it, `call_key` telling this
+    /// call apart, with the grant signed for it.
+    pub(super) async fn deletion(&self, call_key: &'static str) -> Result<Deletion, Stop> {
+        Ok(Deletion {
+            operation_id: self.operation_id(),
+            why: self.why(),
+            lease_token: self.token(),
+            call_key,
+            grant: self.grant().await?,
         })
-        .await?;
-        Ok(())
+    }
+
+    /// The operation's grant, signed for this call, if a second principal approved it:
+    /// what lets it delete more than every service's free rate, up to its planned targets.
+    async fn grant(&self) -> Result<Option<String>, Stop> {
+        let operation = &self.operation;
+        let Some(approved_by) = operation.approved_by.clone() else {
+            return Ok(None);
+        };
+        let plan = self.store().plan(&operation.plan_id).await?;
+        let targets = self.store().targets(operation.operation_id).await?.len();
+        let grant = Grant {
+            operation_id: operation.operation_id.to_string(),
+            plan_fingerprint: plan.fingerprint,
+            targets: u64::try_from(targets).unwrap_or(u64::MAX),
+            approved_by,
+        };
+        Ok(Some(self.fleet().sign_grant(&grant).map_err(|status| {
+            Stop::Failed(OrchestratorError::Unexpected(format!(
+                "cannot sign the operation's grant: {}",
+                status.message()
+            )))
+        })?))
     }
 
     /// Soft-deletes a wave: its targets in flight, the catalog, then the other services
@@ -181,10 +191,9 @@ impl Run<'_> {
     /// between would spoil); then every service must describe the targets deleted with
     /// exactly those fingerprints.
     pub(super) async fn delete_wave(&self, wave: i64, ready: TargetStatus) -> Result<(), Stop> {
-        self.register_budget().await?;
+        let deletion = self.deletion("").await?;
         let fleet = self.fleet();
-        let why = self.why();
-        let (operation_id, token) = (self.operation_id(), self.token());
+        let operation_id = self.operation_id();
 
         let targets = self.wave_targets(wave).await?;
         self.set_status(&with_status(&targets, ready), TargetStatus::InFlight, None)
@@ -197,18 +206,14 @@ impl Run<'_> {
             let lifecycle = lifecycle_targets(&in_flight);
             let catalog = self
                 .logged(wave, "catalog", "soft_delete", lifecycle.len(), || {
-                    fleet.soft_delete("catalog", &lifecycle, operation_id, &why, token, "")
+                    fleet.soft_delete("catalog", &lifecycle, &deletion)
                 })
                 .await?;
             micros_platform::failpoint!("executor::delete::catalog_done");
             let mut answers = self
                 .on_other_services(wave, "soft_delete", lifecycle.len(), |service| {
-                    let (lifecycle, why) = (lifecycle.clone(), why.clone());
-                    async move {
-                        fleet
-                            .soft_delete(&service, &lifecycle, operation_id, &why, token, "")
-                            .await
-                    }
+                    let (lifecycle, deletion) = (lifecycle.clone(), deletion.clone());
+                    async move { fleet.soft_delete(&service, &lifecycle, &deletion).await }
                 })
                 .await?;
             micros_platform::failpoint!("executor::delete::services_done");
