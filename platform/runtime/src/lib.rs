@@ -19,6 +19,7 @@
 //! * [`service`]: what a service declares and how it runs;
 //! * [`testing`] (feature `testing`): fresh databases and real servers for tests.
 
+pub mod admission;
 pub mod auth;
 pub mod client;
 pub mod clock;
