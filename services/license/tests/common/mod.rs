@@ -1,4 +1,7 @@
-//! What both test files need: a license service on a backend, requests, a refusal check.
+//! What the test files need: a license service asking a catalog, on a backend,
+//! requests, a refusal check.
+
+#![allow(dead_code)] // Each test file uses its own part of these helpers.
 
 use micros_catalog::{Catalog, CatalogSettings};
 use micros_license::{License, LicenseSettings};
