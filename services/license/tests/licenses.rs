@@ -481,7 +481,10 @@ async fn bad_fields_are_named() {
         assert_eq!(info.metadata["field"], field, "{reason}");
     }
     let listed = client.list_licenses(list(site)).await.unwrap().into_inner();
-    assert!(listed.licenses.is_empty(), "refused creates stored {listed:?}");
+    assert!(
+        listed.licenses.is_empty(),
+        "refused creates stored {listed:?}"
+    );
 
     let license = client
         .create_license(new_license(site, "jira", limit))
