@@ -1,5 +1,6 @@
 //! What an operator sees with grpcurl against a running catalog: reflection (grpcurl
-//! 1.8.6 speaks only v1alpha), health, and refusals with readable `ErrorInfo`.
+//! 1.8.6 speaks only v1alpha), health, and refusals with readable `ErrorInfo` (a wrong ID
+//! kind, a whitespace-padded input).
 
 use micros_platform::{
     auth::Role,
@@ -136,4 +137,26 @@ fn catalog_through_grpcurl() {
         ok && fetched.contains("https://acme.example.com"),
         "{fetched}"
     );
+
+    // A pasted list with a padded line is refused naming it, not trimmed.
+    let operator = format!(
+        "authorization: Bearer {}",
+        test_token("operator", &[Role::Operator])
+    );
+    let padded = format!(r#"{{"inputs": ["{site_id}", " {site_id}"]}}"#);
+    let (ok, refused) = grpcurl.run(&[
+        "-H",
+        &operator,
+        "-d",
+        &padded,
+        addr,
+        "micros.catalog.v1.CatalogService/Resolve",
+    ]);
+    assert!(!ok, "{refused}");
+    assert!(refused.contains("Code: InvalidArgument"), "{refused}");
+    assert!(
+        refused.contains("\"reason\":\"INPUT_HAS_SURROUNDING_WHITESPACE\""),
+        "{refused}"
+    );
+    assert!(refused.contains("\"index\":\"1\""), "{refused}");
 }

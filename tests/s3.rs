@@ -13,9 +13,12 @@ use micros_platform::{
     service::MicrosService,
     testing::{S3Server, ServiceProcess},
 };
-use micros_proto::media::v1::{
-    Chunk, DownloadRequest, UploadMetadata, UploadRequest,
-    media_service_client::MediaServiceClient, upload_request::Part,
+use micros_proto::{
+    catalog::v1::{CreateSiteRequest, catalog_service_client::CatalogServiceClient},
+    media::v1::{
+        Chunk, DownloadRequest, UploadMetadata, UploadRequest,
+        media_service_client::MediaServiceClient, upload_request::Part,
+    },
 };
 use sha2::Digest;
 use tonic::Code;
@@ -28,6 +31,33 @@ const SECRET_KEY: &str = "micros-test-secret-key";
 const CASTAGNOLI: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
 /// Parallel uploads in the memory test: unbounded, media peaked at 172 MiB with them.
 const UPLOADS: usize = 32;
+
+/// A catalog process for media to ask about sites (media takes a site's first data only
+/// for a site the catalog has active).
+fn catalog() -> ServiceProcess {
+    ServiceProcess::start(
+        MICROS.as_ref(),
+        "catalog",
+        &[("MICROS__SERVICE__PRODUCT_DATA_SHARDS", "4")],
+    )
+    .expect("the catalog starts")
+}
+
+/// A new site in the catalog at `catalog_url`.
+async fn site(catalog_url: &str) -> SiteId {
+    let host = SiteId::new().uuid().simple().to_string();
+    let site = CatalogServiceClient::new(support::connect(catalog_url, "admin", &[Role::Admin]))
+        .create_site(CreateSiteRequest {
+            name: format!("S3 site {}", &host[20..]),
+            url: format!("https://s{host}.example.com"),
+            region: "eu-west".to_owned(),
+            site_id: String::new(),
+        })
+        .await
+        .expect("create a site")
+        .into_inner();
+    SiteId::parse(&site.site_id).expect("a site ID")
+}
 
 /// The messages of an upload of `data` whose metadata declares `sha256`.
 fn upload(site_id: SiteId, data: &[u8], sha256: String) -> Vec<UploadRequest> {
@@ -57,10 +87,13 @@ fn media_stores_attachments_in_an_s3_bucket() {
         return;
     };
     let endpoint = s3.endpoint();
+    let catalog = catalog();
+    let catalog_url = format!("http://{}", catalog.addr());
     let media = ServiceProcess::start(
         MICROS.as_ref(),
         "media",
         &[
+            ("MICROS__CLIENTS__CATALOG__URL", &catalog_url),
             ("MICROS__SERVICE__OBJECT_STORE", "s3"),
             ("MICROS__SERVICE__S3__BUCKET", BUCKET),
             ("MICROS__SERVICE__S3__ENDPOINT", &endpoint),
@@ -76,10 +109,9 @@ fn media_stores_attachments_in_an_s3_bucket() {
     let data: Vec<u8> = (0..16 * 1024 * 1024 + 4321u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
-    let site_id = SiteId::new();
-
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
+        let site_id = site(&catalog_url).await;
         let mut client =
             MediaServiceClient::new(support::connect(&url, "uploader", &[Role::Admin]))
                 .max_decoding_message_size(8 << 20);
@@ -144,10 +176,13 @@ fn parallel_uploads_stay_within_the_memory_limit() {
     let endpoint = s3.endpoint();
     let limit = u64::from(Media::DESCRIPTOR.resources.limits.memory_mib) << 20;
     let limit_setting = limit.to_string();
+    let catalog = catalog();
+    let catalog_url = format!("http://{}", catalog.addr());
     let media = ServiceProcess::start(
         MICROS.as_ref(),
         "media",
         &[
+            ("MICROS__CLIENTS__CATALOG__URL", &catalog_url),
             ("MICROS__SERVICE__OBJECT_STORE", "s3"),
             ("MICROS__SERVICE__S3__BUCKET", BUCKET),
             ("MICROS__SERVICE__S3__ENDPOINT", &endpoint),
@@ -167,11 +202,16 @@ fn parallel_uploads_stay_within_the_memory_limit() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let started = std::time::Instant::now();
     runtime.block_on(async {
-        let uploads: Vec<_> = (0..UPLOADS)
-            .map(|_| {
+        let mut sites = Vec::with_capacity(UPLOADS);
+        for _ in 0..UPLOADS {
+            sites.push(site(&catalog_url).await);
+        }
+        let uploads: Vec<_> = sites
+            .into_iter()
+            .map(|site_id| {
                 let mut client =
                     MediaServiceClient::new(support::connect(&url, "uploader", &[Role::Admin]));
-                let messages = upload(SiteId::new(), &data, sha256.clone());
+                let messages = upload(site_id, &data, sha256.clone());
                 tokio::spawn(async move { client.upload(tokio_stream::iter(messages)).await })
             })
             .collect();

@@ -68,18 +68,22 @@ impl Suite {
         )
         .await;
         let catalog_url = catalog.server.url();
+        let asks_catalog = |config_clients: &mut BTreeMap<String, ClientConfig>| {
+            *config_clients =
+                BTreeMap::from([("catalog".to_owned(), client_config(catalog_url.clone()))]);
+        };
         let identity = testing::spawn_with::<Identity>(
             backend,
             IdentitySettings::default(),
             clock.clone(),
-            |_| {},
+            |config| asks_catalog(&mut config.clients),
         )
         .await;
         let license = testing::spawn_with::<License>(
             backend,
             LicenseSettings::default(),
             clock.clone(),
-            |_| {},
+            |config| asks_catalog(&mut config.clients),
         )
         .await;
         let blob_dir = tempfile::tempdir().unwrap();
@@ -88,7 +92,10 @@ impl Suite {
             ..MediaSettings::default()
         };
         let media =
-            testing::spawn_with::<Media>(backend, media_settings, clock.clone(), |_| {}).await;
+            testing::spawn_with::<Media>(backend, media_settings, clock.clone(), |config| {
+                asks_catalog(&mut config.clients)
+            })
+            .await;
         let product_data = testing::spawn_with::<ProductData>(
             backend,
             ProductDataSettings { shards },

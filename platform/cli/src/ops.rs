@@ -190,8 +190,9 @@ pub struct PlanArgs {
     kind: Kind,
     /// IDs or site URLs (or use --input-file).
     inputs: Vec<String>,
-    /// A file with one ID or URL per line (`-` reads standard input); blank lines and
-    /// `#` comments are skipped.
+    /// A file with one ID or URL per line (`-` reads standard input); each line's
+    /// surrounding whitespace is removed, blank lines and `#` comments are skipped. (The
+    /// API itself never trims: inputs given as arguments are sent as they are.)
     #[arg(long)]
     input_file: Option<PathBuf>,
     /// What the inputs must be; anything else is a plan error.

@@ -11,7 +11,10 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::ids::{IdError, IdKind};
+use crate::{
+    ids::{IdError, IdKind},
+    input,
+};
 
 /// What a caller needs to know about a failure.
 pub trait Problem: std::error::Error {
@@ -45,6 +48,10 @@ pub fn into_status(problem: &dyn Problem) -> Status {
 }
 
 /// A status carrying `google.rpc.ErrorInfo`; for layers that have no error enum.
+///
+/// The message and every metadata value are cut to
+/// [`MAX_STATUS_TEXT_CHARS`](crate::input::MAX_STATUS_TEXT_CHARS) (see
+/// [`crate::input`]): whatever a caller sent, the trailers it gets back stay small.
 pub fn status_with_info(
     code: Code,
     message: impl Into<String>,
@@ -52,9 +59,14 @@ pub fn status_with_info(
     domain: &str,
     metadata: HashMap<String, String>,
 ) -> Status {
+    let bound = |text: &str| input::cut(text, input::MAX_STATUS_TEXT_CHARS);
+    let metadata: HashMap<String, String> = metadata
+        .into_iter()
+        .map(|(key, value)| (key, bound(&value)))
+        .collect();
     Status::with_error_details(
         code,
-        message,
+        bound(&message.into()),
         ErrorDetails::with_error_info(reason, domain, metadata),
     )
 }
@@ -129,6 +141,17 @@ pub enum InvalidArgument {
         message: String,
         value: String,
     },
+    /// An input breaking a rule of [`crate::input`]: `value` is already cut by
+    /// [`input::echo`], `length` is the full length in bytes.
+    #[error("{field}{}: {message} (`{value}`)", .index.map(|index| format!("[{index}]")).unwrap_or_default())]
+    Input {
+        field: String,
+        index: Option<usize>,
+        reason: &'static str,
+        message: String,
+        value: String,
+        length: usize,
+    },
 }
 
 impl InvalidArgument {
@@ -171,7 +194,7 @@ impl Problem for InvalidArgument {
                 ..
             } => "WRONG_ID_KIND",
             Self::Id { .. } => "MALFORMED_ID",
-            Self::Field { reason, .. } => reason,
+            Self::Field { reason, .. } | Self::Input { reason, .. } => reason,
         }
     }
 
@@ -193,7 +216,7 @@ impl Problem for InvalidArgument {
                 ("field", field.clone()),
                 ("expected_kind", expected.prefix().to_owned()),
                 ("actual_kind", actual.prefix().to_owned()),
-                ("value", input.clone()),
+                ("value", input::echo(input)),
             ],
             Self::Id {
                 field,
@@ -202,14 +225,31 @@ impl Problem for InvalidArgument {
                         expected, input, ..
                     },
             } => {
-                let mut metadata = vec![("field", field.clone()), ("value", input.clone())];
+                let mut metadata = vec![("field", field.clone()), ("value", input::echo(input))];
                 if let Some(kind) = expected {
                     metadata.push(("expected_kind", kind.prefix().to_owned()));
                 }
                 metadata
             }
             Self::Field { field, value, .. } => {
-                vec![("field", field.clone()), ("value", value.clone())]
+                vec![("field", field.clone()), ("value", input::echo(value))]
+            }
+            Self::Input {
+                field,
+                index,
+                value,
+                length,
+                ..
+            } => {
+                let mut metadata = vec![
+                    ("field", field.clone()),
+                    ("value", value.clone()),
+                    ("length", length.to_string()),
+                ];
+                if let Some(index) = index {
+                    metadata.push(("index", index.to_string()));
+                }
+                metadata
             }
         }
     }
@@ -217,10 +257,14 @@ impl Problem for InvalidArgument {
 
 status_from_problem!(InvalidArgument);
 
-/// Parses request field `field` as an ID of kind `K`; empty is [`InvalidArgument::missing`].
+/// Parses request field `field` as an ID of kind `K`; empty is [`InvalidArgument::missing`],
+/// longer than [`input::MAX_INPUT_BYTES`] is `INPUT_TOO_LONG` with its length.
 pub fn parse_id<K: IdKind>(field: &str, value: &str) -> Result<crate::ids::Id<K>, InvalidArgument> {
     if value.is_empty() {
         return Err(InvalidArgument::missing(field));
+    }
+    if value.len() > input::MAX_INPUT_BYTES {
+        input::check(field, None, value)?;
     }
     crate::ids::Id::parse(value).map_err(|source| InvalidArgument::Id {
         field: field.to_owned(),
@@ -245,6 +289,36 @@ mod tests {
         assert_eq!(info.metadata["actual_kind"], "app");
         assert_eq!(info.metadata["value"], app);
         assert_eq!(info.metadata["field"], "site_id");
+    }
+
+    #[test]
+    fn a_huge_input_yields_a_small_status() {
+        let huge = format!("site_{}", "0".repeat(1 << 20));
+        let status = Status::from(parse_id::<SiteKind>("site_id", &huge).unwrap_err());
+        let info = status.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "INPUT_TOO_LONG");
+        assert_eq!(info.metadata["length"], huge.len().to_string());
+        assert!(status.message().len() < 300, "{}", status.message());
+        assert!(
+            status.details().len() < 400,
+            "{} bytes",
+            status.details().len()
+        );
+
+        let echoed = status_with_info(
+            Code::NotFound,
+            huge.clone(),
+            "SOMETHING",
+            "micros.test",
+            HashMap::from([("value".to_owned(), huge.clone())]),
+        );
+        assert!(echoed.message().len() < 1200);
+        // The details repeat the message beside the metadata: a few KiB at most.
+        assert!(
+            echoed.details().len() < 2500,
+            "{} bytes",
+            echoed.details().len()
+        );
     }
 
     #[test]

@@ -234,7 +234,7 @@ pub fn parse_kind(input: &str) -> Result<(Kind, Uuid), IdError> {
 fn parse_any(input: &str, expected: Option<Kind>) -> Result<(Kind, Uuid), IdError> {
     let malformed = |problem| IdError::Malformed {
         expected,
-        input: truncated(input),
+        input: crate::input::echo(input),
         problem,
     };
     let (prefix, hex) = input
@@ -257,15 +257,6 @@ fn parse_any(input: &str, expected: Option<Kind>) -> Result<(Kind, Uuid), IdErro
         return Err(malformed("the UUID is not version 7"));
     }
     Ok((kind, uuid))
-}
-
-/// Errors echo the input; a multi-megabyte garbage string should not be echoed whole.
-fn truncated(input: &str) -> String {
-    const MAX: usize = 80;
-    match input.char_indices().nth(MAX) {
-        Some((end, _)) => format!("{}…", &input[..end]),
-        None => input.to_owned(),
-    }
 }
 
 impl<K: IdKind> Default for Id<K> {

@@ -1,6 +1,8 @@
 //! The Micros platform: what every service shares, written once.
 //!
+//! * [`admission`]: a site's first data only for a site the catalog has active;
 //! * [`ids`]: typed, prefixed UUIDv7 identifiers;
+//! * [`input`]: the input rules of every API edge (no trimming, size limits, bounded echoes);
 //! * [`config`]: defaults, file, `MICROS__…` environment, validation;
 //! * [`telemetry`]: tracing and OTLP export;
 //! * [`metrics`]: RPC metrics and the Prometheus endpoint;
@@ -17,6 +19,7 @@
 //! * [`service`]: what a service declares and how it runs;
 //! * [`testing`] (feature `testing`): fresh databases and real servers for tests.
 
+pub mod admission;
 pub mod auth;
 pub mod client;
 pub mod clock;
@@ -24,6 +27,7 @@ pub mod config;
 pub mod error;
 pub mod failpoints;
 pub mod ids;
+pub mod input;
 pub mod layers;
 pub mod lifecycle;
 pub mod metrics;

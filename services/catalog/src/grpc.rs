@@ -4,8 +4,9 @@ use std::collections::HashMap;
 
 use micros_platform::{
     auth::{Role, require_role},
-    error::{InvalidArgument, parse_id},
+    error::parse_id,
     ids::{AppInstallationId, Kind, SiteId, parse_kind},
+    input,
     lifecycle::{LiveTenant, TenantState},
     paging,
     store::timestamp,
@@ -19,11 +20,8 @@ use crate::{
     },
     error::CatalogError,
     settings::CatalogSettings,
-    store::CatalogStore,
+    store::{CatalogStore, PlacedSite},
 };
-
-/// The most inputs one Resolve call takes.
-const MAX_RESOLVE_INPUTS: usize = 10_000;
 
 pub struct CatalogApi {
     store: CatalogStore,
@@ -178,18 +176,7 @@ impl CatalogService for CatalogApi {
     ) -> Result<Response<pb::ResolveResponse>, Status> {
         require_role(&request, Role::Operator).map_err(CatalogError::from)?;
         let inputs = request.into_inner().inputs;
-        if inputs.is_empty() {
-            return Err(CatalogError::from(InvalidArgument::missing("inputs")).into());
-        }
-        if inputs.len() > MAX_RESOLVE_INPUTS {
-            return Err(CatalogError::from(InvalidArgument::field(
-                "inputs",
-                "TOO_MANY_INPUTS",
-                inputs.len().to_string(),
-                format!("at most {MAX_RESOLVE_INPUTS} inputs per call"),
-            ))
-            .into());
-        }
+        input::check_list("inputs", &inputs).map_err(CatalogError::from)?;
         Ok(Response::new(pb::ResolveResponse {
             results: self.resolve_inputs(&inputs).await?,
         }))
@@ -291,15 +278,18 @@ impl CatalogService for CatalogApi {
         }))
     }
 
-    /// Works for deleted sites too: restoring a site's content needs to know where it is.
+    /// A deleted site is NOT_FOUND `SITE_DELETED`, as in GetSite, unless `show_deleted`
+    /// is set: product-data finds a deleted site's shard that way to restore or purge
+    /// its rows, and a shard index is all it reveals, so a viewer may ask. Scratch
+    /// copies (restore drills) are answered: the drill needs their placement.
     async fn get_placement(
         &self,
         request: Request<pb::GetPlacementRequest>,
     ) -> Result<Response<pb::Placement>, Status> {
         require_role(&request, Role::Viewer).map_err(CatalogError::from)?;
-        let site_id: SiteId =
-            parse_id("site_id", &request.get_ref().site_id).map_err(CatalogError::from)?;
-        let site = self
+        let request = request.into_inner();
+        let site_id: SiteId = parse_id("site_id", &request.site_id).map_err(CatalogError::from)?;
+        let PlacedSite { site, scratch } = self
             .store
             .placed_site(site_id)
             .await?
@@ -310,6 +300,12 @@ impl CatalogService for CatalogApi {
                     .into(),
             );
         }
+        if site.state != TenantState::Active && !scratch && !request.show_deleted {
+            return Err(CatalogError::from(
+                micros_platform::lifecycle::LifecycleError::SiteDeleted { site_id },
+            )
+            .into());
+        }
         Ok(Response::new(pb::Placement {
             site_id: site.site_id.to_string(),
             shard: i32::try_from(site.shard).unwrap_or_default(),
@@ -319,7 +315,8 @@ impl CatalogService for CatalogApi {
 }
 
 impl CatalogApi {
-    /// Classifies every input, then looks each class up with one statement.
+    /// Classifies every input exactly as given (checked by [`input::check_list`], never
+    /// trimmed), then looks each class up with one statement.
     async fn resolve_inputs(
         &self,
         inputs: &[String],
@@ -333,7 +330,6 @@ impl CatalogApi {
         let classes: Vec<Class> = inputs
             .iter()
             .map(|input| {
-                let trimmed = input.trim();
                 let unresolved = |kind: pb::InputKind, problem: String| {
                     Class::Done(pb::ResolvedInput {
                         input: input.clone(),
@@ -342,9 +338,9 @@ impl CatalogApi {
                         ..Default::default()
                     })
                 };
-                match parse_kind(trimmed) {
-                    Ok((Kind::Site, _)) => Class::Site(trimmed.to_owned()),
-                    Ok((Kind::AppInstallation, _)) => Class::App(trimmed.to_owned()),
+                match parse_kind(input) {
+                    Ok((Kind::Site, _)) => Class::Site(input.clone()),
+                    Ok((Kind::AppInstallation, _)) => Class::App(input.clone()),
                     Ok((other, _)) => unresolved(
                         pb::InputKind::OtherId,
                         format!(
@@ -352,7 +348,7 @@ impl CatalogApi {
                             other.name()
                         ),
                     ),
-                    Err(id_error) => match SiteUrl::parse("input", trimmed) {
+                    Err(id_error) => match SiteUrl::parse("input", input) {
                         Ok(url) => Class::Url(url.as_str().to_owned()),
                         Err(_) => unresolved(
                             pb::InputKind::Malformed,

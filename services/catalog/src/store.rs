@@ -27,6 +27,14 @@ const SITE_VIEW: &str = "SELECT t.site_id, t.state, t.delete_time, t.expire_time
 /// lookups by ID or URL; only their placement is answered, for the drill itself.
 const CUSTOMERS: &str = "t.origin_site_id IS NULL";
 
+/// A site as GetPlacement sees it.
+#[derive(Debug, Clone)]
+pub struct PlacedSite {
+    pub site: Site,
+    /// A scratch copy of another site, made for a restore drill.
+    pub scratch: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct CatalogStore {
     lifecycle: Lifecycle,
@@ -121,15 +129,26 @@ impl CatalogStore {
         row.as_ref().map(site_from_row).transpose()
     }
 
-    /// Any site with a record, a drill's scratch copy included: where its data lives.
-    pub async fn placed_site(&self, site_id: SiteId) -> Result<Option<Site>, CatalogError> {
+    /// A site in any state with whether it is a scratch copy (a restore drill's), for
+    /// GetPlacement: the one lookup that answers for scratch copies.
+    pub async fn placed_site(&self, site_id: SiteId) -> Result<Option<PlacedSite>, CatalogError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{SITE_VIEW} WHERE t.site_id = $1"
+            "{} WHERE t.site_id = $1",
+            SITE_VIEW.replacen("SELECT ", "SELECT t.origin_site_id, ", 1)
         )))
         .bind(site_id.to_string())
         .fetch_optional(self.lifecycle.store().pool())
         .await?;
-        row.as_ref().map(site_from_row).transpose()
+        row.as_ref()
+            .map(|row| {
+                Ok(PlacedSite {
+                    site: site_from_row(row)?,
+                    scratch: row
+                        .try_get::<Option<String>, _>("origin_site_id")?
+                        .is_some(),
+                })
+            })
+            .transpose()
     }
 
     /// The site answering on `url`, in any state but purged.

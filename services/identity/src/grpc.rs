@@ -57,6 +57,12 @@ impl IdentityApi {
         self.directory.live(site_id).await
     }
 
+    /// The handle of the site named in `site_id` for a list read; `None`: nothing yet.
+    async fn reader(&self, site_id: &str) -> Result<Option<LiveTenant>, IdentityError> {
+        let site_id: SiteId = parse_id("site_id", site_id)?;
+        self.directory.reader(site_id).await
+    }
+
     /// The handle of the site named in `site_id`, registering it if it is new here.
     async fn register(&self, site_id: &str) -> Result<LiveTenant, IdentityError> {
         let site_id: SiteId = parse_id("site_id", site_id)?;
@@ -127,7 +133,9 @@ impl IdentityService for IdentityApi {
         require_role(&request, Role::Viewer).map_err(IdentityError::from)?;
         let request = request.into_inner();
         let page = Page::of(request.page_size, &request.page_token)?;
-        let tenant = self.live(&request.site_id).await?;
+        let Some(tenant) = self.reader(&request.site_id).await? else {
+            return Ok(Response::new(pb::ListUsersResponse::default()));
+        };
         let users = self
             .directory
             .list_users(
@@ -220,7 +228,9 @@ impl IdentityService for IdentityApi {
         require_role(&request, Role::Viewer).map_err(IdentityError::from)?;
         let request = request.into_inner();
         let page = Page::of(request.page_size, &request.page_token)?;
-        let tenant = self.live(&request.site_id).await?;
+        let Some(tenant) = self.reader(&request.site_id).await? else {
+            return Ok(Response::new(pb::ListGroupsResponse::default()));
+        };
         let groups = self
             .directory
             .list_groups(&tenant, page.after.as_deref(), page.fetch())
@@ -361,7 +371,9 @@ impl IdentityService for IdentityApi {
                 .transpose()?,
         };
         let page = Page::of(request.page_size, &request.page_token)?;
-        let tenant = self.live(&request.site_id).await?;
+        let Some(tenant) = self.reader(&request.site_id).await? else {
+            return Ok(Response::new(pb::ListGrantsResponse::default()));
+        };
         let grants = self
             .directory
             .list_grants(&tenant, &filter, page.after.as_deref(), page.fetch())
@@ -394,7 +406,9 @@ impl IdentityService for IdentityApi {
         request: Request<pb::ListProductAccessRequest>,
     ) -> Result<Response<pb::ListProductAccessResponse>, Status> {
         require_role(&request, Role::Viewer).map_err(IdentityError::from)?;
-        let tenant = self.live(&request.get_ref().site_id).await?;
+        let Some(tenant) = self.reader(&request.get_ref().site_id).await? else {
+            return Ok(Response::new(pb::ListProductAccessResponse::default()));
+        };
         let products = self.directory.product_access(&tenant).await?;
         Ok(Response::new(pb::ListProductAccessResponse {
             products: products.into_iter().map(access_to_proto).collect(),

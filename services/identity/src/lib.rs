@@ -14,10 +14,11 @@ mod store;
 use std::sync::Arc;
 
 use micros_platform::{
+    admission::SiteAdmission,
     config::Config,
     lifecycle::{Lifecycle, grpc::LifecycleService},
     server::{Server, ServerBuilder},
-    service::{MicrosService, ServiceContext, ServiceDescriptor},
+    service::{MicrosService, ServiceContext, ServiceDescriptor, service_clients},
     store::Store,
 };
 use micros_proto::identity::v1::identity_service_server::IdentityServiceServer;
@@ -37,7 +38,7 @@ impl MicrosService for Identity {
         port: 50052,
         metrics_port: 51052,
         databases: &["identity"],
-        depends_on: &[],
+        depends_on: &["catalog"],
         ..ServiceDescriptor::BASE
     };
 
@@ -61,8 +62,9 @@ impl MicrosService for Identity {
         .await?;
         lifecycle.spawn_pruner(config.lifecycle.prune_interval);
         escrow.spawn_pruner(config.service.escrow_prune_interval);
+        let admission = SiteAdmission::connect(&service_clients(&Self::DESCRIPTOR, &config)?)?;
         let api = grpc::IdentityApi::new(
-            store::DirectoryStore::new(lifecycle.clone()),
+            store::DirectoryStore::new(lifecycle.clone(), admission),
             escrow,
             config.service.clone(),
         );

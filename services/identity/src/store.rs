@@ -6,8 +6,9 @@
 //! before-image for point-in-time restore. The contact escrow's SQL is in `escrow.rs`.
 
 use micros_platform::{
+    admission::SiteAdmission,
     ids::{GroupId, Id, IdKind, SiteId, UserId},
-    lifecycle::{Lifecycle, LifecycleError, LiveTenant, TenantTx, Value},
+    lifecycle::{Lifecycle, LifecycleError, LiveTenant, TenantState, TenantTx, Value},
     store::{Backend, StoreError},
 };
 use sqlx::{Row, any::AnyRow, error::ErrorKind};
@@ -35,24 +36,36 @@ pub struct Cascade {
 #[derive(Debug, Clone)]
 pub struct DirectoryStore {
     lifecycle: Lifecycle,
+    admission: SiteAdmission,
 }
 
 impl DirectoryStore {
-    pub fn new(lifecycle: Lifecycle) -> Self {
-        Self { lifecycle }
+    pub fn new(lifecycle: Lifecycle, admission: SiteAdmission) -> Self {
+        Self {
+            lifecycle,
+            admission,
+        }
     }
 
-    /// The site's handle, registering the site here if this service has never seen it;
-    /// a deleted or purged site stays refused.
+    /// The site's handle, registering the site here if this service has never seen it
+    /// and the catalog has it active; a deleted or purged site stays refused.
     pub async fn register(&self, site_id: SiteId) -> Result<LiveTenant, IdentityError> {
-        Ok(self.lifecycle.register(site_id).await?)
+        Ok(self.admission.admit(&self.lifecycle, site_id).await?)
     }
 
-    /// Registers the site as active if this service has never seen it, whatever state it
-    /// is in otherwise: escrowing contacts is allowed for a deleted site.
+    /// Escrowing contacts is allowed for a site in any state the catalog knows: a site
+    /// new here is registered as active only when the catalog has it active (a deleted
+    /// one is left unregistered); a site the catalog does not know is SITE_NOT_FOUND.
     pub async fn know(&self, site_id: SiteId) -> Result<(), IdentityError> {
-        match self.lifecycle.register(site_id).await {
-            Ok(_) | Err(LifecycleError::SiteDeleted { .. }) => Ok(()),
+        if self.lifecycle.state(site_id).await? != TenantState::Absent {
+            return Ok(());
+        }
+        match self.admission.confirm_active(site_id).await {
+            Ok(()) => match self.lifecycle.register(site_id).await {
+                Ok(_) | Err(LifecycleError::SiteDeleted { .. }) => Ok(()),
+                Err(error) => Err(error.into()),
+            },
+            Err(LifecycleError::SiteDeleted { .. } | LifecycleError::Purged { .. }) => Ok(()),
             Err(error) => Err(error.into()),
         }
     }
@@ -60,6 +73,12 @@ impl DirectoryStore {
     /// The handle of an active site; SITE_DELETED or SITE_NOT_FOUND otherwise.
     pub async fn live(&self, site_id: SiteId) -> Result<LiveTenant, IdentityError> {
         Ok(self.lifecycle.live(site_id).await?)
+    }
+
+    /// The handle of an active site for a list read: `None` when nothing of it is here
+    /// yet and the catalog has it active (the list is empty).
+    pub async fn reader(&self, site_id: SiteId) -> Result<Option<LiveTenant>, IdentityError> {
+        Ok(self.admission.read(&self.lifecycle, site_id).await?)
     }
 
     /// ` FOR UPDATE` on PostgreSQL, so that a read-check-write transaction holds the row

@@ -86,7 +86,9 @@ impl LicenseService for LicenseApi {
         let site_id: SiteId = parse_id("site_id", &request.site_id).map_err(LicenseError::from)?;
         let page =
             paging::Page::of(request.page_size, &request.page_token).map_err(LicenseError::from)?;
-        let tenant = self.licenses.live(site_id).await?;
+        let Some(tenant) = self.licenses.reader(site_id).await? else {
+            return Ok(Response::new(pb::ListLicensesResponse::default()));
+        };
         let licenses = self
             .licenses
             .list(&tenant, page.after.as_deref(), page.fetch())

@@ -12,10 +12,11 @@ mod store;
 use std::sync::Arc;
 
 use micros_platform::{
+    admission::SiteAdmission,
     config::Config,
     lifecycle::{Lifecycle, NoHooks, grpc::LifecycleService},
     server::{Server, ServerBuilder},
-    service::{MicrosService, ServiceContext, ServiceDescriptor},
+    service::{MicrosService, ServiceContext, ServiceDescriptor, service_clients},
     store::Store,
 };
 use micros_proto::license::v1::license_service_server::LicenseServiceServer;
@@ -34,7 +35,7 @@ impl MicrosService for License {
         port: 50053,
         metrics_port: 51053,
         databases: &["license"],
-        depends_on: &[],
+        depends_on: &["catalog"],
         ..ServiceDescriptor::BASE
     };
 
@@ -52,8 +53,9 @@ impl MicrosService for License {
         )
         .await?;
         lifecycle.spawn_pruner(config.lifecycle.prune_interval);
+        let admission = SiteAdmission::connect(&service_clients(&Self::DESCRIPTOR, &config)?)?;
         let api = grpc::LicenseApi::new(
-            store::LicenseStore::new(lifecycle.clone()),
+            store::LicenseStore::new(lifecycle.clone(), admission),
             config.service.clone(),
         );
         Ok(ServerBuilder::new(&config.server, &config.auth)

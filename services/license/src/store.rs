@@ -6,6 +6,7 @@
 //! each row's before-image for point-in-time restore.
 
 use micros_platform::{
+    admission::SiteAdmission,
     ids::{LicenseId, SiteId},
     lifecycle::{
         Lifecycle, LifecycleError, LiveTenant, TenantTx, Value,
@@ -47,17 +48,27 @@ const LICENSE_COLUMNS: &str =
 #[derive(Debug, Clone)]
 pub struct LicenseStore {
     lifecycle: Lifecycle,
+    admission: SiteAdmission,
 }
 
 impl LicenseStore {
-    pub fn new(lifecycle: Lifecycle) -> Self {
-        Self { lifecycle }
+    pub fn new(lifecycle: Lifecycle, admission: SiteAdmission) -> Self {
+        Self {
+            lifecycle,
+            admission,
+        }
     }
 
-    /// The site's handle, registering the site here if this service has never seen it;
-    /// a deleted or purged site stays refused.
+    /// The site's handle, registering the site here if this service has never seen it
+    /// and the catalog has it active; a deleted or purged site stays refused.
     pub async fn register(&self, site_id: SiteId) -> Result<LiveTenant, LicenseError> {
-        Ok(self.lifecycle.register(site_id).await?)
+        Ok(self.admission.admit(&self.lifecycle, site_id).await?)
+    }
+
+    /// The handle of an active site for a list read: `None` when nothing of it is here
+    /// yet and the catalog has it active (the list is empty).
+    pub async fn reader(&self, site_id: SiteId) -> Result<Option<LiveTenant>, LicenseError> {
+        Ok(self.admission.read(&self.lifecycle, site_id).await?)
     }
 
     /// The handle of an active site; SITE_DELETED or SITE_NOT_FOUND otherwise.

@@ -176,7 +176,7 @@ async fn soft_delete_hides_the_site_and_restore_brings_it_back_unchanged() {
     for backend in testing::backends() {
         let (service, mut client) = spawn(backend).await;
         let mut lifecycle = orchestrator(&service);
-        let (site, neighbour) = (SiteId::new(), SiteId::new());
+        let (site, neighbour) = (service.catalog_site().await, service.catalog_site().await);
         let ids = provision(&mut client, site, &[5, 10, 15]).await;
         let neighbour_ids = provision(&mut client, neighbour, &[20, 25]).await;
         let original = client
@@ -274,7 +274,7 @@ async fn point_in_time_restore_returns_the_site_to_its_licenses_at_t() {
     for backend in testing::backends() {
         let (service, mut client) = spawn(backend).await;
         let mut lifecycle = orchestrator(&service);
-        let (site, neighbour) = (SiteId::new(), SiteId::new());
+        let (site, neighbour) = (service.catalog_site().await, service.catalog_site().await);
         let ids = provision(&mut client, site, &[10, 20]).await;
         provision(&mut client, neighbour, &[30]).await;
         let at_t = describe(&mut lifecycle, site).await;
@@ -337,7 +337,7 @@ async fn purge_waits_for_expiry_then_removes_every_row_once() {
     for backend in testing::backends() {
         let (service, mut client) = spawn(backend).await;
         let mut lifecycle = orchestrator(&service);
-        let (site, neighbour) = (SiteId::new(), SiteId::new());
+        let (site, neighbour) = (service.catalog_site().await, service.catalog_site().await);
         let ids = provision(&mut client, site, &[1, 2, 3, 4]).await;
         let neighbour_ids = provision(&mut client, neighbour, &[5]).await;
         let neighbour_before = fingerprint(&mut lifecycle, neighbour).await;
@@ -399,7 +399,7 @@ async fn purge_waits_for_expiry_then_removes_every_row_once() {
 #[tokio::test]
 async fn only_the_lifecycle_role_may_call_the_lifecycle() {
     let (service, mut client) = spawn(Backend::Sqlite).await;
-    let site = SiteId::new();
+    let site = service.catalog_site().await;
     let ids = provision(&mut client, site, &[5]).await;
     let mut admin = TenantLifecycleClient::new(service.channel(&[Role::Admin]));
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use futures::{Stream, stream::BoxStream};
 use micros_platform::{
+    admission::SiteAdmission,
     ids::{MediaId, SiteId},
     lifecycle::LiveTenant,
 };
@@ -34,16 +35,23 @@ pub struct Attachments {
     store: MediaStore,
     blobs: BlobStore,
     limits: Limits,
+    admission: SiteAdmission,
     /// One permit per upload whose bytes may be buffered at once.
     upload_slots: Arc<Semaphore>,
 }
 
 impl Attachments {
-    pub fn new(store: MediaStore, blobs: BlobStore, limits: Limits) -> Self {
+    pub fn new(
+        store: MediaStore,
+        blobs: BlobStore,
+        limits: Limits,
+        admission: SiteAdmission,
+    ) -> Self {
         Self {
             store,
             blobs,
             limits,
+            admission,
             upload_slots: Arc::new(Semaphore::new(limits.uploads_in_flight)),
         }
     }
@@ -66,7 +74,11 @@ impl Attachments {
                 max: self.limits.max_upload_bytes,
             });
         }
-        let tenant = self.store.lifecycle().register(upload.site_id).await?;
+        // The catalog confirms a site new here before any byte is staged.
+        let tenant = self
+            .admission
+            .admit(self.store.lifecycle(), upload.site_id)
+            .await?;
         if let Some(existing) = self.retried(&tenant, &upload).await? {
             return Ok(existing);
         }
@@ -171,15 +183,18 @@ impl Attachments {
         Ok((attachment, pieces))
     }
 
-    /// Live attachments after the key `after`, at most `limit`.
+    /// Live attachments after the key `after`, at most `limit`; none for a site the
+    /// catalog has active that has no attachment here yet.
     pub async fn list(
         &self,
         site_id: SiteId,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Attachment>, MediaError> {
-        let tenant = self.tenant(site_id).await?;
-        self.store.attachments(&tenant, after, limit).await
+        match self.admission.read(self.store.lifecycle(), site_id).await? {
+            Some(tenant) => self.store.attachments(&tenant, after, limit).await,
+            None => Ok(Vec::new()),
+        }
     }
 
     /// A user's delete, marked with the deleting principal so that no restore of an

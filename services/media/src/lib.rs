@@ -17,10 +17,11 @@ mod transfer;
 use std::sync::Arc;
 
 use micros_platform::{
+    admission::SiteAdmission,
     config::Config,
     lifecycle::{Lifecycle, grpc::LifecycleService},
     server::{Server, ServerBuilder},
-    service::{MicrosService, ServiceContext, ServiceDescriptor},
+    service::{MicrosService, ServiceContext, ServiceDescriptor, service_clients},
     store::Store,
 };
 use micros_proto::media::v1::media_service_server::MediaServiceServer;
@@ -40,7 +41,7 @@ impl MicrosService for Media {
         port: 50054,
         metrics_port: 51054,
         databases: &["media"],
-        depends_on: &[],
+        depends_on: &["catalog"],
         bucket: Some("micros-media"),
         memory_limit_setting: Some("MICROS__SERVICE__MEMORY_LIMIT_BYTES"),
         ..ServiceDescriptor::BASE
@@ -74,10 +75,12 @@ impl MicrosService for Media {
             download_chunk_bytes: usize::try_from(settings.download_chunk_bytes)?,
             uploads_in_flight: usize::try_from(settings.uploads_in_flight)?,
         };
+        let admission = SiteAdmission::connect(&service_clients(&Self::DESCRIPTOR, &config)?)?;
         let api = grpc::MediaApi::new(attachments::Attachments::new(
             store::MediaStore::new(lifecycle.clone()),
             blobs,
             limits,
+            admission,
         ));
         Ok(ServerBuilder::new(&config.server, &config.auth)
             .add_service(MediaServiceServer::new(api))

@@ -144,7 +144,7 @@ async fn soft_delete_hides_restore_reveals_and_purge_removes_rows_and_blobs() {
     for backend in testing::backends() {
         let mut harness = spawn(backend).await;
         let mut lifecycle = orchestrator(&harness);
-        let (site, neighbour) = (SiteId::new(), SiteId::new());
+        let (site, neighbour) = (harness.site().await, harness.site().await);
         let big = content(2 * MIB + 777, 10);
         let small = content(40 * KIB, 11);
         let trashed = content(5 * KIB, 12);
@@ -283,7 +283,7 @@ async fn an_app_purge_deletes_only_blobs_no_row_can_bring_back() {
     for backend in testing::backends() {
         let mut harness = spawn(backend).await;
         let mut lifecycle = orchestrator(&harness);
-        let site = SiteId::new();
+        let site = harness.site().await;
         let app = AppInstallationId::new();
         let clock = harness.service.clock.clone();
 

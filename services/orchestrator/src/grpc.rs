@@ -7,7 +7,7 @@ use micros_platform::{
     clock::SharedClock,
     error::{InvalidArgument, parse_id},
     ids::{OperationId, PlanId, SiteId},
-    paging,
+    input, paging,
     store::{rfc3339, timestamp, unix_micros},
 };
 use micros_proto::{
@@ -444,10 +444,11 @@ impl OrchestratorService for OrchestratorApi {
         request: Request<pb::GetSiteRequest>,
     ) -> Result<Response<pb::SiteSummary>, Status> {
         role(&request, Role::Operator)?;
-        let site = request.get_ref().site.trim().to_owned();
+        let site = request.get_ref().site.clone();
         if site.is_empty() {
             return Err(OrchestratorError::from(InvalidArgument::missing("site")).into());
         }
+        input::check("site", None, &site).map_err(OrchestratorError::from)?;
         let resolved = self
             .fleet
             .catalog()

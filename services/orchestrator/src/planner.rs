@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use micros_platform::{
     error::{InvalidArgument, parse_id},
     ids::{AppInstallationId, OperationId, PlanId, SiteId},
+    input,
     lifecycle::Target,
 };
 use micros_proto::{
@@ -22,9 +23,6 @@ use crate::{
     settings::OrchestratorSettings,
     store::{Blast, OrchestratorStore, PlanBody, PlanRecord, PlannedError, PlannedTarget},
 };
-
-/// The most inputs one plan takes.
-const MAX_INPUTS: usize = 10_000;
 
 pub struct Planner<'a> {
     pub fleet: &'a Fleet,
@@ -112,12 +110,15 @@ impl Planner<'_> {
             }
         }
 
-        let mut inputs: Vec<String> = request
-            .inputs
-            .iter()
-            .map(|input| input.trim().to_owned())
-            .filter(|input| !input.is_empty())
-            .collect();
+        // Taken exactly as sent: a blank or whitespace-padded input is refused naming
+        // it, never trimmed or dropped (see `micros_platform::input`).
+        if !request.inputs.is_empty() {
+            input::check_list("inputs", &request.inputs)?;
+        }
+        if !request.canary.is_empty() {
+            input::check_list("canary", &request.canary)?;
+        }
+        let mut inputs: Vec<String> = request.inputs.clone();
         if inputs.is_empty()
             && let (PlanKind::RestoreSites, Some(undo)) = (kind, undo_operation_id)
         {
@@ -133,15 +134,7 @@ impl Planner<'_> {
         if inputs.is_empty() {
             return Err(InvalidArgument::missing("inputs").into());
         }
-        if inputs.len() > MAX_INPUTS {
-            return Err(InvalidArgument::field(
-                "inputs",
-                "TOO_MANY_INPUTS",
-                inputs.len().to_string(),
-                format!("at most {MAX_INPUTS} inputs per plan"),
-            )
-            .into());
-        }
+        input::check_count("inputs", inputs.len(), input::MAX_INPUTS)?;
 
         let resolved = self
             .fleet
@@ -163,7 +156,7 @@ impl Planner<'_> {
         };
         let mut seen = BTreeSet::new();
         for result in &resolved {
-            if !seen.insert(result.input.trim().to_owned()) {
+            if !seen.insert(result.input.clone()) {
                 body.errors.push(error(
                     &result.input,
                     "DUPLICATE_INPUT",

@@ -77,6 +77,7 @@ pub async fn provision(
     let placement = catalog_client
         .get_placement(GetPlacementRequest {
             site_id: site_id.to_string(),
+            show_deleted: false,
         })
         .await
         .map_err(downstream("catalog"))?

@@ -39,13 +39,15 @@ impl Catalog {
         })
     }
 
-    /// `GetPlacement`, which answers for deleted sites too; retried while the catalog is
-    /// unavailable.
+    /// `GetPlacement` with `show_deleted` (a deleted site's rows are restored and purged
+    /// where it was placed); retried while the catalog is unavailable. Whether a site may
+    /// receive data is the catalog admission's question (`micros_platform::admission`).
     pub async fn placement(&self, site_id: SiteId) -> Result<PlacementAnswer, ProductDataError> {
         let answer = retry_idempotent(|| {
             let mut client = self.client.clone();
             let request = GetPlacementRequest {
                 site_id: site_id.to_string(),
+                show_deleted: true,
             };
             async move { client.get_placement(request).await }
         })

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use futures::future::try_join_all;
 use micros_platform::{
+    admission::SiteAdmission,
     config::Config,
     lifecycle::{Lifecycle, NoHooks, grpc::LifecycleService},
     server::{Server, ServerBuilder},
@@ -79,10 +80,12 @@ impl MicrosService for ProductData {
         for lifecycle in &shards {
             lifecycle.spawn_pruner(config.lifecycle.prune_interval);
         }
-        let catalog = catalog::Catalog::connect(&service_clients(&Self::DESCRIPTOR, &config)?)?;
+        let clients = service_clients(&Self::DESCRIPTOR, &config)?;
+        let catalog = catalog::Catalog::connect(&clients)?;
+        let admission = SiteAdmission::connect(&clients)?;
         let placements = Arc::new(placement::Placements::new(catalog.clone(), shards.clone()));
         let api = grpc::ProductDataApi::new(
-            store::DocumentStore::new(shards.clone(), placements.clone()),
+            store::DocumentStore::new(shards.clone(), placements.clone(), admission),
             catalog,
         );
         Ok(ServerBuilder::new(&config.server, &config.auth)

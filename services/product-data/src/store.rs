@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use micros_platform::{
+    admission::SiteAdmission,
     error::parse_id,
     ids::{AppInstallationId, DocumentId, SiteId, UserId},
     lifecycle::{Lifecycle, LifecycleError, LiveTenant, TenantTx, Value},
@@ -39,6 +40,7 @@ const DOCUMENT_COLUMNS: &str = "document_id, site_id, product, app_installation_
 pub struct DocumentStore {
     shards: Vec<Lifecycle>,
     placements: Arc<Placements>,
+    admission: SiteAdmission,
 }
 
 /// What an insert ran into.
@@ -51,8 +53,16 @@ enum Inserted {
 }
 
 impl DocumentStore {
-    pub fn new(shards: Vec<Lifecycle>, placements: Arc<Placements>) -> Self {
-        Self { shards, placements }
+    pub fn new(
+        shards: Vec<Lifecycle>,
+        placements: Arc<Placements>,
+        admission: SiteAdmission,
+    ) -> Self {
+        Self {
+            shards,
+            placements,
+            admission,
+        }
     }
 
     async fn shard(&self, site_id: SiteId) -> Result<&Lifecycle, ProductDataError> {
@@ -63,17 +73,16 @@ impl DocumentStore {
     /// The site's handle for a create, registering the site in its shard if this service
     /// has never seen it; a deleted or purged site stays refused.
     pub async fn register(&self, site_id: SiteId) -> Result<LiveTenant, ProductDataError> {
-        Ok(self.shard(site_id).await?.register(site_id).await?)
+        let shard = self.shard(site_id).await?;
+        Ok(self.admission.admit(shard, site_id).await?)
     }
 
     /// The site's handle for a read or a change of an existing document: `None` when the
-    /// catalog places the site but it has no document yet. A deleted site is SITE_DELETED.
+    /// catalog has the site active but it has no document yet. A deleted site is
+    /// SITE_DELETED, here or in the catalog.
     pub async fn reader(&self, site_id: SiteId) -> Result<Option<LiveTenant>, ProductDataError> {
-        match self.shard(site_id).await?.live(site_id).await {
-            Ok(tenant) => Ok(Some(tenant)),
-            Err(LifecycleError::SiteNotFound { .. }) => Ok(None),
-            Err(other) => Err(other.into()),
-        }
+        let shard = self.shard(site_id).await?;
+        Ok(self.admission.read(shard, site_id).await?)
     }
 
     /// Creates the document at version 1; the same document again (same ID and content)

@@ -886,6 +886,29 @@ async fn sites_the_catalog_does_not_place_here_are_refused() {
 }
 
 #[tokio::test]
+async fn a_first_document_is_refused_for_a_site_the_catalog_deleted() {
+    for backend in testing::backends() {
+        let mut suite = spawn(backend).await;
+        let (site, _) = suite.site("Deleted").await;
+        suite.service.delete_catalog_site(site).await;
+        let status = suite
+            .documents
+            .create_document(new_page(site, "Home", ""))
+            .await
+            .unwrap_err();
+        let info = refused(&status, Code::NotFound, "SITE_DELETED");
+        assert_eq!(info.metadata["site_id"], site.to_string(), "{backend:?}");
+        let read = suite
+            .documents
+            .list_documents(list(site))
+            .await
+            .unwrap_err();
+        refused(&read, Code::NotFound, "SITE_DELETED");
+        println!("{backend:?}: first document refused for a deleted site");
+    }
+}
+
+#[tokio::test]
 async fn documents_may_belong_to_an_app_installed_on_the_site() {
     for backend in testing::backends() {
         let mut suite = spawn(backend).await;

@@ -151,6 +151,8 @@ pub struct TestService<S: MicrosService> {
     /// The service's clock; advance it to let retention pass.
     pub clock: TestClock,
     _store: TestStore,
+    /// What lives as long as this service (the catalog it asks, see [`Self::keep`]).
+    companions: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// Starts `S` on `backend` with `settings` and a clock of its own.
@@ -190,7 +192,30 @@ pub async fn spawn_with<S: MicrosService>(
         config,
         clock,
         _store: store,
+        companions: Vec::new(),
     }
+}
+
+/// `clients.catalog` pointing at `url`: for a service that asks the catalog (see
+/// [`crate::admission`]).
+pub fn catalog_clients(url: String) -> std::collections::BTreeMap<String, ClientConfig> {
+    std::collections::BTreeMap::from([(
+        "catalog".to_owned(),
+        ClientConfig {
+            url,
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+        },
+    )])
+}
+
+/// A URL on 127.0.0.1 where nothing listens (a port bound, then released): a catalog
+/// that is down.
+pub fn unreachable_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = listener.local_addr().expect("its address").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
 }
 
 impl<S: MicrosService> TestService<S> {
@@ -265,6 +290,70 @@ impl<S: MicrosService> TestService<S> {
         // Across shard databases, in the order the service applied them.
         entries.sort_by_key(|entry| entry.audit_time);
         entries
+    }
+
+    /// Keeps `companion` (another service this one calls) running as long as this one.
+    pub fn keep(&mut self, companion: impl std::any::Any + Send + Sync) {
+        self.companions.push(Box::new(companion));
+    }
+
+    /// Creates a site in the catalog this service asks (`clients.catalog`), as an
+    /// admin, and returns its ID: a site this service may take data for.
+    pub async fn catalog_site(&self) -> crate::ids::SiteId {
+        use micros_proto::catalog::v1::{
+            CreateSiteRequest, catalog_service_client::CatalogServiceClient,
+        };
+        let catalog = self
+            .config
+            .clients
+            .get("catalog")
+            .expect("clients.catalog is configured");
+        let token = SecretString::from(test_token("test-admin", &[Role::Admin]));
+        let channel = client::connect("catalog", catalog, Some(&token)).expect("a catalog channel");
+        let host = uuid::Uuid::now_v7().simple().to_string();
+        let site = CatalogServiceClient::new(channel)
+            .create_site(CreateSiteRequest {
+                name: format!("Test site {}", &host[20..]),
+                url: format!("https://t{host}.example.com"),
+                region: "eu-west".to_owned(),
+                site_id: String::new(),
+            })
+            .await
+            .expect("create a site in the catalog")
+            .into_inner();
+        crate::ids::SiteId::parse(&site.site_id).expect("a site ID")
+    }
+
+    /// Soft-deletes `site_id` in the catalog this service asks (`clients.catalog`), as
+    /// the orchestrator does.
+    pub async fn delete_catalog_site(&self, site_id: crate::ids::SiteId) {
+        use micros_proto::lifecycle::v1::{
+            Justification, SiteTarget, SoftDeleteRequest, Target, target::Kind,
+            tenant_lifecycle_client::TenantLifecycleClient,
+        };
+        let catalog = self
+            .config
+            .clients
+            .get("catalog")
+            .expect("clients.catalog is configured");
+        let token = SecretString::from(test_token("test-lifecycle", &[Role::Lifecycle]));
+        let channel = client::connect("catalog", catalog, Some(&token)).expect("a catalog channel");
+        TenantLifecycleClient::new(channel)
+            .soft_delete(SoftDeleteRequest {
+                targets: vec![Target {
+                    kind: Some(Kind::Site(SiteTarget {
+                        site_id: site_id.to_string(),
+                    })),
+                }],
+                operation_id: crate::ids::OperationId::new().to_string(),
+                justification: Some(Justification {
+                    reason: "test".to_owned(),
+                    ticket: "TEST-1".to_owned(),
+                }),
+                ..SoftDeleteRequest::default()
+            })
+            .await
+            .expect("soft-delete the site in the catalog");
     }
 
     /// Drains the server, then drops the databases.

@@ -1,10 +1,12 @@
 //! What the test modules share: an identity service on a backend, its clients, request
 //! builders and a refusal check.
 
+use micros_catalog::{Catalog, CatalogSettings};
 use micros_identity::{Identity, IdentitySettings};
 use micros_platform::{
     auth::Role,
     client::ServiceChannel,
+    clock::TestClock,
     ids::SiteId,
     store::Backend,
     testing::{self, TestService},
@@ -39,8 +41,32 @@ pub async fn harness(backend: Backend) -> Harness {
     harness_with(backend, IdentitySettings::default()).await
 }
 
+/// Identity with `settings`, asking a catalog of its own (sites come from
+/// [`Harness::site`]).
 pub async fn harness_with(backend: Backend, settings: IdentitySettings) -> Harness {
-    let service = testing::spawn::<Identity>(backend, settings).await;
+    let catalog = testing::spawn::<Catalog>(
+        backend,
+        CatalogSettings {
+            product_data_shards: 4,
+            ..CatalogSettings::default()
+        },
+    )
+    .await;
+    let mut harness = harness_asking(backend, settings, catalog.server.url()).await;
+    harness.service.keep(catalog);
+    harness
+}
+
+/// Identity with `settings`, asking the catalog at `catalog_url` (which may be down).
+pub async fn harness_asking(
+    backend: Backend,
+    settings: IdentitySettings,
+    catalog_url: String,
+) -> Harness {
+    let service = testing::spawn_with::<Identity>(backend, settings, TestClock::new(), |config| {
+        config.clients = testing::catalog_clients(catalog_url);
+    })
+    .await;
     let identity = IdentityServiceClient::new(service.channel(&[Role::Admin, Role::Operator]));
     let lifecycle = TenantLifecycleClient::new(service.channel(&[Role::Lifecycle]));
     Harness {
@@ -51,6 +77,11 @@ pub async fn harness_with(backend: Backend, settings: IdentitySettings) -> Harne
 }
 
 impl Harness {
+    /// A site the catalog has active: one identity may take data for.
+    pub async fn site(&self) -> SiteId {
+        self.service.catalog_site().await
+    }
+
     /// A client whose token holds only `roles`.
     pub fn client(&self, roles: &[Role]) -> Client {
         IdentityServiceClient::new(self.service.channel(roles))

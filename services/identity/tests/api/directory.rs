@@ -95,7 +95,7 @@ impl Harness {
 async fn users_are_created_read_listed_by_page_promoted_and_deleted() {
     for backend in testing::backends() {
         let mut h = harness(backend).await;
-        let site = SiteId::new();
+        let site = h.site().await;
         let mut created = Vec::new();
         for name in ["ada", "bob", "cy", "dee", "eve"] {
             created.push(h.user(site, &format!("{name}@example.com")).await);
@@ -246,7 +246,7 @@ async fn users_are_created_read_listed_by_page_promoted_and_deleted() {
 async fn groups_memberships_and_grants_round_trip_and_cascade_on_delete() {
     for backend in testing::backends() {
         let mut h = harness(backend).await;
-        let site = SiteId::new();
+        let site = h.site().await;
         let ada = h.user(site, "ada@example.com").await;
         let bob = h.user(site, "bob@example.com").await;
         let cy = h.user(site, "cy@example.com").await;
@@ -504,7 +504,7 @@ async fn groups_memberships_and_grants_round_trip_and_cascade_on_delete() {
 async fn another_sites_ids_are_not_found_and_leave_it_untouched() {
     for backend in testing::backends() {
         let mut h = harness(backend).await;
-        let (mine, theirs) = (SiteId::new(), SiteId::new());
+        let (mine, theirs) = (h.site().await, h.site().await);
         let their_user = h.user(theirs, "ada@theirs.example.com").await;
         let their_group = h.group(theirs, "Theirs").await;
         h.identity
@@ -610,7 +610,7 @@ async fn another_sites_ids_are_not_found_and_leave_it_untouched() {
 async fn an_id_of_the_wrong_kind_is_refused_naming_both_kinds_and_changes_nothing() {
     for backend in testing::backends() {
         let mut h = harness(backend).await;
-        let site = SiteId::new();
+        let site = h.site().await;
         let user = h.user(site, "ada@example.com").await;
         let group = h.group(site, "Developers").await;
         let before = h.fingerprint(site).await;
@@ -700,7 +700,7 @@ async fn an_id_of_the_wrong_kind_is_refused_naming_both_kinds_and_changes_nothin
 async fn product_access_is_set_listed_and_unchanged_by_a_repeat() {
     for backend in testing::backends() {
         let mut h = harness(backend).await;
-        let site = SiteId::new();
+        let site = h.site().await;
         let set = |product: &str, enabled: bool| SetProductAccessRequest {
             site_id: site.to_string(),
             product: product.to_owned(),
@@ -765,7 +765,7 @@ async fn product_access_is_set_listed_and_unchanged_by_a_repeat() {
 async fn each_call_needs_its_role() {
     for backend in testing::backends() {
         let mut h = harness(backend).await;
-        let site = SiteId::new();
+        let site = h.site().await;
         let user = h.user(site, "ada@example.com").await;
         let mut viewer = h.client(&[Role::Viewer]);
         let read = viewer

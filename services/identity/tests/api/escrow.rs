@@ -78,7 +78,7 @@ impl Harness {
 async fn contacts_are_upserted_and_found_by_email_across_sites() {
     for backend in testing::backends() {
         let mut h = harness(backend).await;
-        let (acme, globex) = (SiteId::new(), SiteId::new());
+        let (acme, globex) = (h.site().await, h.site().await);
         let first = h
             .identity
             .escrow_contacts(escrow(
@@ -284,7 +284,7 @@ async fn a_bad_escrow_request_is_refused_whole() {
 async fn forgotten_contacts_are_gone_and_others_stay() {
     for backend in testing::backends() {
         let mut h = harness(backend).await;
-        let (acme, globex) = (SiteId::new(), SiteId::new());
+        let (acme, globex) = (h.site().await, h.site().await);
         h.escrow_admin(acme, "Acme", "ada@example.com").await;
         h.escrow_admin(globex, "Globex", "ada@example.com").await;
         let forget = |reason: &str| ForgetContactsRequest {
@@ -330,7 +330,7 @@ async fn a_purged_sites_contacts_are_removed_once_the_escrow_retention_passed() 
             ..IdentitySettings::default()
         };
         let mut h = harness_with(backend, settings).await;
-        let (purged, active) = (SiteId::new(), SiteId::new());
+        let (purged, active) = (h.site().await, h.site().await);
         h.escrow_admin(purged, "Acme", "ada@example.com").await;
         h.escrow_admin(active, "Globex", "ada@example.com").await;
         h.delete_and_purge(purged).await;

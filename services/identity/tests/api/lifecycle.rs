@@ -159,7 +159,7 @@ fn rows(outcome: &TargetOutcome, table: &str) -> (i64, i64) {
 async fn a_deleted_site_is_unreachable_and_restores_to_the_same_fingerprint() {
     for backend in testing::backends() {
         let mut h = harness(backend).await;
-        let (site, neighbour) = (SiteId::new(), SiteId::new());
+        let (site, neighbour) = (h.site().await, h.site().await);
         let leaver = h.populated(site, "acme.example.com").await;
         h.populated(neighbour, "globex.example.com").await;
         let before = h.describe(site_target(site)).await;
@@ -271,7 +271,7 @@ async fn a_deleted_site_is_unreachable_and_restores_to_the_same_fingerprint() {
 async fn an_app_uninstall_removes_only_the_apps_grants_and_its_restore_revives_them() {
     for backend in testing::backends() {
         let mut h = harness(backend).await;
-        let (site, neighbour) = (SiteId::new(), SiteId::new());
+        let (site, neighbour) = (h.site().await, h.site().await);
         h.populated(neighbour, "globex.example.com").await;
         let neighbour_before = h.fingerprint(neighbour).await;
         let ada = h.user(site, "ada@acme.example.com").await;
@@ -352,7 +352,7 @@ async fn an_app_uninstall_removes_only_the_apps_grants_and_its_restore_revives_t
 async fn purge_after_expiry_removes_the_rows_but_the_escrow_still_finds_the_admin() {
     for backend in testing::backends() {
         let mut h = harness(backend).await;
-        let (site, neighbour) = (SiteId::new(), SiteId::new());
+        let (site, neighbour) = (h.site().await, h.site().await);
         h.populated(site, "acme.example.com").await;
         h.populated(neighbour, "globex.example.com").await;
         h.escrow_admin(site, "Acme", "Admin@Acme.example.com").await;
@@ -485,7 +485,7 @@ async fn purge_after_expiry_removes_the_rows_but_the_escrow_still_finds_the_admi
 async fn point_in_time_restore_of_one_site_leaves_its_neighbour_identical() {
     for backend in testing::backends() {
         let mut h = harness(backend).await;
-        let (site, neighbour) = (SiteId::new(), SiteId::new());
+        let (site, neighbour) = (h.site().await, h.site().await);
         h.populated(site, "acme.example.com").await;
         h.populated(neighbour, "globex.example.com").await;
         let ada = h.user(site, "ada@acme.example.com").await;

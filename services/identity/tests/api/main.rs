@@ -2,6 +2,7 @@
 //! memberships, grants, product access), its tenant lifecycle as the orchestrator drives
 //! it, and the contact escrow.
 
+mod admission;
 mod common;
 mod directory;
 mod escrow;

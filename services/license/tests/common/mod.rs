@@ -1,9 +1,14 @@
-//! What both test files need: a license service on a backend, requests, a refusal check.
+//! What the test files need: a license service asking a catalog, on a backend,
+//! requests, a refusal check.
 
+#![allow(dead_code)] // Each test file uses its own part of these helpers.
+
+use micros_catalog::{Catalog, CatalogSettings};
 use micros_license::{License, LicenseSettings};
 use micros_platform::{
     auth::Role,
     client::ServiceChannel,
+    clock::TestClock,
     ids::SiteId,
     store::Backend,
     testing::{self, TestService},
@@ -17,11 +22,42 @@ use tonic_types::{ErrorInfo, StatusExt};
 
 pub type Client = LicenseServiceClient<ServiceChannel>;
 
-/// The service with default settings and a client holding an admin token.
+/// The service with default settings, asking a catalog of its own (which lives as long
+/// as it; sites come from [`TestService::catalog_site`]), and a client holding an admin
+/// token.
 pub async fn spawn(backend: Backend) -> (TestService<License>, Client) {
-    let service = testing::spawn::<License>(backend, LicenseSettings::default()).await;
+    spawn_with(backend, LicenseSettings::default()).await
+}
+
+/// [`spawn`] with `settings`.
+pub async fn spawn_with(
+    backend: Backend,
+    settings: LicenseSettings,
+) -> (TestService<License>, Client) {
+    let catalog = testing::spawn::<Catalog>(
+        backend,
+        CatalogSettings {
+            product_data_shards: 4,
+            ..CatalogSettings::default()
+        },
+    )
+    .await;
+    let mut service = spawn_asking(backend, settings, catalog.server.url()).await;
+    service.keep(catalog);
     let client = LicenseServiceClient::new(service.channel(&[Role::Admin]));
     (service, client)
+}
+
+/// The service asking the catalog at `catalog_url` (which may be down).
+pub async fn spawn_asking(
+    backend: Backend,
+    settings: LicenseSettings,
+    catalog_url: String,
+) -> TestService<License> {
+    testing::spawn_with::<License>(backend, settings, TestClock::new(), |config| {
+        config.clients = testing::catalog_clients(catalog_url)
+    })
+    .await
 }
 
 pub fn new_license(site_id: SiteId, product: &str, seats: i32) -> CreateLicenseRequest {

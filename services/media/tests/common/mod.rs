@@ -7,10 +7,12 @@
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
+use micros_catalog::{Catalog, CatalogSettings};
 use micros_media::{Media, MediaSettings};
 use micros_platform::{
     auth::Role,
     client::ServiceChannel,
+    clock::TestClock,
     ids::SiteId,
     store::Backend,
     testing::{self, TestService},
@@ -51,14 +53,37 @@ pub async fn spawn(backend: Backend) -> Harness {
     spawn_with(backend, MediaSettings::default()).await
 }
 
-/// The service with `settings`, its blobs in a fresh temporary directory.
+/// The service with `settings`, its blobs in a fresh temporary directory, asking a
+/// catalog of its own (sites come from [`Harness::site`]).
 pub async fn spawn_with(backend: Backend, settings: MediaSettings) -> Harness {
+    let catalog = testing::spawn::<Catalog>(
+        backend,
+        CatalogSettings {
+            product_data_shards: 4,
+            ..CatalogSettings::default()
+        },
+    )
+    .await;
+    let mut harness = spawn_asking(backend, settings, catalog.server.url()).await;
+    harness.service.keep(catalog);
+    harness
+}
+
+/// The service with `settings`, asking the catalog at `catalog_url` (which may be down).
+pub async fn spawn_asking(
+    backend: Backend,
+    settings: MediaSettings,
+    catalog_url: String,
+) -> Harness {
     let blob_dir = tempfile::tempdir().expect("a temporary blob directory");
     let settings = MediaSettings {
         blob_dir: Some(blob_dir.path().to_owned()),
         ..settings
     };
-    let service = testing::spawn::<Media>(backend, settings).await;
+    let service = testing::spawn_with::<Media>(backend, settings, TestClock::new(), |config| {
+        config.clients = testing::catalog_clients(catalog_url);
+    })
+    .await;
     let client = MediaServiceClient::new(service.channel(&[Role::Admin]));
     Harness {
         service,
@@ -68,6 +93,11 @@ pub async fn spawn_with(backend: Backend, settings: MediaSettings) -> Harness {
 }
 
 impl Harness {
+    /// A site the catalog has active: one media may take attachments for.
+    pub async fn site(&self) -> SiteId {
+        self.service.catalog_site().await
+    }
+
     /// Every file under the blob directory (staging files of unfinished uploads included).
     pub fn blob_files(&self) -> Vec<PathBuf> {
         files_under(self.blob_dir.path())
