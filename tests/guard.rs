@@ -24,7 +24,7 @@ use micros_proto::lifecycle::v1::{
     DescribeRequest, Justification, SoftDeleteRequest, TenantState,
     tenant_lifecycle_client::TenantLifecycleClient,
 };
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use support::{SERVICES, Seeded, Suite};
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -62,7 +62,7 @@ fn site_targets(sites: &[Seeded]) -> Vec<Target> {
 fn soft_delete(
     targets: &[Target],
     operation_id: &str,
-    grant: Option<&SecretString>,
+    grant: Option<&String>,
 ) -> tonic::Request<SoftDeleteRequest> {
     let mut request = tonic::Request::new(SoftDeleteRequest {
         targets: targets.iter().map(target_to_proto).collect(),
@@ -78,7 +78,7 @@ fn soft_delete(
     if let Some(grant) = grant {
         request
             .metadata_mut()
-            .insert(GRANT_HEADER, grant.expose_secret().parse().unwrap());
+            .insert(GRANT_HEADER, grant.parse().unwrap());
     }
     request
 }

@@ -613,16 +613,25 @@ async fn one_call_acts_on_sites_in_several_shards() {
             .into_inner()
             .outcomes;
 
+        // Eight sites are more than the free rate: the operation carries the
+        // orchestrator's grant, which the shards count together.
         let delete = OperationId::new();
+        let mut request = tonic::Request::new(SoftDeleteRequest {
+            targets: targets.clone(),
+            operation_id: delete.to_string(),
+            justification: justification(),
+            validate_only: false,
+            lease_token: 0,
+            call_key: String::new(),
+        });
+        request.metadata_mut().insert(
+            micros_platform::auth::GRANT_HEADER,
+            testing::test_grant(micros_platform::auth::ORCHESTRATOR, &delete.to_string(), 8)
+                .parse()
+                .unwrap(),
+        );
         let deleted = lifecycle
-            .soft_delete(SoftDeleteRequest {
-                targets: targets.clone(),
-                operation_id: delete.to_string(),
-                justification: justification(),
-                validate_only: false,
-                lease_token: 0,
-                call_key: String::new(),
-            })
+            .soft_delete(request)
             .await
             .unwrap()
             .into_inner()

@@ -4,8 +4,6 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use secrecy::SecretString;
-
 use crate::{
     auth::{Grant, ISSUER_KID, Issuer, ORCHESTRATOR, Role, ServiceSigner, SigningKey},
     config::AuthConfig,
@@ -99,16 +97,14 @@ pub fn peer_token(service: &str, roles: &[Role]) -> String {
 
 /// A grant for `operation_id` over `targets`, signed by `signer`'s test key (the
 /// orchestrator's, unless a test forges one).
-pub fn test_grant(signer: &str, operation_id: &str, targets: u64) -> SecretString {
+pub fn test_grant(signer: &str, operation_id: &str, targets: u64) -> String {
     let grant = Grant {
         operation_id: operation_id.to_owned(),
         plan_fingerprint: "test".to_owned(),
         targets,
         approved_by: "test-approver".to_owned(),
     };
-    SecretString::from(
-        ServiceSigner::new(signer, &[], &test_key(signer), Duration::from_secs(3600))
-            .grant(&grant, Duration::from_secs(3600))
-            .expect("sign a test grant"),
-    )
+    ServiceSigner::new(signer, &[], &test_key(signer), Duration::from_secs(3600))
+        .grant(&grant, Duration::from_secs(3600))
+        .expect("sign a test grant")
 }
