@@ -11,7 +11,7 @@ use micros_platform::{
     lifecycle::{Lifecycle, LifecycleError, LiveTenant, TenantState, TenantTx, Value},
     store::{Backend, StoreError},
 };
-use sqlx::{Row, any::AnyRow, error::ErrorKind};
+use sqlx::{Row, any::AnyRow};
 
 use crate::{
     domain::{
@@ -124,7 +124,7 @@ impl DirectoryStore {
                     create_time: now,
                 })
             }
-            Err(error) if is_unique_violation(&error) => {
+            Err(error) if error.is_unique_violation() => {
                 drop(tx);
                 // Only this site's rows are read: the ID may belong to another site.
                 let holder = self.user_by_email(tenant, &new.email).await?;
@@ -301,7 +301,7 @@ impl DirectoryStore {
                     create_time: now,
                 })
             }
-            Err(error) if is_unique_violation(&error) => {
+            Err(error) if error.is_unique_violation() => {
                 drop(tx);
                 let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT {GROUP_COLUMNS} FROM user_groups
@@ -447,7 +447,7 @@ impl DirectoryStore {
                     create_time: now,
                 })
             }
-            Err(error) if is_unique_violation(&error) => {
+            Err(error) if error.is_unique_violation() => {
                 drop(tx);
                 Err(StoreError::Conflict {
                     what: format!("membership {key}"),
@@ -756,14 +756,6 @@ async fn live_membership(
 
 fn limit_of(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-fn is_unique_violation(error: &LifecycleError) -> bool {
-    matches!(
-        error,
-        LifecycleError::Store(StoreError::Database(sqlx::Error::Database(db)))
-            if db.kind() == ErrorKind::UniqueViolation
-    )
 }
 
 /// A value the store holds that does not read back: corrupt data, not a bad request.

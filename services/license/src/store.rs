@@ -9,12 +9,12 @@ use micros_platform::{
     admission::SiteAdmission,
     ids::{LicenseId, SiteId},
     lifecycle::{
-        Lifecycle, LifecycleError, LiveTenant, TenantTx, Value,
+        Lifecycle, LiveTenant, TenantTx, Value,
         schema::{TableSpec, TenantSchema, int, text},
     },
     store::{Backend, StoreError},
 };
-use sqlx::{Row, any::AnyRow, error::ErrorKind};
+use sqlx::{Row, any::AnyRow};
 
 use crate::{
     domain::{License, LicenseChange, LicenseState, NewLicense},
@@ -111,7 +111,7 @@ impl LicenseStore {
                     update_time: now,
                 })
             }
-            Err(error) if is_unique_violation(&error) => {
+            Err(error) if error.is_unique_violation() => {
                 drop(tx);
                 self.explain_conflict(tenant, new).await
             }
@@ -244,14 +244,6 @@ impl LicenseStore {
         .map_err(StoreError::from)?;
         row.map(|row| license_from_row(&row)).transpose()
     }
-}
-
-fn is_unique_violation(error: &LifecycleError) -> bool {
-    matches!(
-        error,
-        LifecycleError::Store(StoreError::Database(sqlx::Error::Database(db)))
-            if db.kind() == ErrorKind::UniqueViolation
-    )
 }
 
 fn license_from_row(row: &AnyRow) -> Result<License, LicenseError> {

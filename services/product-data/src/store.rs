@@ -14,9 +14,9 @@ use micros_platform::{
     error::parse_id,
     ids::{AppInstallationId, DocumentId, SiteId, UserId},
     lifecycle::{Lifecycle, LifecycleError, LiveTenant, TenantTx, Value},
-    store::{Backend, StoreError},
+    store::Backend,
 };
-use sqlx::{Row, any::AnyRow, error::ErrorKind};
+use sqlx::{Row, any::AnyRow};
 
 use crate::{
     domain::{
@@ -203,7 +203,7 @@ impl DocumentStore {
             .await;
         match inserted {
             Ok(()) => {}
-            Err(error) if is_unique_violation(&error) => {
+            Err(error) if error.is_unique_violation() => {
                 return Ok(Inserted::Clashed {
                     issue_number: issue_key.map(|key| key.number),
                 });
@@ -526,14 +526,6 @@ async fn insert_version(
     )
     .await?;
     Ok(())
-}
-
-fn is_unique_violation(error: &LifecycleError) -> bool {
-    matches!(
-        error,
-        LifecycleError::Store(StoreError::Database(sqlx::Error::Database(db)))
-            if db.kind() == ErrorKind::UniqueViolation
-    )
 }
 
 fn stored<T>(

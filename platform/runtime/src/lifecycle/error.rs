@@ -114,6 +114,18 @@ impl std::fmt::Display for Refusal {
     }
 }
 
+impl LifecycleError {
+    /// Whether a write failed on a unique key: another caller created the same row
+    /// first (a service turns it into its own `…Taken` error).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            LifecycleError::Store(StoreError::Database(sqlx::Error::Database(db)))
+                if db.kind() == sqlx::error::ErrorKind::UniqueViolation
+        )
+    }
+}
+
 impl From<sqlx::Error> for LifecycleError {
     fn from(error: sqlx::Error) -> Self {
         LifecycleError::Store(StoreError::Database(error))
