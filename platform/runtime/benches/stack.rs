@@ -72,9 +72,18 @@ impl Round {
     }
 }
 
-type Client = ProbeServiceClient<
-    InterceptedService<Channel, Box<dyn FnMut(Request<()>) -> Result<Request<()>, Status> + Send>>,
->;
+/// Presents the bearer token on every call (to both servers, so requests are alike).
+#[derive(Clone)]
+struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+type Client = ProbeServiceClient<InterceptedService<Channel, Bearer>>;
 
 async fn clients(url: &str, connections: usize) -> Vec<Client> {
     let token: MetadataValue<_> = format!("Bearer {}", test_token("bench", &[Role::Viewer]))
@@ -87,15 +96,10 @@ async fn clients(url: &str, connections: usize) -> Vec<Client> {
             .connect()
             .await
             .expect("connect");
-        let token = token.clone();
-        let interceptor: Box<dyn FnMut(Request<()>) -> Result<Request<()>, Status> + Send> =
-            Box::new(move |mut request: Request<()>| {
-                request
-                    .metadata_mut()
-                    .insert("authorization", token.clone());
-                Ok(request)
-            });
-        clients.push(ProbeServiceClient::with_interceptor(channel, interceptor));
+        clients.push(ProbeServiceClient::with_interceptor(
+            channel,
+            Bearer(token.clone()),
+        ));
     }
     clients
 }
