@@ -50,7 +50,10 @@ fn replay(backend: &str, extra: &[(&str, String)]) {
         assert!(stdout.contains(figure), "no `{figure}` in:\n{stdout}");
     }
     // Every phase's rows were found by the floors: 3 sites in 5 services' registries.
-    assert!(stdout.contains("same-run floors on the same databases (15 registry rows"), "{stdout}");
+    assert!(
+        stdout.contains("same-run floors on the same databases (15 registry rows"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -140,7 +140,8 @@ impl Children {
 
     /// `http://host:port` of a running service.
     pub fn url(&self, name: &str) -> anyhow::Result<String> {
-        self.find(name).map(|service| format!("http://{}", service.addr))
+        self.find(name)
+            .map(|service| format!("http://{}", service.addr))
     }
 
     /// The process ID of a running service, for its CPU time.

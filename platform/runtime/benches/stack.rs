@@ -78,7 +78,9 @@ struct Bearer(MetadataValue<tonic::metadata::Ascii>);
 
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request.metadata_mut().insert("authorization", self.0.clone());
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
         Ok(request)
     }
 }
@@ -111,7 +113,10 @@ async fn round(url: &str, connections: usize, callers: usize, length: Duration) 
     for client in &shared {
         let mut client = client.clone();
         for _ in 0..100 {
-            client.sleep(SleepRequest { millis: 0 }).await.expect("warm-up call");
+            client
+                .sleep(SleepRequest { millis: 0 })
+                .await
+                .expect("warm-up call");
         }
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -147,7 +152,10 @@ async fn round(url: &str, connections: usize, callers: usize, length: Duration) 
     latencies.sort_unstable();
     let at = |quantile: f64| {
         latencies
-            .get(((latencies.len() as f64 * quantile) as usize).min(latencies.len().saturating_sub(1)))
+            .get(
+                ((latencies.len() as f64 * quantile) as usize)
+                    .min(latencies.len().saturating_sub(1)),
+            )
             .copied()
             .unwrap_or_default()
     };
@@ -182,8 +190,8 @@ async fn main() {
     let length = Duration::from_secs(env_size("MICROS_BENCH_SECONDS", 3) as u64);
     // What every service installs first thing: the log subscriber and the meter provider
     // its metrics layer records into (served for Prometheus).
-    let _telemetry = micros_platform::telemetry::init("bench", &TelemetryConfig::default())
-        .expect("telemetry");
+    let _telemetry =
+        micros_platform::telemetry::init("bench", &TelemetryConfig::default()).expect("telemetry");
 
     let (bare_url, bare) = bare_server().await;
     let stack = ServerBuilder::new(

@@ -220,12 +220,13 @@ async fn write_marks(lifecycle: &Lifecycle, site: SiteId) -> (i64, i64) {
         .fetch_one(pool)
         .await
         .unwrap();
-    let version: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM tenant_digests WHERE site_id = $1")
-            .bind(site.to_string())
-            .fetch_one(pool)
-            .await
-            .unwrap();
+    let version: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(version), 0) FROM tenant_digests WHERE site_id = $1",
+    )
+    .bind(site.to_string())
+    .fetch_one(pool)
+    .await
+    .unwrap();
     (changes, version)
 }
 

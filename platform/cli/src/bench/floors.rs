@@ -292,7 +292,10 @@ mod tests {
     fn every_data_service_declares_tables() {
         for (service, names, schema) in super::services() {
             assert!(!names.is_empty(), "{service} has databases");
-            assert!(!schema.tables.is_empty(), "{service} declares tenant tables");
+            assert!(
+                !schema.tables.is_empty(),
+                "{service} declares tenant tables"
+            );
             assert!(schema.check().is_ok(), "{service}'s declaration is valid");
         }
     }

@@ -179,7 +179,8 @@ async fn replay(
     store: &StoreConfig,
 ) -> anyhow::Result<()> {
     let ttl = Duration::from_secs(8 * 3600);
-    let operator_token = launch.token(OPERATOR, &[Role::Viewer, Role::Admin, Role::Operator], ttl)?;
+    let operator_token =
+        launch.token(OPERATOR, &[Role::Viewer, Role::Admin, Role::Operator], ttl)?;
     let approver_token = launch.token(APPROVER, &[Role::Viewer, Role::Approver], ttl)?;
     let clients = Clients {
         orchestrator: orchestrator(&children.url("orchestrator")?, &operator_token)?,
@@ -193,11 +194,7 @@ async fn replay(
             &children.url("product-data")?,
             &operator_token,
         )?),
-        media: MediaServiceClient::new(channel(
-            "media",
-            &children.url("media")?,
-            &operator_token,
-        )?),
+        media: MediaServiceClient::new(channel("media", &children.url("media")?, &operator_token)?),
     };
     let mut approver = orchestrator(&children.url("orchestrator")?, &approver_token)?;
     let cpu = CpuMeter::new(children);
@@ -715,7 +712,10 @@ impl Watcher {
 /// The statements PostgreSQL ran for the benchmark's databases during a phase, sampled
 /// every 10 ms, to say where the phase's time goes.
 struct Sampler {
-    running: Option<(Arc<AtomicBool>, tokio::task::JoinHandle<BTreeMap<String, usize>>)>,
+    running: Option<(
+        Arc<AtomicBool>,
+        tokio::task::JoinHandle<BTreeMap<String, usize>>,
+    )>,
 }
 
 impl Sampler {
@@ -821,7 +821,9 @@ fn print_figures(figures: &Figures<'_>) {
     );
 
     println!();
-    println!("per service (sum of the orchestrator's step timings; services run concurrently within a wave):");
+    println!(
+        "per service (sum of the orchestrator's step timings; services run concurrently within a wave):"
+    );
     println!(
         "{:<14} {:<18} {:>7} {:>10} {:>10}",
         "service", "action", "calls", "seconds", "rows"
@@ -873,7 +875,9 @@ fn print_figures(figures: &Figures<'_>) {
         }
         let total: usize = statements.iter().map(|(_, count)| count).sum();
         println!();
-        println!("PostgreSQL statements active during the {phase} ({total} samples), most seen first:");
+        println!(
+            "PostgreSQL statements active during the {phase} ({total} samples), most seen first:"
+        );
         for (statement, count) in statements.iter().take(6) {
             println!("  {count:>5}  {statement}");
         }

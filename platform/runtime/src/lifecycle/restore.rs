@@ -147,7 +147,14 @@ impl Lifecycle {
             if !in_sites.is_empty() {
                 let scope = format!("site_id IN ({})", self.store().json_strings("$1"));
                 revived_in_sites += self
-                    .revive(connection, table, &scope, json_list(in_sites.iter().cloned()), &undo_text, now)
+                    .revive(
+                        connection,
+                        table,
+                        &scope,
+                        json_list(in_sites.iter().cloned()),
+                        &undo_text,
+                        now,
+                    )
                     .await?;
                 changed.extend(in_sites.iter().filter_map(|site| SiteId::parse(site).ok()));
             }
@@ -159,8 +166,15 @@ impl Lifecycle {
             if let Some(owned) = self.filter_by_owner(table, "$1")
                 && !of_apps.is_empty()
             {
-                self.revive(connection, table, &owned, json_list(of_apps.iter().cloned()), &undo_text, now)
-                    .await?;
+                self.revive(
+                    connection,
+                    table,
+                    &owned,
+                    json_list(of_apps.iter().cloned()),
+                    &undo_text,
+                    now,
+                )
+                .await?;
                 changed.extend(
                     apps.iter()
                         .filter(|app| of_apps.contains(&app.key()))
@@ -185,7 +199,10 @@ impl Lifecycle {
         now: i64,
     ) -> Result<u64, LifecycleError> {
         let filter = format!("deleted_by = $2 AND {scope}");
-        let binds = [Value::Text(scope_list.clone()), Value::Text(undo.to_owned())];
+        let binds = [
+            Value::Text(scope_list.clone()),
+            Value::Text(undo.to_owned()),
+        ];
         self.log_rows(connection, table, &filter, &binds, now)
             .await?;
         Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
