@@ -215,7 +215,7 @@ async fn replay(
             async move {
                 let site = seed_site(&clients, args, index).await?;
                 let done = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if done % (args.sites / 10).max(1) == 0 {
+                if done.is_multiple_of((args.sites / 10).max(1)) {
                     eprintln!("  {done} sites seeded");
                 }
                 anyhow::Ok(site)
@@ -709,13 +709,13 @@ impl Watcher {
     }
 }
 
+/// Counts of each statement seen, by its first characters.
+type SamplerTask = tokio::task::JoinHandle<BTreeMap<String, usize>>;
+
 /// The statements PostgreSQL ran for the benchmark's databases during a phase, sampled
 /// every 10 ms, to say where the phase's time goes.
 struct Sampler {
-    running: Option<(
-        Arc<AtomicBool>,
-        tokio::task::JoinHandle<BTreeMap<String, usize>>,
-    )>,
+    running: Option<(Arc<AtomicBool>, SamplerTask)>,
 }
 
 impl Sampler {
@@ -726,7 +726,7 @@ impl Sampler {
         };
         stop.store(true, Ordering::Relaxed);
         let mut seen: Vec<(String, usize)> = task.await.unwrap_or_default().into_iter().collect();
-        seen.sort_by(|a, b| b.1.cmp(&a.1));
+        seen.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
         seen
     }
 }
