@@ -106,7 +106,7 @@ pub struct ReplayArgs {
     /// Where SQLite files, blobs and run files go; a temporary directory by default,
     /// removed at the end.
     #[arg(long)]
-    data_dir: Option<PathBuf>,
+    scratch_dir: Option<PathBuf>,
     /// Leave the PostgreSQL databases in place (for a look afterwards).
     #[arg(long)]
     keep_databases: bool,
@@ -122,7 +122,7 @@ type Orchestrator = OrchestratorServiceClient<ServiceChannel>;
 pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let scratch = tempfile::Builder::new().prefix("micros-bench-").tempdir()?;
     let data_dir = args
-        .data_dir
+        .scratch_dir
         .clone()
         .unwrap_or_else(|| scratch.path().to_owned());
     let prefix = format!("bench_{}_", random_suffix());
@@ -157,7 +157,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         args.backend
     );
     let children = Children::start(&launch).await?;
-    let outcome = replay(&args, &launch, &children, &store).await;
+    let outcome = replay(&args, &launch, &children, &store, &prefix).await;
     children.stop().await;
     if args.backend == BackendArg::Postgres && !args.keep_databases {
         drop_databases(&args.postgres_url, &prefix).await?;
@@ -177,6 +177,7 @@ async fn replay(
     launch: &Launch,
     children: &Children,
     store: &StoreConfig,
+    run_name: &str,
 ) -> anyhow::Result<()> {
     let ttl = Duration::from_secs(8 * 3600);
     let operator_token =
@@ -213,7 +214,7 @@ async fn replay(
             let clients = clients.clone();
             let done = done.clone();
             async move {
-                let site = seed_site(&clients, args, index).await?;
+                let site = seed_site(&clients, args, run_name, index).await?;
                 let done = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if done.is_multiple_of((args.sites / 10).max(1)) {
                     eprintln!("  {done} sites seeded");
@@ -419,13 +420,19 @@ fn orchestrator(url: &str, token: &str) -> anyhow::Result<Orchestrator> {
     )
 }
 
-/// Provisions site `index` and fills it in every service; its ID.
-async fn seed_site(clients: &Clients, args: &ReplayArgs, index: usize) -> anyhow::Result<String> {
+/// Provisions site `index` of the run and fills it in every service; its ID.
+async fn seed_site(
+    clients: &Clients,
+    args: &ReplayArgs,
+    run_name: &str,
+    index: usize,
+) -> anyhow::Result<String> {
     let mut orchestrator = clients.orchestrator.clone();
     let mut identity = clients.identity.clone();
     let mut documents = clients.documents.clone();
     let mut media = clients.media.clone();
-    let name = format!("replay-{index:05}");
+    // Unique per run (its database prefix), so that runs on one server never collide.
+    let name = format!("{}{index:05}", run_name.replace('_', "-"));
     let products: Vec<String> = PRODUCTS[..usize::from(args.products)]
         .iter()
         .map(|product| (*product).to_owned())
@@ -446,7 +453,8 @@ async fn seed_site(clients: &Clients, args: &ReplayArgs, index: usize) -> anyhow
                 .iter()
                 .map(|app| (*app).to_owned())
                 .collect(),
-            site_id: String::new(),
+            // Chosen here, so that provisioning is idempotent if anything repeats it.
+            site_id: micros_platform::ids::SiteId::new().to_string(),
             seats: 50,
         })
         .await
