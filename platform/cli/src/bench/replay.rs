@@ -156,9 +156,14 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         "micros bench replay: starting every service on {:?} (databases {prefix}*) …",
         args.backend
     );
-    let children = Children::start(&launch).await?;
-    let outcome = replay(&args, &launch, &children, &store, &prefix).await;
-    children.stop().await;
+    let outcome = match Children::start(&launch).await {
+        Ok(children) => {
+            let outcome = replay(&args, &launch, &children, &store, &prefix).await;
+            children.stop().await;
+            outcome
+        }
+        Err(error) => Err(error),
+    };
     if args.backend == BackendArg::Postgres && !args.keep_databases {
         drop_databases(&args.postgres_url, &prefix).await?;
     }
