@@ -9,6 +9,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Parser, Subcommand};
 use micros_platform::service::{RunOptions, ServiceEntry};
 
+mod bench;
 mod ops;
 mod registry;
 mod render;
@@ -110,6 +111,11 @@ enum Command {
     Contacts {
         #[command(subcommand)]
         command: ContactsCommand,
+    },
+    /// Benchmarks that drive the suite from outside and print figures.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
     },
     /// Legal holds: a held site is never purged, in any service.
     Hold {
@@ -219,6 +225,7 @@ fn main() -> ExitCode {
             Command::Contacts {
                 command: ContactsCommand::Find { email },
             } => ops::contacts(&cli.connection, email).await,
+            Command::Bench { command } => bench::run(command).await,
             Command::Hold { command } => match command {
                 HoldCommand::Set {
                     site,

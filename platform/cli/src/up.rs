@@ -15,7 +15,10 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use micros_platform::{auth::Role, service::ServiceEntry};
+use micros_platform::{
+    auth::{Issuer, Role},
+    service::ServiceEntry,
+};
 use nix::{sys::signal::Signal, unistd::Pid};
 use tokio::{
     io::{AsyncBufReadExt, AsyncRead, BufReader},
@@ -62,39 +65,111 @@ struct Running {
     restarts: Vec<Instant>,
 }
 
-struct Launch<'a> {
+/// How every child is started: the executable, where it stores, its secret, and any
+/// extra environment (the replay benchmark's database prefix and log filter).
+pub struct Launch {
     exe: PathBuf,
-    data_dir: &'a Path,
+    data_dir: PathBuf,
     store_url: String,
-    config: Option<&'a Path>,
-    keys: &'a KeyRing,
+    config: Option<PathBuf>,
+    keys: KeyRing,
+    env: Vec<(String, String)>,
+}
+
+impl Launch {
+    /// Children of this executable storing at `store_url` (`postgres://…` or
+    /// `sqlite://…`; SQLite under `<data_dir>/data` when `None`), with the data
+    /// directory's keys (created on first use).
+    pub fn new(
+        data_dir: &Path,
+        store_url: Option<String>,
+        config: Option<PathBuf>,
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir.join("run"))
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let names: Vec<&str> = registry::in_start_order()?
+            .iter()
+            .map(|entry| entry.descriptor.name)
+            .collect();
+        let keys = KeyRing::load_or_create(data_dir, &names)?;
+        let store_url = match store_url.filter(|url| !url.is_empty()) {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("sqlite://") => url,
+            Some(url) => bail!("--store-url `{url}` must start with postgres:// or sqlite://"),
+            None => format!("sqlite://{}", data_dir.join("data").display()),
+        };
+        Ok(Self {
+            exe: std::env::current_exe().context("cannot find the micros executable")?,
+            data_dir: data_dir.to_owned(),
+            store_url,
+            config,
+            keys,
+            env,
+        })
+    }
+
+    /// A bearer token for `principal` with `roles`, as the services started by this
+    /// launch accept it.
+    pub fn token(&self, principal: &str, roles: &[Role], ttl: Duration) -> anyhow::Result<String> {
+        Ok(Issuer::new(&self.keys.issuer, "micros").issue(principal, roles, ttl)?)
+    }
+}
+
+/// Every service running as a child of this process, for a caller that drives them
+/// itself (the replay benchmark) rather than supervising them.
+pub struct Children {
+    running: Vec<Running>,
+}
+
+impl Children {
+    /// Starts every service in dependency order on free ports; on failure the ones
+    /// already started are stopped.
+    pub async fn start(launch: &Launch) -> anyhow::Result<Self> {
+        let mut running: Vec<Running> = Vec::new();
+        for entry in registry::in_start_order()? {
+            match start(launch, entry, (0, 0), &running).await {
+                Ok(service) => running.push(service),
+                Err(error) => {
+                    stop_all(&mut running).await;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(Self { running })
+    }
+
+    /// `http://host:port` of a running service.
+    pub fn url(&self, name: &str) -> anyhow::Result<String> {
+        self.find(name)
+            .map(|service| format!("http://{}", service.addr))
+    }
+
+    /// The process ID of a running service, for its CPU time.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.find(name).ok().and_then(|service| service.child.id())
+    }
+
+    fn find(&self, name: &str) -> anyhow::Result<&Running> {
+        self.running
+            .iter()
+            .find(|service| service.entry.descriptor.name == name)
+            .with_context(|| format!("{name} is not running"))
+    }
+
+    /// SIGTERM to every child, dependents first; waits for each to drain.
+    pub async fn stop(mut self) {
+        stop_all(&mut self.running).await;
+    }
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let data_dir = args.data_dir.clone();
-    std::fs::create_dir_all(data_dir.join("run"))
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let entries = registry::in_start_order()?;
-    let names: Vec<&str> = entries.iter().map(|entry| entry.descriptor.name).collect();
-    let keys = KeyRing::load_or_create(&data_dir, &names)?;
-    let store_url = match args.store_url.filter(|url| !url.is_empty()) {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("sqlite://") => url,
-        Some(url) => bail!("--store-url `{url}` must start with postgres:// or sqlite://"),
-        None => format!("sqlite://{}", data_dir.join("data").display()),
-    };
-    let launch = Launch {
-        exe: std::env::current_exe().context("cannot find the micros executable")?,
-        data_dir: &data_dir,
-        store_url,
-        config: args.config.as_deref(),
-        keys: &keys,
-    };
+    let launch = Launch::new(&args.data_dir, args.store_url, args.config, Vec::new())?;
 
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
 
     let mut running: Vec<Running> = Vec::new();
-    for (index, entry) in entries.into_iter().enumerate() {
+    for (index, entry) in registry::in_start_order()?.into_iter().enumerate() {
         let port = if args.base_port == 0 {
             0
         } else {
@@ -126,7 +201,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 }
 
 async fn supervise(
-    launch: &Launch<'_>,
+    launch: &Launch,
     running: &mut [Running],
     terminate: &mut tokio::signal::unix::Signal,
     interrupt: &mut tokio::signal::unix::Signal,
@@ -198,7 +273,7 @@ async fn first_exit(running: &mut [Running]) -> (usize, String) {
 }
 
 async fn start(
-    launch: &Launch<'_>,
+    launch: &Launch,
     entry: ServiceEntry,
     (port, metrics_port): (u16, u16),
     started: &[Running],
@@ -217,11 +292,12 @@ async fn start(
         .env("MICROS__TELEMETRY__METRICS_PORT", metrics_port.to_string())
         .env("MICROS__STORE__URL", &launch.store_url)
         .envs(launch.keys.env(name))
+        .envs(launch.env.iter().map(|(key, value)| (key, value)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    if let Some(config) = launch.config {
+    if let Some(config) = &launch.config {
         command.arg("--config").arg(config);
     }
     // Media keeps attachment bytes in a directory, beside the SQLite files by default;
@@ -304,13 +380,9 @@ async fn stop_all(running: &mut Vec<Running>) {
     }
 }
 
-fn print_banner(launch: &Launch<'_>, running: &[Running]) -> anyhow::Result<()> {
+fn print_banner(launch: &Launch, running: &[Running]) -> anyhow::Result<()> {
     let roles = [Role::Viewer, Role::Admin, Role::Operator, Role::Approver];
-    let token = micros_platform::auth::Issuer::new(&launch.keys.issuer, "micros").issue(
-        "dev",
-        &roles,
-        Duration::from_secs(30 * 24 * 3600),
-    )?;
+    let token = launch.token("dev", &roles, Duration::from_secs(30 * 24 * 3600))?;
     let addresses: BTreeMap<&str, &str> = running
         .iter()
         .map(|service| (service.entry.descriptor.name, service.addr.as_str()))

@@ -213,6 +213,82 @@ async fn site_soft_delete_flips_the_registry_and_restore_brings_back_the_same_fi
     }
 }
 
+/// (change-log entries, digest version) of `site`: what a write to its rows would move.
+async fn write_marks(lifecycle: &Lifecycle, site: SiteId) -> (i64, i64) {
+    let pool = lifecycle.store().pool();
+    let changes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenant_changes WHERE site_id = $1")
+        .bind(site.to_string())
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let version: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(version), 0) FROM tenant_digests WHERE site_id = $1",
+    )
+    .bind(site.to_string())
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    (changes, version)
+}
+
+#[tokio::test]
+async fn site_level_delete_and_restore_log_nothing_and_keep_the_cached_summary() {
+    for backend in testing::backends() {
+        let Fixture {
+            lifecycle,
+            _store: _guard,
+            ..
+        } = fixture(backend).await;
+        let (site, app) = (SiteId::new(), AppInstallationId::new());
+        populate(&lifecycle.register(site).await.unwrap(), 9, Some(app)).await;
+        let before = fingerprint(&lifecycle, site).await;
+        let marks = write_marks(&lifecycle, site).await;
+
+        let delete = request(vec![Target::Site(site)]);
+        lifecycle.soft_delete(&delete).await.unwrap();
+        let restored = lifecycle
+            .restore(
+                &request(vec![Target::Site(site)]),
+                RestoreSource::Operation(delete.operation_id),
+            )
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(restored.fingerprint, before, "{backend:?}");
+        assert_eq!(restored.rows_affected, 0);
+        assert_eq!(
+            write_marks(&lifecycle, site).await,
+            marks,
+            "{backend:?}: a site-level delete and restore log no row and leave the cached summary valid"
+        );
+
+        // An operation that did mark rows in the site (an uninstall), undone with the
+        // site as target, still revives exactly those rows and invalidates the summary.
+        let app_target = Target::AppInstallation {
+            site_id: site,
+            app_installation_id: app,
+        };
+        let uninstall = request(vec![app_target]);
+        assert_eq!(
+            lifecycle.soft_delete(&uninstall).await.unwrap()[0].rows_affected,
+            3
+        );
+        let (_, version_after_uninstall) = write_marks(&lifecycle, site).await;
+        let revived = lifecycle
+            .restore(
+                &request(vec![Target::Site(site)]),
+                RestoreSource::Operation(uninstall.operation_id),
+            )
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(revived.rows_affected, 3, "{backend:?}");
+        assert_eq!(revived.fingerprint, before);
+        assert!(write_marks(&lifecycle, site).await.1 > version_after_uninstall);
+        assert_eq!(fingerprint(&lifecycle, site).await, before);
+    }
+}
+
 #[tokio::test]
 async fn app_rows_deleted_by_an_operation_come_back_but_earlier_deletions_stay() {
     for backend in testing::backends() {

@@ -23,6 +23,7 @@ use micros_proto::license::v1::license_service_server::LicenseServiceServer;
 
 pub use error::LicenseError;
 pub use settings::LicenseSettings;
+pub use store::SCHEMA;
 
 /// The license service, as the platform runs it.
 pub struct License;

@@ -955,14 +955,54 @@ impl OrchestratorStore {
     pub async fn recorded_fingerprints(
         &self,
         operation_id: OperationId,
+        sites: &[SiteId],
     ) -> Result<BTreeMap<SiteId, BTreeMap<String, String>>, OrchestratorError> {
-        Ok(self
-            .targets(operation_id)
-            .await?
-            .into_iter()
-            .filter(|target| target.app_installation_id.is_none())
-            .map(|target| (target.site_id, target.fingerprints))
-            .collect())
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT * FROM operation_targets
+             WHERE operation_id = $1 AND app_installation_id IS NULL AND site_id IN ({})",
+            self.store.json_strings("$2")
+        )))
+        .bind(operation_id.to_string())
+        .bind(micros_platform::lifecycle::registry::json_list(
+            sites.iter().map(ToString::to_string),
+        ))
+        .fetch_all(self.store.pool())
+        .await?;
+        rows.iter()
+            .map(|row| target_from_row(row).map(|target| (target.site_id, target.fingerprints)))
+            .collect()
+    }
+
+    /// Whether `operation_id` had any site among its targets (so recorded fingerprints
+    /// at deletion for them).
+    pub async fn has_site_targets(
+        &self,
+        operation_id: OperationId,
+    ) -> Result<bool, OrchestratorError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM operation_targets
+             WHERE operation_id = $1 AND app_installation_id IS NULL LIMIT 1",
+        )
+        .bind(operation_id.to_string())
+        .fetch_optional(self.store.pool())
+        .await?;
+        Ok(found.is_some())
+    }
+
+    /// The targets of one wave of an operation, in order.
+    pub async fn wave_targets(
+        &self,
+        operation_id: OperationId,
+        wave: i64,
+    ) -> Result<Vec<TargetRecord>, OrchestratorError> {
+        let rows = sqlx::query(
+            "SELECT * FROM operation_targets WHERE operation_id = $1 AND wave = $2 ORDER BY position",
+        )
+        .bind(operation_id.to_string())
+        .bind(wave)
+        .fetch_all(self.store.pool())
+        .await?;
+        rows.iter().map(target_from_row).collect()
     }
 
     /// Every operation not finished yet (running, paused, halted or aborting), for the

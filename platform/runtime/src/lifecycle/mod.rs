@@ -134,6 +134,19 @@ impl Lifecycle {
                         store.database()
                     ))
                 })?;
+            // Rows marked by an operation are found through this index alone (restore
+            // looks for what it must revive; a site deletion marked nothing), so undoing
+            // a site-level operation costs nothing per data row. Only marked rows are in
+            // it: writes of live rows never touch it.
+            if table.owner.is_some() {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "CREATE INDEX IF NOT EXISTS {name}_marked ON {name} (deleted_by)
+                     WHERE deleted_by IS NOT NULL",
+                    name = table.name
+                )))
+                .execute(store.pool())
+                .await?;
+            }
         }
         Ok(Self {
             inner: Arc::new(Inner {

@@ -1,6 +1,8 @@
 //! Restore: undo exactly what one operation deleted (registry rows flipped back, marked
 //! rows revived), or return sites to a point in time.
 
+use std::collections::BTreeSet;
+
 use sqlx::AnyConnection;
 
 use super::{
@@ -11,6 +13,7 @@ use super::{
     model::{Action, LifecycleRequest, RestoreSource, Target, TargetOutcome, TenantState},
     point_in_time,
     registry::{self, Registry, Transition, json_list},
+    schema::TableSpec,
     tenant::Value,
 };
 use crate::{
@@ -112,41 +115,105 @@ impl Lifecycle {
             Transition::Undelete { operation: undo },
         )
         .await?;
-        let store = self.store();
         let now = self.now();
+        let site_keys: BTreeSet<String> = sites.iter().map(ToString::to_string).collect();
+        let app_keys: BTreeSet<String> = apps.iter().map(Target::key).collect();
         let mut revived_in_sites = 0;
-        let site_list = json_list(sites.iter().map(ToString::to_string));
-        let app_list = json_list(apps.iter().map(Target::key));
+        let mut changed: BTreeSet<SiteId> = BTreeSet::new();
         for table in self.schema().tables {
-            let Some(owned) = self.filter_by_owner(table, "$2") else {
+            let Some(owner) = table.owner else {
                 continue;
             };
-            let scope = format!("(site_id IN ({}) OR {owned})", store.json_strings("$1"));
-            let filter = format!("deleted_by = $3 AND {scope}");
-            let binds = [
-                Value::Text(site_list.clone()),
-                Value::Text(app_list.clone()),
-                Value::Text(undo_text.clone()),
-            ];
-            self.log_rows(connection, table, &filter, &binds, now)
+            // The rows `undo` marked, found through the index of marked rows alone: a
+            // site deletion marks none, so restoring it reads no data row, logs nothing
+            // and bumps no digest (the sites' cached summaries stay valid for the
+            // verification that follows).
+            let marked: Vec<(String, Option<String>)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT DISTINCT site_id, {owner} FROM {} WHERE deleted_by = $1",
+                    table.name
+                )))
+                .bind(undo_text.clone())
+                .fetch_all(&mut *connection)
                 .await?;
-            let revived = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE {} SET deleted_by = NULL, deleted_at = NULL WHERE deleted_by = $3 AND {scope}",
-                table.name
-            )))
-            .bind(site_list.clone())
-            .bind(app_list.clone())
-            .bind(undo_text.clone())
-            .execute(&mut *connection)
-            .await?
-            .rows_affected();
-            if !sites.is_empty() {
-                revived_in_sites += revived;
+            if marked.is_empty() {
+                continue;
+            }
+            let in_sites: BTreeSet<String> = marked
+                .iter()
+                .filter(|(site, _)| site_keys.contains(site))
+                .map(|(site, _)| site.clone())
+                .collect();
+            if !in_sites.is_empty() {
+                let scope = format!("site_id IN ({})", self.store().json_strings("$1"));
+                revived_in_sites += self
+                    .revive(
+                        connection,
+                        table,
+                        &scope,
+                        json_list(in_sites.iter().cloned()),
+                        &undo_text,
+                        now,
+                    )
+                    .await?;
+                changed.extend(in_sites.iter().filter_map(|site| SiteId::parse(site).ok()));
+            }
+            let of_apps: BTreeSet<String> = marked
+                .iter()
+                .filter_map(|(site, owner)| owner.as_ref().map(|owner| format!("{site}:{owner}")))
+                .filter(|key| app_keys.contains(key))
+                .collect();
+            if let Some(owned) = self.filter_by_owner(table, "$1")
+                && !of_apps.is_empty()
+            {
+                self.revive(
+                    connection,
+                    table,
+                    &owned,
+                    json_list(of_apps.iter().cloned()),
+                    &undo_text,
+                    now,
+                )
+                .await?;
+                changed.extend(
+                    apps.iter()
+                        .filter(|app| of_apps.contains(&app.key()))
+                        .map(Target::site_id),
+                );
             }
         }
-        let touched: Vec<SiteId> = request.targets.iter().map(Target::site_id).collect();
-        digests::bump(store, connection, &touched).await?;
+        let changed: Vec<SiteId> = changed.into_iter().collect();
+        digests::bump(self.store(), connection, &changed).await?;
         Ok(revived_in_sites)
+    }
+
+    /// Revives the rows of `table` that `undo` marked within `scope` (which binds `$1`
+    /// to `scope_list`), their before-images logged first; how many.
+    async fn revive(
+        &self,
+        connection: &mut AnyConnection,
+        table: &TableSpec,
+        scope: &str,
+        scope_list: String,
+        undo: &str,
+        now: i64,
+    ) -> Result<u64, LifecycleError> {
+        let filter = format!("deleted_by = $2 AND {scope}");
+        let binds = [
+            Value::Text(scope_list.clone()),
+            Value::Text(undo.to_owned()),
+        ];
+        self.log_rows(connection, table, &filter, &binds, now)
+            .await?;
+        Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {} SET deleted_by = NULL, deleted_at = NULL WHERE {filter}",
+            table.name
+        )))
+        .bind(scope_list)
+        .bind(undo.to_owned())
+        .execute(&mut *connection)
+        .await?
+        .rows_affected())
     }
 }
 

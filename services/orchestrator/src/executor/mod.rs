@@ -462,13 +462,7 @@ impl Run<'_> {
 
     /// The targets of `wave` as recorded now.
     async fn wave_targets(&self, wave: i64) -> Result<Vec<TargetRecord>, Stop> {
-        Ok(self
-            .store()
-            .targets(self.operation_id())
-            .await?
-            .into_iter()
-            .filter(|target| target.wave == wave)
-            .collect())
+        Ok(self.store().wave_targets(self.operation_id(), wave).await?)
     }
 
     async fn set_status(

@@ -329,13 +329,19 @@ impl Run<'_> {
             micros_platform::failpoint!("executor::restore::services_done");
         }
 
-        let recorded: BTreeMap<SiteId, BTreeMap<String, String>> =
-            match self.operation.undo_operation_id {
-                Some(undo) => self.store().recorded_fingerprints(undo).await?,
-                None => BTreeMap::new(),
-            };
         let targets = self.wave_targets(wave).await?;
         let restored = with_status(&targets, TargetStatus::Restored);
+        let sites: Vec<SiteId> = restored.iter().map(|target| target.site_id).collect();
+        // Only this wave's records are read; whether the deletion recorded any site at
+        // all decides if a missing record fails.
+        let (recorded, deletion_recorded): (BTreeMap<SiteId, BTreeMap<String, String>>, bool) =
+            match self.operation.undo_operation_id {
+                Some(undo) => (
+                    self.store().recorded_fingerprints(undo, &sites).await?,
+                    self.store().has_site_targets(undo).await?,
+                ),
+                None => (BTreeMap::new(), false),
+            };
         self.verify_and_mark(&restored, TargetStatus::Verified, |service, target, outcome| {
             let expected = recorded
                 .get(&target.site_id)
@@ -345,7 +351,7 @@ impl Run<'_> {
             // recorded; a missing record is a failure, not a pass.
             let matches = match expected {
                 Some(print) => *print == outcome.fingerprint,
-                None => recorded.is_empty(),
+                None => !deletion_recorded,
             };
             (!(active && matches)).then(|| {
                 format!(
