@@ -21,8 +21,8 @@ use micros_platform::{
     testing::{self, peer_token, test_grant, test_key},
 };
 use micros_proto::lifecycle::v1::{
-    DescribeRequest, Justification, SoftDeleteRequest, TenantState,
-    tenant_lifecycle_client::TenantLifecycleClient,
+    DescribeRequest, Justification, RestoreRequest, SoftDeleteRequest, TenantState,
+    restore_request::Source, tenant_lifecycle_client::TenantLifecycleClient,
 };
 use secrecy::SecretString;
 use support::{SERVICES, Seeded, Suite};
@@ -283,6 +283,31 @@ async fn a_grant_counts_only_from_the_orchestrator_for_its_operation_up_to_its_s
                 "{service}"
             );
             assert_eq!(deleted(&mut client, &targets).await, 8, "{service}");
+
+            // Undone, then replayed under the same operation without its grant: what
+            // the grant allowed needs the grant again.
+            client
+                .restore(RestoreRequest {
+                    targets: targets[..8].iter().map(target_to_proto).collect(),
+                    operation_id: OperationId::new().to_string(),
+                    source: Some(Source::UndoOperationId(operation.clone())),
+                    justification: Some(Justification {
+                        reason: "guard test".to_owned(),
+                        ticket: "SEC-1".to_owned(),
+                    }),
+                    validate_only: false,
+                    lease_token: 0,
+                    call_key: String::new(),
+                })
+                .await
+                .unwrap_or_else(|status| panic!("{service}: undo: {status:?}"));
+            // (A call key of its own: an identical repeat of an earlier call would only
+            // be answered with that call's recorded outcome.)
+            let mut replay = soft_delete(&targets[..2], &operation, None);
+            replay.get_mut().call_key = "replay".to_owned();
+            let replayed = client.soft_delete(replay).await.unwrap_err();
+            assert_eq!(reason(&replayed), "DELETION_GRANT_REQUIRED", "{service}");
+            assert_eq!(deleted(&mut client, &targets).await, 0, "{service}");
         }
         suite.stop().await;
     }

@@ -86,6 +86,14 @@ pub enum LifecycleError {
         requested: i64,
         approved_by: String,
     },
+    #[error(
+        "operation {operation_id} took {targets} of these targets down under a grant; taking \
+         them down again needs that grant"
+    )]
+    DeletionGrantRequired {
+        operation_id: OperationId,
+        targets: i64,
+    },
     #[error("the grant is for operation {granted}, not {operation_id}")]
     GrantForAnotherOperation {
         operation_id: OperationId,
@@ -143,7 +151,8 @@ impl Problem for LifecycleError {
             Self::ConcurrentChange | Self::StaleLease { .. } => Code::Aborted,
             Self::BeingPurged { .. }
             | Self::DeletionRateExceeded { .. }
-            | Self::DeletionGrantExceeded { .. } => Code::FailedPrecondition,
+            | Self::DeletionGrantExceeded { .. }
+            | Self::DeletionGrantRequired { .. } => Code::FailedPrecondition,
             Self::GrantForAnotherOperation { .. } => Code::PermissionDenied,
             Self::Refused(refusal) => refusal.code,
             Self::Misuse(_) => Code::Internal,
@@ -179,6 +188,7 @@ impl Problem for LifecycleError {
             Self::PointInTimeTooOld { .. } => "POINT_IN_TIME_TOO_OLD",
             Self::DeletionRateExceeded { .. } => "DELETION_RATE_EXCEEDED",
             Self::DeletionGrantExceeded { .. } => "DELETION_GRANT_EXCEEDED",
+            Self::DeletionGrantRequired { .. } => "DELETION_GRANT_REQUIRED",
             Self::GrantForAnotherOperation { .. } => "GRANT_FOR_ANOTHER_OPERATION",
             Self::Refused(refusal) => refusal.reason,
             Self::Misuse(_) => "LIFECYCLE_MISUSE",
@@ -231,6 +241,13 @@ impl Problem for LifecycleError {
                 ("used_targets", used.to_string()),
                 ("requested_targets", requested.to_string()),
                 ("approved_by", approved_by.clone()),
+            ],
+            Self::DeletionGrantRequired {
+                operation_id,
+                targets,
+            } => vec![
+                ("operation_id", operation_id.to_string()),
+                ("granted_targets", targets.to_string()),
             ],
             Self::GrantForAnotherOperation {
                 operation_id,

@@ -130,7 +130,31 @@ impl Lifecycle {
         .await?;
         let requested = i64::try_from(targets.len()).unwrap_or(i64::MAX) - counted;
         if requested == 0 {
-            return Ok(());
+            // Taken down before by this operation (a rehearsal, a retried wave): it costs
+            // nothing more, but what a grant allowed needs that grant again, so an
+            // ended operation's ID cannot be replayed past the free rate.
+            let granted_before: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) FROM lifecycle_deletions
+                 WHERE operation_id = $1 AND granted = 1 AND target IN ({})",
+                self.store().json_strings("$2")
+            )))
+            .bind(operation_id.clone())
+            .bind(list.clone())
+            .fetch_one(&mut *connection)
+            .await?;
+            return match &request.grant {
+                Some(grant) if grant.operation_id != operation_id => {
+                    Err(LifecycleError::GrantForAnotherOperation {
+                        operation_id: request.operation_id,
+                        granted: grant.operation_id.clone(),
+                    })
+                }
+                None if granted_before > 0 => Err(LifecycleError::DeletionGrantRequired {
+                    operation_id: request.operation_id,
+                    targets: granted_before,
+                }),
+                _ => Ok(()),
+            };
         }
 
         let granted = match &request.grant {

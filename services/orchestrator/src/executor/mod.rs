@@ -499,6 +499,19 @@ impl Run<'_> {
             match call().await {
                 Ok(value) => return Ok(value),
                 Err(status) if stale_lease(&status) => {
+                    // Fenced by a newer runner of ours, or by a token no runner of ours
+                    // issued (a caller holding the orchestrator's key): the second must
+                    // halt with the reason, or every new claim would be fenced again.
+                    let lease =
+                        i64::try_from(self.executor.inner.settings.runner_lease.as_micros())
+                            .unwrap_or(i64::MAX);
+                    if self.store().renew(self.claim, wall_now() + lease).await? {
+                        tracing::error!(operation_id = %self.operation_id(), service, "a lease token no runner issued has reached the sites; halting");
+                        return Err(Stop::Failed(OrchestratorError::Downstream {
+                            service: service.to_owned(),
+                            status,
+                        }));
+                    }
                     tracing::warn!(operation_id = %self.operation_id(), service, "a newer runner has reached the sites; stopping");
                     return Err(Stop::Fenced);
                 }
