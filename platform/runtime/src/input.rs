@@ -20,6 +20,10 @@ use crate::error::InvalidArgument;
 /// A typed ID is 37 bytes; a site URL `https://<63-byte label>.<domain>` fits.
 pub const MAX_INPUT_BYTES: usize = 128;
 
+/// The most bytes of an operator's free text (a plan's or a hold's reason and ticket):
+/// it is recorded with every lifecycle call in every service's audit log.
+pub const MAX_TEXT_BYTES: usize = 1024;
+
 /// The most items in one list of inputs (a plan's or a Resolve call's inputs).
 pub const MAX_INPUTS: usize = 10_000;
 
@@ -92,6 +96,43 @@ pub fn check(field: &str, index: Option<usize>, value: &str) -> Result<(), Inval
     Ok(())
 }
 
+/// Checks an operator's free text: required ones not blank, at most
+/// [`MAX_TEXT_BYTES`], no control characters but line breaks and tabs. Never changed.
+pub fn check_text(field: &str, value: &str, required: bool) -> Result<(), InvalidArgument> {
+    let refuse = |reason: &'static str, rule: String| {
+        Err(InvalidArgument::Input {
+            field: field.to_owned(),
+            index: None,
+            reason,
+            message: rule,
+            value: echo(value),
+            length: value.len(),
+        })
+    };
+    if required && value.trim().is_empty() {
+        return Err(InvalidArgument::missing(field));
+    }
+    if value.len() > MAX_TEXT_BYTES {
+        return refuse(
+            "INPUT_TOO_LONG",
+            format!(
+                "is {} bytes; at most {MAX_TEXT_BYTES} are accepted",
+                value.len()
+            ),
+        );
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return refuse(
+            "INPUT_HAS_CONTROL_CHARACTERS",
+            "contains control characters".to_owned(),
+        );
+    }
+    Ok(())
+}
+
 /// Checks a list of inputs: at least one, at most [`MAX_INPUTS`], each by [`check`].
 pub fn check_list(field: &str, values: &[String]) -> Result<(), InvalidArgument> {
     if values.is_empty() {
@@ -120,6 +161,17 @@ pub fn check_count(field: &str, count: usize, max: usize) -> Result<(), InvalidA
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_text_is_bounded_but_may_span_lines() {
+        assert!(check_text("reason", "contract ended\nsee OPS-12", true).is_ok());
+        assert!(check_text("ticket", "", false).is_ok());
+        assert!(check_text("reason", "  ", true).is_err());
+        let long = "x".repeat(MAX_TEXT_BYTES + 1);
+        let error = check_text("reason", &long, true).unwrap_err();
+        assert!(error.to_string().contains("1025 bytes"), "{error}");
+        assert!(check_text("reason", "bell\u{7}", true).is_err());
+    }
     use crate::error::Problem;
 
     fn reason(value: &str) -> Option<&'static str> {

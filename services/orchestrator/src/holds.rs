@@ -32,9 +32,8 @@ pub async fn set(
     request: HoldRequest,
     now: i64,
 ) -> Result<HoldRecord, OrchestratorError> {
-    if request.reason.trim().is_empty() {
-        return Err(InvalidArgument::missing("reason").into());
-    }
+    micros_platform::input::check_text("reason", &request.reason, true)?;
+    micros_platform::input::check_text("ticket", &request.ticket, false)?;
     let site_id = resolve_site(fleet, &request.site).await?;
     let why = Why {
         reason: format!("{} (hold by {})", request.reason, request.principal),

@@ -55,9 +55,8 @@ impl Planner<'_> {
     ) -> Result<PlanRecord, OrchestratorError> {
         let kind =
             PlanKind::from_proto(request.kind()).ok_or_else(|| InvalidArgument::missing("kind"))?;
-        if request.reason.trim().is_empty() {
-            return Err(InvalidArgument::missing("reason").into());
-        }
+        micros_platform::input::check_text("reason", &request.reason, true)?;
+        micros_platform::input::check_text("ticket", &request.ticket, false)?;
         if !request.canary.is_empty() && !kind.rehearses() {
             return Err(InvalidArgument::field(
                 "canary",
