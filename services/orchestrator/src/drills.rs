@@ -13,8 +13,13 @@ use micros_proto::{
 use rand::seq::IndexedRandom;
 
 use crate::{
-    error::OrchestratorError, executor::Executor, fleet::Fleet, planner::Planner,
-    settings::OrchestratorSettings, store::OrchestratorStore,
+    error::OrchestratorError,
+    executor::Executor,
+    fleet::Fleet,
+    planner::Planner,
+    schedule::{self, First},
+    settings::OrchestratorSettings,
+    store::OrchestratorStore,
 };
 
 /// The principal scheduled drills are planned by.
@@ -29,24 +34,15 @@ pub struct Drills {
 }
 
 impl Drills {
-    /// Runs every `settings.drill_interval` (never when it is zero).
+    /// Runs every `settings.drill_interval` (never when it is zero); the first drill
+    /// waits a whole interval.
     pub fn spawn(self) {
         let interval = self.settings.drill_interval;
-        if interval.is_zero() {
-            return;
-        }
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            // The first tick is immediate: the first drill waits a whole interval.
-            ticks.tick().await;
-            loop {
-                ticks.tick().await;
-                match self.run_once().await {
-                    Ok(Some(sites)) => tracing::info!(sites, "scheduled restore drill started"),
-                    Ok(None) => {}
-                    Err(error) => tracing::warn!(%error, "scheduled restore drill could not start"),
-                }
+        schedule::every(self, interval, First::AfterInterval, |drills| async move {
+            match drills.run_once().await {
+                Ok(Some(sites)) => tracing::info!(sites, "scheduled restore drill started"),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "scheduled restore drill could not start"),
             }
         });
     }

@@ -21,6 +21,7 @@ mod progress;
 mod provision;
 mod reaper;
 mod report;
+mod schedule;
 mod settings;
 mod store;
 

@@ -11,8 +11,13 @@ use micros_proto::{
 };
 
 use crate::{
-    error::OrchestratorError, executor::Executor, fleet::Fleet, planner::Planner,
-    settings::OrchestratorSettings, store::OrchestratorStore,
+    error::OrchestratorError,
+    executor::Executor,
+    fleet::Fleet,
+    planner::Planner,
+    schedule::{self, First},
+    settings::OrchestratorSettings,
+    store::OrchestratorStore,
 };
 
 /// The principal the reaper's plans are made by.
@@ -27,24 +32,14 @@ pub struct Reaper {
 }
 
 impl Reaper {
-    /// Runs every `settings.reaper_interval` (never when it is zero).
+    /// Runs every `settings.reaper_interval` (never when it is zero), first at start-up.
     pub fn spawn(self) {
         let interval = self.settings.reaper_interval;
-        if interval.is_zero() {
-            return;
-        }
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                match self.run_once().await {
-                    Ok(Some(count)) => {
-                        tracing::info!(sites = count, "purge reaper started a purge")
-                    }
-                    Ok(None) => {}
-                    Err(error) => tracing::warn!(%error, "purge reaper could not run"),
-                }
+        schedule::every(self, interval, First::AtOnce, |reaper| async move {
+            match reaper.run_once().await {
+                Ok(Some(count)) => tracing::info!(sites = count, "purge reaper started a purge"),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "purge reaper could not run"),
             }
         });
     }
