@@ -95,10 +95,9 @@ macro_rules! status_from_problem {
     };
 }
 
-/// For a crate error enum with a variant wrapping
-/// [`LifecycleError`](crate::lifecycle::LifecycleError) (which carries invalid input,
-/// credentials and storage failures too): `From` for each of those, so `?` works on them
-/// directly. `platform_errors!(CatalogError::Platform);`
+/// For a crate error enum with a variant wrapping [`PlatformError`]: `From` for each
+/// failure it carries, so `?` works on them directly.
+/// `platform_errors!(CatalogError::Platform);`
 #[macro_export]
 macro_rules! platform_errors {
     ($error:ident :: $variant:ident) => {
@@ -124,6 +123,67 @@ macro_rules! platform_errors {
         }
     };
 }
+
+/// The failures every service shares, whatever its domain: a request field that fails
+/// validation, credentials, the store. Each service's error enum wraps it once (as
+/// `Platform`) beside the refusals of its own domain.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error(transparent)]
+    InvalidArgument(#[from] InvalidArgument),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl PlatformError {
+    /// The conflict a write ran into (see [`StoreError::from_write`](crate::store::StoreError::from_write)).
+    pub fn conflict(&self) -> Option<(&str, &str)> {
+        match self {
+            PlatformError::Store(crate::store::StoreError::Conflict { table, key }) => {
+                Some((table, key))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<sqlx::Error> for PlatformError {
+    fn from(error: sqlx::Error) -> Self {
+        PlatformError::Store(error.into())
+    }
+}
+
+impl Problem for PlatformError {
+    fn code(&self) -> Code {
+        self.inner().code()
+    }
+
+    fn reason(&self) -> &'static str {
+        self.inner().reason()
+    }
+
+    fn domain(&self) -> &'static str {
+        self.inner().domain()
+    }
+
+    fn metadata(&self) -> Vec<(&'static str, String)> {
+        self.inner().metadata()
+    }
+}
+
+impl PlatformError {
+    fn inner(&self) -> &dyn Problem {
+        match self {
+            PlatformError::InvalidArgument(inner) => inner,
+            PlatformError::Auth(inner) => inner,
+            PlatformError::Store(inner) => inner,
+        }
+    }
+}
+
+status_from_problem!(PlatformError);
 
 /// A request field that failed validation; every crate's error enum wraps it.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -29,9 +29,15 @@ impl From<Injected> for crate::store::StoreError {
     }
 }
 
+impl From<Injected> for crate::error::PlatformError {
+    fn from(injected: Injected) -> Self {
+        crate::error::PlatformError::Store(injected.into())
+    }
+}
+
 impl From<Injected> for crate::lifecycle::LifecycleError {
     fn from(injected: Injected) -> Self {
-        crate::lifecycle::LifecycleError::Store(injected.into())
+        crate::lifecycle::LifecycleError::Platform(injected.into())
     }
 }
 

@@ -88,18 +88,31 @@ pub enum StoreError {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
-    #[error("{what} already exists")]
-    Conflict { what: String },
+    /// A write hit a unique key: the row `key` of `table` (or one sharing its unique
+    /// columns) exists already. Each service turns it into its own `…_TAKEN` refusal.
+    #[error("{table} {key} already exists")]
+    Conflict { table: String, key: String },
+    /// A stored value this build cannot read back (an unknown state name, bad JSON).
+    #[error("{table} holds a value this build cannot read: {message}")]
+    Corrupt {
+        table: &'static str,
+        message: String,
+    },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
 
 impl StoreError {
-    /// Translates a unique violation into [`StoreError::Conflict`] naming `what`.
-    pub fn conflict_or(error: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+    /// A failed write: a unique violation becomes [`StoreError::Conflict`] on `table`
+    /// naming `key`, anything else stays a database error. The one place that reads a
+    /// driver's error for this.
+    pub fn from_write(error: sqlx::Error, table: &str, key: impl FnOnce() -> String) -> StoreError {
         match &error {
             sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => {
-                StoreError::Conflict { what: what() }
+                StoreError::Conflict {
+                    table: table.to_owned(),
+                    key: key(),
+                }
             }
             _ => StoreError::Database(error),
         }
@@ -125,6 +138,15 @@ impl Problem for StoreError {
 
     fn domain(&self) -> &'static str {
         "micros.store"
+    }
+
+    fn metadata(&self) -> Vec<(&'static str, String)> {
+        match self {
+            StoreError::Conflict { table, key } => {
+                vec![("table", table.clone()), ("key", key.clone())]
+            }
+            _ => Vec::new(),
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::{sync::Arc, time::Duration};
 use micros_platform::{
     clock::TestClock,
     config::LifecycleConfig,
+    error::PlatformError,
     ids::{AppInstallationId, OperationId, SiteId},
     lifecycle::{
         Justification, Lifecycle, LifecycleError, LifecycleRequest, LiveTenant, NoHooks,
@@ -482,7 +483,10 @@ async fn point_in_time_outside_history_is_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, LifecycleError::InvalidArgument(_)),
+        matches!(
+            error,
+            LifecycleError::Platform(PlatformError::InvalidArgument(_))
+        ),
         "{error}"
     );
 
@@ -692,13 +696,13 @@ async fn a_refused_target_refuses_the_whole_call() {
     let duplicate = request(vec![Target::Site(fresh), Target::Site(fresh)]);
     assert!(matches!(
         lifecycle.soft_delete(&duplicate).await.unwrap_err(),
-        LifecycleError::InvalidArgument(_)
+        LifecycleError::Platform(PlatformError::InvalidArgument(_))
     ));
     let mut unjustified = request(vec![Target::Site(fresh)]);
     unjustified.justification.reason.clear();
     assert!(matches!(
         lifecycle.soft_delete(&unjustified).await.unwrap_err(),
-        LifecycleError::InvalidArgument(_)
+        LifecycleError::Platform(PlatformError::InvalidArgument(_))
     ));
 }
 

@@ -1,7 +1,7 @@
 //! Everything the catalog can refuse, and how each maps to a gRPC status.
 
 use micros_platform::{
-    error::Problem,
+    error::{PlatformError, Problem},
     ids::{AppInstallationId, SiteId},
     lifecycle::LifecycleError,
 };
@@ -9,9 +9,12 @@ use tonic::Code;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    /// Invalid input, credentials, storage and lifecycle refusals, as the platform says.
+    /// Invalid input, credentials and storage, as the platform says.
     #[error(transparent)]
-    Platform(#[from] LifecycleError),
+    Platform(#[from] PlatformError),
+    /// The tenant lifecycle's refusals (a deleted or unknown site, a purge on hold…).
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
     #[error("site {site_id} does not exist")]
     SiteNotFound { site_id: SiteId },
     #[error("no site answers on {url}")]
@@ -44,6 +47,7 @@ impl Problem for CatalogError {
     fn code(&self) -> Code {
         match self {
             Self::Platform(inner) => inner.code(),
+            Self::Lifecycle(inner) => inner.code(),
             Self::SiteNotFound { .. }
             | Self::UrlNotFound { .. }
             | Self::AppInstallationNotFound { .. } => Code::NotFound,
@@ -57,6 +61,7 @@ impl Problem for CatalogError {
     fn reason(&self) -> &'static str {
         match self {
             Self::Platform(inner) => inner.reason(),
+            Self::Lifecycle(inner) => inner.reason(),
             Self::SiteNotFound { .. } => "SITE_NOT_FOUND",
             Self::UrlNotFound { .. } => "SITE_URL_NOT_FOUND",
             Self::UrlTaken { .. } => "SITE_URL_TAKEN",
@@ -70,6 +75,7 @@ impl Problem for CatalogError {
     fn domain(&self) -> &'static str {
         match self {
             Self::Platform(inner) => inner.domain(),
+            Self::Lifecycle(inner) => inner.domain(),
             _ => "micros.catalog",
         }
     }
@@ -77,6 +83,7 @@ impl Problem for CatalogError {
     fn metadata(&self) -> Vec<(&'static str, String)> {
         match self {
             Self::Platform(inner) => inner.metadata(),
+            Self::Lifecycle(inner) => inner.metadata(),
             Self::SiteNotFound { site_id } | Self::SiteIdTaken { site_id } => {
                 vec![("site_id", site_id.to_string())]
             }

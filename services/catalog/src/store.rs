@@ -8,7 +8,6 @@ use micros_platform::{
     error::parse_id,
     ids::{AppInstallationId, OperationId, SiteId},
     lifecycle::{Lifecycle, LifecycleError, LiveTenant, TenantState, Value, registry::json_list},
-    store::StoreError,
 };
 use sqlx::{Row, any::AnyRow};
 
@@ -90,23 +89,16 @@ impl CatalogStore {
             .await;
         match inserted {
             Ok(()) => tx.commit().await?,
-            Err(LifecycleError::Store(StoreError::Database(error))) => {
+            Err(error) if error.conflict().is_some() => {
                 drop(tx);
-                return match StoreError::conflict_or(error, || new.url.as_str().to_owned()) {
-                    StoreError::Conflict { .. } => {
-                        match self.site_by_url(new.url.as_str()).await? {
-                            Some(owner) if owner.site_id != new.site_id => {
-                                Err(CatalogError::UrlTaken {
-                                    url: new.url.as_str().to_owned(),
-                                    site_id: owner.site_id,
-                                })
-                            }
-                            _ => Err(CatalogError::SiteIdTaken {
-                                site_id: new.site_id,
-                            }),
-                        }
-                    }
-                    other => Err(other.into()),
+                return match self.site_by_url(new.url.as_str()).await? {
+                    Some(owner) if owner.site_id != new.site_id => Err(CatalogError::UrlTaken {
+                        url: new.url.as_str().to_owned(),
+                        site_id: owner.site_id,
+                    }),
+                    _ => Err(CatalogError::SiteIdTaken {
+                        site_id: new.site_id,
+                    }),
                 };
             }
             Err(other) => return Err(other.into()),
@@ -334,7 +326,7 @@ impl CatalogStore {
             .into_iter()
             .find(|candidate| candidate.product == product);
         changed.ok_or_else(|| {
-            CatalogError::Platform(LifecycleError::Misuse(format!(
+            CatalogError::Lifecycle(LifecycleError::Misuse(format!(
                 "{product} vanished after its change"
             )))
         })

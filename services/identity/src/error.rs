@@ -1,7 +1,7 @@
 //! Everything identity can refuse, and how each maps to a gRPC status.
 
 use micros_platform::{
-    error::Problem,
+    error::{PlatformError, Problem},
     ids::{GroupId, SiteId, UserId},
     lifecycle::LifecycleError,
 };
@@ -9,10 +9,12 @@ use tonic::Code;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    /// Invalid input, credentials, storage and lifecycle refusals (SITE_NOT_FOUND,
-    /// SITE_DELETED, SITE_PURGED), as the platform says.
+    /// Invalid input, credentials and storage, as the platform says.
     #[error(transparent)]
-    Platform(#[from] LifecycleError),
+    Platform(#[from] PlatformError),
+    /// The tenant lifecycle's refusals (a deleted or unknown site, a purge on hold…).
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
     #[error("site {site_id} has no user {user_id}")]
     UserNotFound { site_id: SiteId, user_id: UserId },
     #[error("site {site_id} has no group {group_id}")]
@@ -41,6 +43,7 @@ impl Problem for IdentityError {
     fn code(&self) -> Code {
         match self {
             Self::Platform(inner) => inner.code(),
+            Self::Lifecycle(inner) => inner.code(),
             Self::UserNotFound { .. }
             | Self::GroupNotFound { .. }
             | Self::MembershipNotFound { .. }
@@ -56,6 +59,7 @@ impl Problem for IdentityError {
     fn reason(&self) -> &'static str {
         match self {
             Self::Platform(inner) => inner.reason(),
+            Self::Lifecycle(inner) => inner.reason(),
             Self::UserNotFound { .. } => "USER_NOT_FOUND",
             Self::GroupNotFound { .. } => "GROUP_NOT_FOUND",
             Self::UserIdTaken { .. } => "USER_ID_TAKEN",
@@ -71,6 +75,7 @@ impl Problem for IdentityError {
     fn domain(&self) -> &'static str {
         match self {
             Self::Platform(inner) => inner.domain(),
+            Self::Lifecycle(inner) => inner.domain(),
             _ => "micros.identity",
         }
     }
@@ -78,6 +83,7 @@ impl Problem for IdentityError {
     fn metadata(&self) -> Vec<(&'static str, String)> {
         match self {
             Self::Platform(inner) => inner.metadata(),
+            Self::Lifecycle(inner) => inner.metadata(),
             Self::UserNotFound { site_id, user_id } => vec![
                 ("site_id", site_id.to_string()),
                 ("user_id", user_id.to_string()),

@@ -124,7 +124,7 @@ impl DirectoryStore {
                     create_time: now,
                 })
             }
-            Err(error) if error.is_unique_violation() => {
+            Err(error) if error.conflict().is_some() => {
                 drop(tx);
                 // Only this site's rows are read: the ID may belong to another site.
                 let holder = self.user_by_email(tenant, &new.email).await?;
@@ -301,7 +301,7 @@ impl DirectoryStore {
                     create_time: now,
                 })
             }
-            Err(error) if error.is_unique_violation() => {
+            Err(error) if error.conflict().is_some() => {
                 drop(tx);
                 let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT {GROUP_COLUMNS} FROM user_groups
@@ -446,13 +446,6 @@ impl DirectoryStore {
                     user_id,
                     create_time: now,
                 })
-            }
-            Err(error) if error.is_unique_violation() => {
-                drop(tx);
-                Err(StoreError::Conflict {
-                    what: format!("membership {key}"),
-                }
-                .into())
             }
             Err(error) => Err(error.into()),
         }

@@ -1,20 +1,17 @@
 //! Everything the license service can refuse, and how each maps to a gRPC status.
 
 use micros_platform::{
-    auth::AuthError,
-    error::{InvalidArgument, Problem},
+    error::{PlatformError, Problem},
     ids::{LicenseId, SiteId},
     lifecycle::LifecycleError,
-    store::StoreError,
 };
 use tonic::Code;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LicenseError {
+    /// Invalid input, credentials and storage, as the platform says.
     #[error(transparent)]
-    InvalidArgument(#[from] InvalidArgument),
-    #[error(transparent)]
-    Auth(#[from] AuthError),
+    Platform(#[from] PlatformError),
     /// The site is unknown here, soft-deleted or purged (SITE_NOT_FOUND, SITE_DELETED),
     /// or a write lost a race with its deletion.
     #[error(transparent)]
@@ -28,17 +25,15 @@ pub enum LicenseError {
     LicenseIdTaken { license_id: LicenseId },
     #[error("license {license_id} is cancelled; a cancelled license never changes again")]
     LicenseCancelled { license_id: LicenseId },
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
+
+micros_platform::platform_errors!(LicenseError::Platform);
 
 impl Problem for LicenseError {
     fn code(&self) -> Code {
         match self {
-            Self::InvalidArgument(inner) => inner.code(),
-            Self::Auth(inner) => inner.code(),
+            Self::Platform(inner) => inner.code(),
             Self::Lifecycle(inner) => inner.code(),
-            Self::Store(inner) => inner.code(),
             Self::LicenseNotFound { .. } => Code::NotFound,
             Self::LicenseIdTaken { .. } => Code::AlreadyExists,
             Self::LicenseCancelled { .. } => Code::FailedPrecondition,
@@ -47,10 +42,8 @@ impl Problem for LicenseError {
 
     fn reason(&self) -> &'static str {
         match self {
-            Self::InvalidArgument(inner) => inner.reason(),
-            Self::Auth(inner) => inner.reason(),
+            Self::Platform(inner) => inner.reason(),
             Self::Lifecycle(inner) => inner.reason(),
-            Self::Store(inner) => inner.reason(),
             Self::LicenseNotFound { .. } => "LICENSE_NOT_FOUND",
             Self::LicenseIdTaken { .. } => "LICENSE_ID_TAKEN",
             Self::LicenseCancelled { .. } => "LICENSE_CANCELLED",
@@ -59,20 +52,16 @@ impl Problem for LicenseError {
 
     fn domain(&self) -> &'static str {
         match self {
-            Self::InvalidArgument(inner) => inner.domain(),
-            Self::Auth(inner) => inner.domain(),
+            Self::Platform(inner) => inner.domain(),
             Self::Lifecycle(inner) => inner.domain(),
-            Self::Store(inner) => inner.domain(),
             _ => "micros.license",
         }
     }
 
     fn metadata(&self) -> Vec<(&'static str, String)> {
         match self {
-            Self::InvalidArgument(inner) => inner.metadata(),
-            Self::Auth(inner) => inner.metadata(),
+            Self::Platform(inner) => inner.metadata(),
             Self::Lifecycle(inner) => inner.metadata(),
-            Self::Store(inner) => inner.metadata(),
             Self::LicenseNotFound {
                 site_id,
                 license_id,

@@ -111,7 +111,7 @@ impl LicenseStore {
                     update_time: now,
                 })
             }
-            Err(error) if error.is_unique_violation() => {
+            Err(error) if error.conflict().is_some() => {
                 drop(tx);
                 self.explain_conflict(tenant, new).await
             }

@@ -1,7 +1,7 @@
 //! Everything media can refuse, and how each maps to a gRPC status.
 
 use micros_platform::{
-    error::Problem,
+    error::{PlatformError, Problem},
     ids::{MediaId, SiteId},
     lifecycle::LifecycleError,
 };
@@ -9,9 +9,12 @@ use tonic::Code;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
-    /// Invalid input, credentials, storage and lifecycle refusals, as the platform says.
+    /// Invalid input, credentials and storage, as the platform says.
     #[error(transparent)]
-    Platform(#[from] LifecycleError),
+    Platform(#[from] PlatformError),
+    /// The tenant lifecycle's refusals (a deleted or unknown site, a purge on hold…).
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
     #[error("attachment {media_id} does not exist on site {site_id}")]
     AttachmentNotFound { site_id: SiteId, media_id: MediaId },
     #[error("media ID {media_id} is already taken by other content")]
@@ -51,6 +54,7 @@ impl Problem for MediaError {
     fn code(&self) -> Code {
         match self {
             Self::Platform(inner) => inner.code(),
+            Self::Lifecycle(inner) => inner.code(),
             Self::AttachmentNotFound { .. } => Code::NotFound,
             Self::MediaIdTaken { .. } => Code::AlreadyExists,
             Self::UploadTooLarge { .. }
@@ -68,6 +72,7 @@ impl Problem for MediaError {
     fn reason(&self) -> &'static str {
         match self {
             Self::Platform(inner) => inner.reason(),
+            Self::Lifecycle(inner) => inner.reason(),
             Self::AttachmentNotFound { .. } => "ATTACHMENT_NOT_FOUND",
             Self::MediaIdTaken { .. } => "MEDIA_ID_TAKEN",
             Self::UploadTooLarge { .. } => "UPLOAD_TOO_LARGE",
@@ -85,6 +90,7 @@ impl Problem for MediaError {
     fn domain(&self) -> &'static str {
         match self {
             Self::Platform(inner) => inner.domain(),
+            Self::Lifecycle(inner) => inner.domain(),
             _ => "micros.media",
         }
     }
@@ -92,6 +98,7 @@ impl Problem for MediaError {
     fn metadata(&self) -> Vec<(&'static str, String)> {
         match self {
             Self::Platform(inner) => inner.metadata(),
+            Self::Lifecycle(inner) => inner.metadata(),
             Self::AttachmentNotFound { site_id, media_id } => vec![
                 ("site_id", site_id.to_string()),
                 ("media_id", media_id.to_string()),

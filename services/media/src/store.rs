@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use micros_platform::{
     error::parse_id,
     ids::{MediaId, SiteId},
-    lifecycle::{Lifecycle, LifecycleError, LiveTenant, Value},
-    store::{Backend, Store, StoreError},
+    lifecycle::{Lifecycle, LiveTenant, Value},
+    store::{Backend, Store},
 };
 use sqlx::{Row, any::AnyRow};
 
@@ -153,15 +153,10 @@ impl MediaStore {
             .await;
         match inserted {
             Ok(()) => {}
-            Err(LifecycleError::Store(StoreError::Database(error))) => {
-                return Err(
-                    match StoreError::conflict_or(error, || attachment.media_id.to_string()) {
-                        StoreError::Conflict { .. } => MediaError::MediaIdTaken {
-                            media_id: attachment.media_id,
-                        },
-                        other => other.into(),
-                    },
-                );
+            Err(error) if error.conflict().is_some() => {
+                return Err(MediaError::MediaIdTaken {
+                    media_id: attachment.media_id,
+                });
             }
             Err(other) => return Err(other.into()),
         }

@@ -1,8 +1,8 @@
 //! Everything the orchestrator refuses, and how each maps to a gRPC status.
 
 use micros_platform::{
-    error::{Problem, into_status, status_with_info},
-    lifecycle::LifecycleError,
+    error::{PlatformError, Problem, into_status, status_with_info},
+    ids::{OperationId, PlanId},
 };
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -11,27 +11,27 @@ use tonic_types::StatusExt;
 pub enum OrchestratorError {
     /// Invalid input, credentials and storage, as the platform says.
     #[error(transparent)]
-    Platform(#[from] LifecycleError),
+    Platform(#[from] PlatformError),
     #[error("plan {plan_id} does not exist")]
-    PlanNotFound { plan_id: String },
+    PlanNotFound { plan_id: PlanId },
     #[error("operation {operation_id} does not exist")]
-    OperationNotFound { operation_id: String },
+    OperationNotFound { operation_id: OperationId },
     #[error("plan {plan_id} has {errors} errors and cannot be applied; the first: {first}")]
     PlanHasErrors {
-        plan_id: String,
+        plan_id: PlanId,
         errors: usize,
         first: String,
     },
     #[error("plan {plan_id} expired at {expire_time}; make a new plan")]
     PlanExpired {
-        plan_id: String,
+        plan_id: PlanId,
         expire_time: String,
     },
     #[error(
         "plan {plan_id} has fingerprint {actual}, not {given}: the plan is not the one you reviewed"
     )]
     FingerprintMismatch {
-        plan_id: String,
+        plan_id: PlanId,
         actual: String,
         given: String,
     },
@@ -39,20 +39,20 @@ pub enum OrchestratorError {
         "plan {plan_id} touches {sites} sites, above the approval threshold of {threshold}; a second principal with the approver role must approve it"
     )]
     ApprovalRequired {
-        plan_id: String,
+        plan_id: PlanId,
         sites: usize,
         threshold: u32,
     },
     #[error("{principal} requested plan {plan_id} and cannot approve it too")]
-    SelfApproval { plan_id: String, principal: String },
+    SelfApproval { plan_id: PlanId, principal: String },
     #[error("plan {plan_id} was already applied as operation {operation_id}")]
     AlreadyApplied {
-        plan_id: String,
-        operation_id: String,
+        plan_id: PlanId,
+        operation_id: OperationId,
     },
     #[error("operation {operation_id} is {from}; it cannot become {to}")]
     InvalidTransition {
-        operation_id: String,
+        operation_id: OperationId,
         from: &'static str,
         to: &'static str,
     },
@@ -64,12 +64,12 @@ pub enum OrchestratorError {
     /// This runner no longer holds the operation (another runner claimed it): it stops
     /// without changing anything.
     #[error("operation {operation_id} is driven by another runner now")]
-    Fenced { operation_id: String },
+    Fenced { operation_id: OperationId },
     /// A verification after a wave found something other than planned; the operation
     /// halts with this as its reason.
     #[error("unexpected result: {0}")]
     Unexpected(String),
-    #[error("{service} answered {}: {}", .status.code(), .status.message())]
+    #[error("{service} answered {}", downstream(.status))]
     Downstream {
         service: String,
         status: tonic::Status,
@@ -77,6 +77,16 @@ pub enum OrchestratorError {
 }
 
 micros_platform::platform_errors!(OrchestratorError::Platform);
+
+/// A service's refusal as an operator reads it in a halt reason: the code's name, the
+/// service's own reason, and its message (tonic's `Display` of a code is a generic
+/// sentence that says nothing about this refusal).
+fn downstream(status: &tonic::Status) -> String {
+    match status.get_details_error_info() {
+        Some(info) => format!("{:?} {}: {}", status.code(), info.reason, status.message()),
+        None => format!("{:?}: {}", status.code(), status.message()),
+    }
+}
 
 impl From<micros_platform::failpoints::Injected> for OrchestratorError {
     fn from(injected: micros_platform::failpoints::Injected) -> Self {
@@ -136,17 +146,17 @@ impl Problem for OrchestratorError {
         match self {
             Self::Platform(inner) => inner.metadata(),
             Self::PlanNotFound { plan_id } | Self::PlanExpired { plan_id, .. } => {
-                vec![("plan_id", plan_id.clone())]
+                vec![("plan_id", plan_id.to_string())]
             }
             Self::OperationNotFound { operation_id } => {
-                vec![("operation_id", operation_id.clone())]
+                vec![("operation_id", operation_id.to_string())]
             }
             Self::PlanHasErrors {
                 plan_id,
                 errors,
                 first,
             } => vec![
-                ("plan_id", plan_id.clone()),
+                ("plan_id", plan_id.to_string()),
                 ("errors", errors.to_string()),
                 ("first_error", first.clone()),
             ],
@@ -155,7 +165,7 @@ impl Problem for OrchestratorError {
                 actual,
                 given,
             } => vec![
-                ("plan_id", plan_id.clone()),
+                ("plan_id", plan_id.to_string()),
                 ("fingerprint", actual.clone()),
                 ("given_fingerprint", given.clone()),
             ],
@@ -164,13 +174,13 @@ impl Problem for OrchestratorError {
                 sites,
                 threshold,
             } => vec![
-                ("plan_id", plan_id.clone()),
+                ("plan_id", plan_id.to_string()),
                 ("sites", sites.to_string()),
                 ("threshold", threshold.to_string()),
             ],
             Self::SelfApproval { plan_id, principal } => {
                 vec![
-                    ("plan_id", plan_id.clone()),
+                    ("plan_id", plan_id.to_string()),
                     ("principal", principal.clone()),
                 ]
             }
@@ -179,8 +189,8 @@ impl Problem for OrchestratorError {
                 operation_id,
             } => {
                 vec![
-                    ("plan_id", plan_id.clone()),
-                    ("operation_id", operation_id.clone()),
+                    ("plan_id", plan_id.to_string()),
+                    ("operation_id", operation_id.to_string()),
                 ]
             }
             Self::InvalidTransition {
@@ -188,7 +198,7 @@ impl Problem for OrchestratorError {
                 from,
                 to,
             } => vec![
-                ("operation_id", operation_id.clone()),
+                ("operation_id", operation_id.to_string()),
                 ("state", (*from).to_owned()),
                 ("requested_state", (*to).to_owned()),
             ],
@@ -201,7 +211,7 @@ impl Problem for OrchestratorError {
                 ),
                 ("site_count", sites.len().to_string()),
             ],
-            Self::Fenced { operation_id } => vec![("operation_id", operation_id.clone())],
+            Self::Fenced { operation_id } => vec![("operation_id", operation_id.to_string())],
             Self::Unexpected(_) => Vec::new(),
             Self::Downstream { service, status } => vec![
                 ("service", service.clone()),

@@ -21,12 +21,18 @@ use tonic::Status;
 
 use crate::error::OrchestratorError;
 
+/// The service every site is created in first and restored in first.
+pub const CATALOG: &str = "catalog";
+
 /// Messages of thousands of outcomes exceed tonic's 4 MiB default.
 const MAX_MESSAGE: usize = 64 << 20;
 
 #[derive(Clone)]
 pub struct Fleet {
+    /// Every lifecycle service, the catalog first (see [`Fleet::new`]).
     services: Vec<String>,
+    /// The catalog's channel, held apart: the orchestrator cannot run without it.
+    catalog: ServiceChannel,
     channels: BTreeMap<String, ServiceChannel>,
     /// The orchestrator's own key, which signs grants.
     signer: Option<Arc<ServiceSigner>>,
@@ -63,18 +69,24 @@ impl Why {
 }
 
 impl Fleet {
-    /// Channels to `services` (catalog first) through `clients`.
+    /// Channels to `services` through `clients`; the catalog must come first (sites are
+    /// deleted in it first and restored in it first).
     pub fn new(clients: &Clients, services: &[String]) -> anyhow::Result<Self> {
+        if services.first().map(String::as_str) != Some(CATALOG) {
+            anyhow::bail!("the orchestrator's services must start with the catalog: {services:?}");
+        }
         let mut channels = BTreeMap::new();
         for service in services {
             channels.insert(service.clone(), clients.channel(service)?);
         }
+        let catalog = channels[CATALOG].clone();
         let signer = match clients.identity() {
             Identity::Service(signer) => Some(signer.clone()),
             Identity::Anonymous | Identity::Token(_) => None,
         };
         Ok(Self {
             services: services.to_vec(),
+            catalog,
             channels,
             signer,
         })
@@ -116,15 +128,18 @@ impl Fleet {
     }
 
     pub fn catalog(&self) -> CatalogServiceClient<ServiceChannel> {
-        CatalogServiceClient::new(self.channels["catalog"].clone())
+        CatalogServiceClient::new(self.catalog.clone())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE)
     }
 
-    fn lifecycle(&self, service: &str) -> TenantLifecycleClient<ServiceChannel> {
-        TenantLifecycleClient::new(self.channels[service].clone())
+    fn lifecycle(&self, service: &str) -> Result<TenantLifecycleClient<ServiceChannel>, Status> {
+        let channel = self.channels.get(service).ok_or_else(|| {
+            Status::unavailable(format!("{service} is not among the orchestrator's services"))
+        })?;
+        Ok(TenantLifecycleClient::new(channel.clone())
             .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE))
     }
 
     pub async fn describe(
@@ -136,7 +151,7 @@ impl Fleet {
             targets: targets.iter().map(target_to_proto).collect(),
         };
         Ok(self
-            .lifecycle(service)
+            .lifecycle(service)?
             .describe(request)
             .await?
             .into_inner()
@@ -164,7 +179,7 @@ impl Fleet {
             request.metadata_mut().insert(GRANT_HEADER, value);
         }
         Ok(self
-            .lifecycle(service)
+            .lifecycle(service)?
             .soft_delete(request)
             .await?
             .into_inner()
@@ -190,7 +205,7 @@ impl Fleet {
             call_key: String::new(),
         };
         Ok(self
-            .lifecycle(service)
+            .lifecycle(service)?
             .restore(request)
             .await?
             .into_inner()
@@ -214,7 +229,7 @@ impl Fleet {
             lease_token,
         };
         Ok(self
-            .lifecycle(service)
+            .lifecycle(service)?
             .purge(request)
             .await?
             .into_inner()
@@ -243,7 +258,7 @@ impl Fleet {
             lease_token,
         };
         Ok(self
-            .lifecycle(service)
+            .lifecycle(service)?
             .copy(request)
             .await?
             .into_inner()
@@ -266,7 +281,7 @@ impl Fleet {
             lease_token: 0,
         };
         Ok(self
-            .lifecycle(service)
+            .lifecycle(service)?
             .set_hold(request)
             .await?
             .into_inner()

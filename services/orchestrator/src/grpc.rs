@@ -8,7 +8,7 @@ use micros_platform::{
     error::{InvalidArgument, parse_id},
     ids::{OperationId, PlanId, SiteId},
     input, paging,
-    store::{rfc3339, timestamp, unix_micros},
+    store::{timestamp, unix_micros},
 };
 use micros_proto::{
     catalog::v1::{self as catalog, ResolveRequest},
@@ -18,11 +18,12 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::{
+    approval,
     error::OrchestratorError,
     executor::Executor,
     fleet::Fleet,
     holds,
-    model::{OperationState, PlanState},
+    model::OperationState,
     planner::Planner,
     progress::operation_to_proto,
     provision, report,
@@ -95,7 +96,10 @@ fn plan_to_proto(plan: &PlanRecord) -> pb::Plan {
             .map(|id| id.to_string())
             .unwrap_or_default(),
         point_in_time: plan.point_in_time.map(timestamp),
-        operation_id: plan.operation_id.clone().unwrap_or_default(),
+        operation_id: plan
+            .operation_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
         drill_real_sites: plan.body.drill_real_sites,
     }
 }
@@ -107,34 +111,21 @@ impl OrchestratorApi {
 
     async fn operation_proto(
         &self,
-        operation_id: &str,
+        operation_id: OperationId,
     ) -> Result<pb::Operation, OrchestratorError> {
         let operation = self.store.operation(operation_id).await?;
         let targets = self.store.targets(operation.operation_id).await?;
         Ok(operation_to_proto(&operation, &targets, self.now()))
     }
 
-    /// A plan that may be acted on: not expired, quoted with its fingerprint.
-    async fn checked_plan(
+    /// The plan a request names, as the caller reviewed it (see [`approval::check_quoted`]).
+    async fn quoted_plan(
         &self,
         plan_id: &str,
         fingerprint: &str,
     ) -> Result<PlanRecord, OrchestratorError> {
-        let _: PlanId = parse_id("plan_id", plan_id)?;
-        let plan = self.store.plan(plan_id).await?;
-        if fingerprint != plan.fingerprint {
-            return Err(OrchestratorError::FingerprintMismatch {
-                plan_id: plan_id.to_owned(),
-                actual: plan.fingerprint,
-                given: fingerprint.to_owned(),
-            });
-        }
-        if plan.state != PlanState::Applied && self.now() > plan.expire_time {
-            return Err(OrchestratorError::PlanExpired {
-                plan_id: plan_id.to_owned(),
-                expire_time: rfc3339(plan.expire_time),
-            });
-        }
+        let plan = self.store.plan(parse_id("plan_id", plan_id)?).await?;
+        approval::check_quoted(&plan, fingerprint, self.now())?;
         Ok(plan)
     }
 
@@ -146,21 +137,8 @@ impl OrchestratorApi {
         let principal = role(&request, Role::Operator)?;
         let operation_id: OperationId = parse_id("operation_id", &request.get_ref().operation_id)
             .map_err(OrchestratorError::from)?;
-        let operation = self.store.operation(&operation_id.to_string()).await?;
-        // An operation that was being aborted resumes its abort, never the work it undoes.
-        let to = if to == OperationState::Running && operation.abort_requested {
-            OperationState::Aborting
-        } else {
-            to
-        };
-        if !operation.state.can_become(to) || to == OperationState::Succeeded {
-            return Err(OrchestratorError::InvalidTransition {
-                operation_id: operation_id.to_string(),
-                from: operation.state.as_str(),
-                to: to.as_str(),
-            }
-            .into());
-        }
+        let operation = self.store.operation(operation_id).await?;
+        let to = approval::control_target(&operation, to)?;
         let changed = if to == OperationState::Aborting {
             self.store
                 .begin_abort(
@@ -179,7 +157,7 @@ impl OrchestratorApi {
         };
         if !changed {
             return Err(OrchestratorError::InvalidTransition {
-                operation_id: operation_id.to_string(),
+                operation_id,
                 from: "changing",
                 to: to.as_str(),
             }
@@ -189,9 +167,7 @@ impl OrchestratorApi {
         if matches!(to, OperationState::Running | OperationState::Aborting) {
             self.executor.spawn(operation_id);
         }
-        Ok(Response::new(
-            self.operation_proto(&operation_id.to_string()).await?,
-        ))
+        Ok(Response::new(self.operation_proto(operation_id).await?))
     }
 }
 
@@ -255,7 +231,7 @@ impl OrchestratorService for OrchestratorApi {
         let plan_id: PlanId =
             parse_id("plan_id", &request.get_ref().plan_id).map_err(OrchestratorError::from)?;
         Ok(Response::new(plan_to_proto(
-            &self.store.plan(&plan_id.to_string()).await?,
+            &self.store.plan(plan_id).await?,
         )))
     }
 
@@ -265,32 +241,14 @@ impl OrchestratorService for OrchestratorApi {
     ) -> Result<Response<pb::Plan>, Status> {
         let principal = role(&request, Role::Approver)?;
         let body = request.into_inner();
-        let plan = self.checked_plan(&body.plan_id, &body.fingerprint).await?;
-        if plan.requested_by == principal.name {
-            return Err(OrchestratorError::SelfApproval {
-                plan_id: body.plan_id,
-                principal: principal.name,
-            }
-            .into());
-        }
-        if let Some(first) = plan.body.errors.first() {
-            return Err(OrchestratorError::PlanHasErrors {
-                plan_id: body.plan_id,
-                errors: plan.body.errors.len(),
-                first: format!("{}: {}", first.input, first.message),
-            }
-            .into());
-        }
+        let plan = self.quoted_plan(&body.plan_id, &body.fingerprint).await?;
+        approval::check_approval(&plan, &principal.name)?;
         self.store
-            .approve_plan(&body.plan_id, &principal.name)
+            .approve_plan(plan.plan_id, &principal.name)
             .await?;
-        tracing::info!(
-            plan_id = body.plan_id,
-            approver = principal.name,
-            "plan approved"
-        );
+        tracing::info!(plan_id = %plan.plan_id, approver = principal.name, "plan approved");
         Ok(Response::new(plan_to_proto(
-            &self.store.plan(&body.plan_id).await?,
+            &self.store.plan(plan.plan_id).await?,
         )))
     }
 
@@ -300,25 +258,10 @@ impl OrchestratorService for OrchestratorApi {
     ) -> Result<Response<pb::Operation>, Status> {
         let principal = role(&request, Role::Operator)?;
         let body = request.into_inner();
-        let plan = self.checked_plan(&body.plan_id, &body.fingerprint).await?;
-        if let Some(first) = plan.body.errors.first() {
-            return Err(OrchestratorError::PlanHasErrors {
-                plan_id: body.plan_id,
-                errors: plan.body.errors.len(),
-                first: format!("{}: {} ({})", first.input, first.message, first.reason),
-            }
-            .into());
-        }
-        if plan.requires_approval && plan.approved_by.is_none() {
-            return Err(OrchestratorError::ApprovalRequired {
-                plan_id: body.plan_id,
-                sites: usize::try_from(plan.body.blast.sites).unwrap_or(usize::MAX),
-                threshold: self.settings.approval_threshold_sites,
-            }
-            .into());
-        }
+        let plan = self.quoted_plan(&body.plan_id, &body.fingerprint).await?;
+        approval::check_apply(&plan, self.settings.approval_threshold_sites)?;
         let (operation, targets) = self.executor.start(&plan, self.now()).await?;
-        tracing::info!(operation_id = %operation.operation_id, plan_id = body.plan_id, principal = principal.name, targets = targets.len(), "plan applied");
+        tracing::info!(operation_id = %operation.operation_id, plan_id = %plan.plan_id, principal = principal.name, targets = targets.len(), "plan applied");
         Ok(Response::new(operation_to_proto(
             &operation,
             &targets,
@@ -333,9 +276,7 @@ impl OrchestratorService for OrchestratorApi {
         role(&request, Role::Viewer)?;
         let operation_id: OperationId = parse_id("operation_id", &request.get_ref().operation_id)
             .map_err(OrchestratorError::from)?;
-        Ok(Response::new(
-            self.operation_proto(&operation_id.to_string()).await?,
-        ))
+        Ok(Response::new(self.operation_proto(operation_id).await?))
     }
 
     async fn list_operations(
@@ -372,14 +313,14 @@ impl OrchestratorService for OrchestratorApi {
         role(&request, Role::Viewer)?;
         let operation_id: OperationId = parse_id("operation_id", &request.get_ref().operation_id)
             .map_err(OrchestratorError::from)?;
-        let first = self.operation_proto(&operation_id.to_string()).await?;
+        let first = self.operation_proto(operation_id).await?;
         let store = self.store.clone();
         let clock = self.clock.clone();
         let stream = async_stream(first, move || {
             let store = store.clone();
             let clock = clock.clone();
             async move {
-                let operation = store.operation(&operation_id.to_string()).await?;
+                let operation = store.operation(operation_id).await?;
                 let targets = store.targets(operation_id).await?;
                 Ok::<_, OrchestratorError>(operation_to_proto(
                     &operation,
@@ -419,7 +360,7 @@ impl OrchestratorService for OrchestratorApi {
         role(&request, Role::Viewer)?;
         let operation_id: OperationId = parse_id("operation_id", &request.get_ref().operation_id)
             .map_err(OrchestratorError::from)?;
-        let operation = self.store.operation(&operation_id.to_string()).await?;
+        let operation = self.store.operation(operation_id).await?;
         let targets = self.store.targets(operation_id).await?;
         let steps = self.store.steps(operation_id).await?;
         let undone = match operation.undo_operation_id {

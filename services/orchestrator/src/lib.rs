@@ -7,6 +7,7 @@
 //! fingerprints recorded at deletion. Operation state lives in the orchestrator's
 //! database, so a restarted orchestrator finishes what it started.
 
+mod approval;
 mod drills;
 mod error;
 mod executor;

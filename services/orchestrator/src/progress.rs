@@ -4,7 +4,7 @@ use micros_platform::store::timestamp;
 use micros_proto::orchestrator::v1 as pb;
 
 use crate::{
-    model::{PlanKind, RehearsalState, TargetStatus},
+    model::{OperationState, PlanKind, RehearsalState, TargetStatus},
     store::{OperationRecord, TargetRecord},
 };
 
@@ -70,7 +70,12 @@ pub fn operation_to_proto(
         done as f64 * 100.0 / total as f64
     };
     let elapsed = (now - operation.create_time).max(0) as f64 / 1e6;
-    let eta_seconds = if done == 0 || done == total {
+    // Only a moving operation has an ETA: a halted or paused one waits for an operator.
+    let moving = matches!(
+        operation.state,
+        OperationState::Running | OperationState::Aborting
+    );
+    let eta_seconds = if !moving || done == 0 || done == total {
         0.0
     } else {
         elapsed / done as f64 * (total - done) as f64
@@ -83,7 +88,7 @@ pub fn operation_to_proto(
         .unwrap_or(operation.waves - 1);
     pb::Operation {
         operation_id: operation.operation_id.to_string(),
-        plan_id: operation.plan_id.clone(),
+        plan_id: operation.plan_id.to_string(),
         kind: operation.kind.to_proto() as i32,
         state: operation.state.to_proto() as i32,
         targets_total: count(total),

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use micros_platform::{
     error::parse_id,
     ids::{AppInstallationId, OperationId, PlanId, SiteId},
-    lifecycle::{LifecycleError, registry::json_list},
-    store::Store,
+    lifecycle::registry::json_list,
+    store::{Store, StoreError},
 };
 use serde::{Deserialize, Serialize};
 use sqlx::{Row, any::AnyRow};
@@ -78,13 +78,13 @@ pub struct PlanRecord {
     pub body: PlanBody,
     pub create_time: i64,
     pub expire_time: i64,
-    pub operation_id: Option<String>,
+    pub operation_id: Option<OperationId>,
 }
 
 #[derive(Debug, Clone)]
 pub struct OperationRecord {
     pub operation_id: OperationId,
-    pub plan_id: String,
+    pub plan_id: PlanId,
     pub kind: PlanKind,
     pub state: OperationState,
     pub undo_operation_id: Option<OperationId>,
@@ -172,8 +172,9 @@ pub struct OrchestratorStore {
     store: Store,
 }
 
-fn misuse(message: String) -> OrchestratorError {
-    OrchestratorError::Platform(LifecycleError::Misuse(message))
+/// A stored value this build cannot read or write back.
+fn corrupt(table: &'static str, message: String) -> OrchestratorError {
+    StoreError::Corrupt { table, message }.into()
 }
 
 impl OrchestratorStore {
@@ -182,7 +183,8 @@ impl OrchestratorStore {
     }
 
     pub async fn insert_plan(&self, plan: &PlanRecord) -> Result<(), OrchestratorError> {
-        let body = serde_json::to_string(&plan.body).map_err(|error| misuse(error.to_string()))?;
+        let body = serde_json::to_string(&plan.body)
+            .map_err(|error| corrupt("plans", error.to_string()))?;
         sqlx::query(
             "INSERT INTO plans (plan_id, kind, state, fingerprint, requested_by, requires_approval, reason, ticket,
                                 undo_operation_id, point_in_time, body, create_time, expire_time)
@@ -206,24 +208,22 @@ impl OrchestratorStore {
         Ok(())
     }
 
-    pub async fn plan(&self, plan_id: &str) -> Result<PlanRecord, OrchestratorError> {
+    pub async fn plan(&self, plan_id: PlanId) -> Result<PlanRecord, OrchestratorError> {
         let row = sqlx::query("SELECT * FROM plans WHERE plan_id = $1")
-            .bind(plan_id.to_owned())
+            .bind(plan_id.to_string())
             .fetch_optional(self.store.pool())
             .await?
-            .ok_or_else(|| OrchestratorError::PlanNotFound {
-                plan_id: plan_id.to_owned(),
-            })?;
+            .ok_or(OrchestratorError::PlanNotFound { plan_id })?;
         plan_from_row(&row)
     }
 
     pub async fn approve_plan(
         &self,
-        plan_id: &str,
+        plan_id: PlanId,
         approver: &str,
     ) -> Result<(), OrchestratorError> {
         sqlx::query("UPDATE plans SET state = 'approved', approved_by = $2 WHERE plan_id = $1 AND state = 'pending'")
-            .bind(plan_id.to_owned())
+            .bind(plan_id.to_string())
             .bind(approver.to_owned())
             .execute(self.store.pool())
             .await?;
@@ -250,10 +250,16 @@ impl OrchestratorStore {
         .rows_affected();
         if claimed == 0 {
             drop(tx);
-            let current = self.plan(&plan.plan_id.to_string()).await?;
-            return Err(OrchestratorError::AlreadyApplied {
-                plan_id: plan.plan_id.to_string(),
-                operation_id: current.operation_id.unwrap_or_default(),
+            let current = self.plan(plan.plan_id).await?;
+            return Err(match current.operation_id {
+                Some(operation_id) => OrchestratorError::AlreadyApplied {
+                    plan_id: plan.plan_id,
+                    operation_id,
+                },
+                None => corrupt(
+                    "plans",
+                    format!("plan {} is applied but names no operation", plan.plan_id),
+                ),
             });
         }
         // A drill on copies only reads the customers' sites: it holds none of them.
@@ -285,7 +291,7 @@ impl OrchestratorStore {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15)",
         )
         .bind(operation.operation_id.to_string())
-        .bind(operation.plan_id.clone())
+        .bind(operation.plan_id.to_string())
         .bind(operation.kind.as_str())
         .bind(operation.state.as_str())
         .bind(operation.undo_operation_id.map(|id| id.to_string()))
@@ -349,12 +355,13 @@ impl OrchestratorStore {
         .bind(operation.to_string())
         .bind(now)
         .execute(&mut *tx)
-        .await;
+        .await
+        .map_err(|error| StoreError::from_write(error, "site_leases", || operation.to_string()));
         match inserted {
             Ok(_) => Ok(()),
             // Another apply leased one of the sites between the read and the insert
             // (PostgreSQL; SQLite's write lock serializes them).
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(LeaseError::Conflict),
+            Err(StoreError::Conflict { .. }) => Err(LeaseError::Conflict),
             Err(other) => Err(LeaseError::Other(other.into())),
         }
     }
@@ -419,15 +426,13 @@ impl OrchestratorStore {
 
     pub async fn operation(
         &self,
-        operation_id: &str,
+        operation_id: OperationId,
     ) -> Result<OperationRecord, OrchestratorError> {
         let row = sqlx::query("SELECT * FROM operations WHERE operation_id = $1")
-            .bind(operation_id.to_owned())
+            .bind(operation_id.to_string())
             .fetch_optional(self.store.pool())
             .await?
-            .ok_or_else(|| OrchestratorError::OperationNotFound {
-                operation_id: operation_id.to_owned(),
-            })?;
+            .ok_or(OrchestratorError::OperationNotFound { operation_id })?;
         operation_from_row(&row)
     }
 
@@ -592,7 +597,7 @@ impl OrchestratorStore {
             Ok(())
         } else {
             Err(OrchestratorError::Fenced {
-                operation_id: claim.operation_id.to_string(),
+                operation_id: claim.operation_id,
             })
         }
     }
@@ -612,7 +617,7 @@ impl OrchestratorStore {
     ) -> Result<bool, OrchestratorError> {
         if !from.can_become(to) {
             return Err(OrchestratorError::InvalidTransition {
-                operation_id: operation_id.to_string(),
+                operation_id,
                 from: from.as_str(),
                 to: to.as_str(),
             });
@@ -660,7 +665,7 @@ impl OrchestratorStore {
     ) -> Result<bool, OrchestratorError> {
         if !from.can_become(OperationState::Aborting) {
             return Err(OrchestratorError::InvalidTransition {
-                operation_id: operation_id.to_string(),
+                operation_id,
                 from: from.as_str(),
                 to: OperationState::Aborting.as_str(),
             });
@@ -736,8 +741,8 @@ impl OrchestratorStore {
         self.fence(&mut tx, claim, now).await?;
         if let Some(fingerprints) = fingerprints {
             for (position, prints) in fingerprints {
-                let json =
-                    serde_json::to_string(prints).map_err(|error| misuse(error.to_string()))?;
+                let json = serde_json::to_string(prints)
+                    .map_err(|error| corrupt("targets", error.to_string()))?;
                 sqlx::query("UPDATE operation_targets SET fingerprints = $3 WHERE operation_id = $1 AND position = $2")
                     .bind(operation_id.to_string())
                     .bind(*position)
@@ -1026,9 +1031,10 @@ fn plan_from_row(row: &AnyRow) -> Result<PlanRecord, OrchestratorError> {
     let plan_id: String = row.try_get("plan_id")?;
     Ok(PlanRecord {
         plan_id: parse_id("plan_id", &plan_id)?,
-        kind: PlanKind::parse(&kind).ok_or_else(|| misuse(format!("unknown plan kind {kind}")))?,
+        kind: PlanKind::parse(&kind)
+            .ok_or_else(|| corrupt("plans", format!("unknown plan kind {kind}")))?,
         state: PlanState::parse(&state)
-            .ok_or_else(|| misuse(format!("unknown plan state {state}")))?,
+            .ok_or_else(|| corrupt("plans", format!("unknown plan state {state}")))?,
         fingerprint: row.try_get("fingerprint")?,
         requested_by: row.try_get("requested_by")?,
         approved_by: row.try_get("approved_by")?,
@@ -1039,10 +1045,13 @@ fn plan_from_row(row: &AnyRow) -> Result<PlanRecord, OrchestratorError> {
             .map(|id| parse_id("undo_operation_id", &id))
             .transpose()?,
         point_in_time: row.try_get("point_in_time")?,
-        body: serde_json::from_str(&body).map_err(|error| misuse(error.to_string()))?,
+        body: serde_json::from_str(&body).map_err(|error| corrupt("plans", error.to_string()))?,
         create_time: row.try_get("create_time")?,
         expire_time: row.try_get("expire_time")?,
-        operation_id: row.try_get("operation_id")?,
+        operation_id: row
+            .try_get::<Option<String>, _>("operation_id")?
+            .map(|id| parse_id("operation_id", &id))
+            .transpose()?,
     })
 }
 
@@ -1056,10 +1065,11 @@ fn operation_from_row(row: &AnyRow) -> Result<OperationRecord, OrchestratorError
     let rehearsal_state: Option<String> = row.try_get("rehearsal_state")?;
     Ok(OperationRecord {
         operation_id: parse_id("operation_id", &operation_id)?,
-        plan_id: row.try_get("plan_id")?,
-        kind: PlanKind::parse(&kind).ok_or_else(|| misuse(format!("unknown plan kind {kind}")))?,
+        plan_id: parse_id("plan_id", &row.try_get::<String, _>("plan_id")?)?,
+        kind: PlanKind::parse(&kind)
+            .ok_or_else(|| corrupt("operations", format!("unknown plan kind {kind}")))?,
         state: OperationState::parse(&state)
-            .ok_or_else(|| misuse(format!("unknown operation state {state}")))?,
+            .ok_or_else(|| corrupt("operations", format!("unknown operation state {state}")))?,
         undo_operation_id: undo
             .map(|id| parse_id("undo_operation_id", &id))
             .transpose()?,
@@ -1081,8 +1091,9 @@ fn operation_from_row(row: &AnyRow) -> Result<OperationRecord, OrchestratorError
                 .transpose()?,
             state: rehearsal_state
                 .map(|state| {
-                    RehearsalState::parse(&state)
-                        .ok_or_else(|| misuse(format!("unknown rehearsal state {state}")))
+                    RehearsalState::parse(&state).ok_or_else(|| {
+                        corrupt("operations", format!("unknown rehearsal state {state}"))
+                    })
                 })
                 .transpose()?,
             start_time: row.try_get("rehearsal_start")?,
@@ -1109,11 +1120,11 @@ fn target_from_row(row: &AnyRow) -> Result<TargetRecord, OrchestratorError> {
         site_url: row.try_get("site_url")?,
         wave: row.try_get("wave")?,
         status: TargetStatus::parse(&status)
-            .ok_or_else(|| misuse(format!("unknown target status {status}")))?,
+            .ok_or_else(|| corrupt("targets", format!("unknown target status {status}")))?,
         fingerprints: fingerprints
             .map(|json| serde_json::from_str(&json))
             .transpose()
-            .map_err(|error| misuse(error.to_string()))?
+            .map_err(|error| corrupt("targets", error.to_string()))?
             .unwrap_or_default(),
         error: row.try_get("error")?,
         changed_time: row.try_get("changed_time")?,

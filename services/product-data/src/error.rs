@@ -1,7 +1,7 @@
 //! Everything product-data can refuse, and how each maps to a gRPC status.
 
 use micros_platform::{
-    error::Problem,
+    error::{PlatformError, Problem},
     ids::{AppInstallationId, DocumentId, SiteId},
     lifecycle::{LifecycleError, Refusal},
 };
@@ -9,10 +9,12 @@ use tonic::Code;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProductDataError {
-    /// Invalid input, credentials, storage and lifecycle refusals (SITE_DELETED), as the
-    /// platform says.
+    /// Invalid input, credentials and storage, as the platform says.
     #[error(transparent)]
-    Platform(#[from] LifecycleError),
+    Platform(#[from] PlatformError),
+    /// The tenant lifecycle's refusals (a deleted or unknown site, a purge on hold…).
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
     #[error("site {site_id} has no document {document_id}")]
     DocumentNotFound {
         site_id: SiteId,
@@ -69,6 +71,7 @@ impl Problem for ProductDataError {
     fn code(&self) -> Code {
         match self {
             Self::Platform(inner) => inner.code(),
+            Self::Lifecycle(inner) => inner.code(),
             Self::DocumentNotFound { .. }
             | Self::AppInstallationNotFound { .. }
             | Self::SiteNotFound { .. } => Code::NotFound,
@@ -86,6 +89,7 @@ impl Problem for ProductDataError {
     fn reason(&self) -> &'static str {
         match self {
             Self::Platform(inner) => inner.reason(),
+            Self::Lifecycle(inner) => inner.reason(),
             Self::DocumentNotFound { .. } => "DOCUMENT_NOT_FOUND",
             Self::DocumentIdTaken { .. } => "DOCUMENT_ID_TAKEN",
             Self::ProductMismatch { .. } => "PRODUCT_MISMATCH",
@@ -103,6 +107,7 @@ impl Problem for ProductDataError {
     fn domain(&self) -> &'static str {
         match self {
             Self::Platform(inner) => inner.domain(),
+            Self::Lifecycle(inner) => inner.domain(),
             _ => "micros.productdata",
         }
     }
@@ -110,6 +115,7 @@ impl Problem for ProductDataError {
     fn metadata(&self) -> Vec<(&'static str, String)> {
         match self {
             Self::Platform(inner) => inner.metadata(),
+            Self::Lifecycle(inner) => inner.metadata(),
             Self::DocumentNotFound {
                 site_id,
                 document_id,
@@ -181,7 +187,8 @@ micros_platform::status_from_problem!(ProductDataError);
 impl From<ProductDataError> for LifecycleError {
     fn from(error: ProductDataError) -> Self {
         match error {
-            ProductDataError::Platform(inner) => inner,
+            ProductDataError::Lifecycle(inner) => inner,
+            ProductDataError::Platform(inner) => LifecycleError::Platform(inner),
             other => LifecycleError::Refused(Refusal {
                 code: other.code(),
                 reason: other.reason(),

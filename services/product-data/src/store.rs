@@ -203,7 +203,7 @@ impl DocumentStore {
             .await;
         match inserted {
             Ok(()) => {}
-            Err(error) if error.is_unique_violation() => {
+            Err(error) if error.conflict().is_some() => {
                 return Ok(Inserted::Clashed {
                     issue_number: issue_key.map(|key| key.number),
                 });
@@ -534,7 +534,7 @@ fn stored<T>(
     parse: impl Fn(&str) -> Option<T>,
 ) -> Result<T, ProductDataError> {
     parse(text).ok_or_else(|| {
-        ProductDataError::Platform(LifecycleError::Misuse(format!(
+        ProductDataError::Lifecycle(LifecycleError::Misuse(format!(
             "unknown {what} `{text}` stored"
         )))
     })

@@ -4,7 +4,7 @@ use tonic::Code;
 
 use crate::{
     auth::AuthError,
-    error::{InvalidArgument, Problem},
+    error::{InvalidArgument, PlatformError, Problem},
     ids::{OperationId, SiteId},
     store::StoreError,
 };
@@ -13,12 +13,9 @@ use super::model::Target;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
+    /// Invalid input, credentials, the store.
     #[error(transparent)]
-    InvalidArgument(#[from] InvalidArgument),
-    #[error(transparent)]
-    Auth(#[from] AuthError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    Platform(#[from] PlatformError),
     #[error("site {site_id} is deleted")]
     SiteDeleted { site_id: SiteId },
     #[error("site {site_id} is not known to this service")]
@@ -123,29 +120,44 @@ impl std::fmt::Display for Refusal {
 }
 
 impl LifecycleError {
-    /// Whether a write failed on a unique key: another caller created the same row
-    /// first (a service turns it into its own `…Taken` error).
-    pub fn is_unique_violation(&self) -> bool {
-        matches!(
-            self,
-            LifecycleError::Store(StoreError::Database(sqlx::Error::Database(db)))
-                if db.kind() == sqlx::error::ErrorKind::UniqueViolation
-        )
+    /// The table and key a tenant write found taken: another caller created the same
+    /// row first (a service turns it into its own `…_TAKEN` refusal).
+    pub fn conflict(&self) -> Option<(&str, &str)> {
+        match self {
+            LifecycleError::Platform(platform) => platform.conflict(),
+            _ => None,
+        }
+    }
+}
+
+impl From<InvalidArgument> for LifecycleError {
+    fn from(error: InvalidArgument) -> Self {
+        LifecycleError::Platform(error.into())
+    }
+}
+
+impl From<AuthError> for LifecycleError {
+    fn from(error: AuthError) -> Self {
+        LifecycleError::Platform(error.into())
+    }
+}
+
+impl From<StoreError> for LifecycleError {
+    fn from(error: StoreError) -> Self {
+        LifecycleError::Platform(error.into())
     }
 }
 
 impl From<sqlx::Error> for LifecycleError {
     fn from(error: sqlx::Error) -> Self {
-        LifecycleError::Store(StoreError::Database(error))
+        LifecycleError::Platform(error.into())
     }
 }
 
 impl Problem for LifecycleError {
     fn code(&self) -> Code {
         match self {
-            Self::InvalidArgument(inner) => inner.code(),
-            Self::Auth(inner) => inner.code(),
-            Self::Store(inner) => inner.code(),
+            Self::Platform(inner) => inner.code(),
             Self::SiteDeleted { .. } | Self::SiteNotFound { .. } => Code::NotFound,
             Self::OperationReused { .. } => Code::AlreadyExists,
             Self::ConcurrentChange | Self::StaleLease { .. } => Code::Aborted,
@@ -169,9 +181,7 @@ impl Problem for LifecycleError {
 
     fn reason(&self) -> &'static str {
         match self {
-            Self::InvalidArgument(inner) => inner.reason(),
-            Self::Auth(inner) => inner.reason(),
-            Self::Store(inner) => inner.reason(),
+            Self::Platform(inner) => inner.reason(),
             Self::SiteDeleted { .. } => "SITE_DELETED",
             Self::SiteNotFound { .. } => "SITE_NOT_FOUND",
             Self::AlreadyDeleted { .. } => "SITE_ALREADY_DELETED",
@@ -197,9 +207,7 @@ impl Problem for LifecycleError {
 
     fn domain(&self) -> &'static str {
         match self {
-            Self::InvalidArgument(inner) => inner.domain(),
-            Self::Auth(inner) => inner.domain(),
-            Self::Store(inner) => inner.domain(),
+            Self::Platform(inner) => inner.domain(),
             Self::Refused(refusal) => refusal.domain,
             _ => "micros.lifecycle",
         }
@@ -207,9 +215,7 @@ impl Problem for LifecycleError {
 
     fn metadata(&self) -> Vec<(&'static str, String)> {
         match self {
-            Self::InvalidArgument(inner) => inner.metadata(),
-            Self::Auth(inner) => inner.metadata(),
-            Self::Store(inner) => inner.metadata(),
+            Self::Platform(inner) => inner.metadata(),
             Self::Refused(refusal) => refusal.metadata.clone(),
             Self::Misuse(_) => Vec::new(),
             Self::SiteDeleted { site_id }

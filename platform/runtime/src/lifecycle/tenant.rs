@@ -12,7 +12,7 @@ use super::{
     Lifecycle, LifecycleError,
     schema::{ColumnKind, TableSpec},
 };
-use crate::ids::SiteId;
+use crate::{ids::SiteId, store::StoreError};
 
 /// A value bound into a generated statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,7 +208,7 @@ impl TenantTx {
         )
         .bind(self.site_id.to_string())
         .bind(spec.name)
-        .bind(key)
+        .bind(key.clone())
         .bind(self.now)
         .execute(&mut *self.tx)
         .await?;
@@ -226,7 +226,10 @@ impl TenantTx {
         for (name, value) in values {
             query = bind_as(query, value, kind_of(spec, name));
         }
-        query.execute(&mut *self.tx).await?;
+        query
+            .execute(&mut *self.tx)
+            .await
+            .map_err(|error| StoreError::from_write(error, spec.name, || key))?;
         Ok(())
     }
 

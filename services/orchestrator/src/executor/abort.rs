@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use micros_proto::lifecycle::v1::{TenantState, restore_request::Source};
 
-use super::{Run, Stop, lifecycle_targets};
+use super::{RestoreCall, Run, Stop, lifecycle_targets};
 use crate::{
     model::{OperationState, PlanKind, TargetStatus},
     store::TargetRecord,
@@ -78,7 +78,6 @@ impl Run<'_> {
         if touched.is_empty() {
             return Ok(());
         }
-        let fleet = self.fleet();
         let why = crate::fleet::Why {
             reason: format!(
                 "abort of {}: {}",
@@ -87,24 +86,17 @@ impl Run<'_> {
             ),
             ticket: self.operation.ticket.clone(),
         };
-        let token = self.token();
-        let revert = self.revert_operation()?;
+        let call = RestoreCall {
+            operation: self.revert_operation()?,
+            source: Source::UndoOperationId(self.operation_id().to_string()),
+            why: &why,
+        };
         let lifecycle = lifecycle_targets(touched);
-        let source = Source::UndoOperationId(self.operation_id().to_string());
-        self.logged(-1, "catalog", "revert", lifecycle.len(), || {
-            fleet.restore("catalog", &lifecycle, revert, source.clone(), &why, token)
-        })
-        .await?;
+        self.restore_in_catalog(-1, "revert", &lifecycle, &call)
+            .await?;
         micros_platform::failpoint!("executor::abort::catalog_done");
-        self.on_other_services(-1, "revert", lifecycle.len(), |service| {
-            let (lifecycle, why, source) = (lifecycle.clone(), why.clone(), source.clone());
-            async move {
-                fleet
-                    .restore(&service, &lifecycle, revert, source, &why, token)
-                    .await
-            }
-        })
-        .await?;
+        self.restore_in_others(-1, "revert", &lifecycle, &call)
+            .await?;
         micros_platform::failpoint!("executor::abort::services_done");
         // Back means active (or never held there), with the fingerprint recorded at
         // deletion wherever one was recorded; a target caught in flight may have no

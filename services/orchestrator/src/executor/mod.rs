@@ -35,7 +35,7 @@ use micros_platform::{
     lifecycle::{Target, grpc::target_to_proto},
     store::unix_micros,
 };
-use micros_proto::lifecycle::v1::TargetOutcome;
+use micros_proto::lifecycle::v1::{TargetOutcome, restore_request::Source};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
@@ -223,7 +223,7 @@ impl Executor {
             .collect();
         let operation = OperationRecord {
             operation_id,
-            plan_id: plan.plan_id.to_string(),
+            plan_id: plan.plan_id,
             kind: plan.kind,
             state: OperationState::Running,
             undo_operation_id: plan.undo_operation_id,
@@ -304,12 +304,7 @@ impl Executor {
                 // A resume or abort that arrived while this task was on its way out found
                 // it still registered and did not start another: look once more.
                 let again = claimed
-                    && match executor
-                        .inner
-                        .store
-                        .operation(&operation_id.to_string())
-                        .await
-                    {
+                    && match executor.inner.store.operation(operation_id).await {
                         Ok(operation) => matches!(
                             operation.state,
                             OperationState::Running | OperationState::Aborting
@@ -379,11 +374,7 @@ impl Executor {
             if lost.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            let operation = self
-                .inner
-                .store
-                .operation(&claim.operation_id.to_string())
-                .await?;
+            let operation = self.inner.store.operation(claim.operation_id).await?;
             let run = Run {
                 executor: self,
                 claim,
@@ -421,6 +412,13 @@ impl Executor {
             }
         }
     }
+}
+
+/// A restore the executor sends: under which operation, from which source, and why.
+struct RestoreCall<'a> {
+    operation: OperationId,
+    source: Source,
+    why: &'a Why,
 }
 
 /// One runner's drive of one operation, under its claim.
@@ -522,10 +520,7 @@ impl Run<'_> {
                     if self.lost.load(Ordering::SeqCst) {
                         return Err(Stop::Fenced);
                     }
-                    let current = self
-                        .store()
-                        .operation(&self.operation_id().to_string())
-                        .await?;
+                    let current = self.store().operation(self.operation_id()).await?;
                     if current.state != self.operation.state {
                         return Err(Stop::Interrupted);
                     }
@@ -625,6 +620,52 @@ impl Run<'_> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Restores `targets` under `call` in the catalog alone, logged as `action`: the site
+    /// record and placement come back first, so the other services find the site.
+    async fn restore_in_catalog(
+        &self,
+        wave: i64,
+        action: &str,
+        targets: &[Target],
+        call: &RestoreCall<'_>,
+    ) -> Result<(), Stop> {
+        let (fleet, token) = (self.fleet(), self.token());
+        self.logged(wave, "catalog", action, targets.len(), || {
+            fleet.restore(
+                "catalog",
+                targets,
+                call.operation,
+                call.source.clone(),
+                call.why,
+                token,
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Restores `targets` under `call` in every service but the catalog, in parallel
+    /// (after [`Self::restore_in_catalog`]).
+    async fn restore_in_others(
+        &self,
+        wave: i64,
+        action: &str,
+        targets: &[Target],
+        call: &RestoreCall<'_>,
+    ) -> Result<(), Stop> {
+        let (fleet, token) = (self.fleet(), self.token());
+        self.on_other_services(wave, action, targets.len(), |service| {
+            let source = call.source.clone();
+            async move {
+                fleet
+                    .restore(&service, targets, call.operation, source, call.why, token)
+                    .await
+            }
+        })
+        .await?;
         Ok(())
     }
 

@@ -11,7 +11,7 @@
 
 use micros_proto::lifecycle::v1::{TenantState, restore_request::Source};
 
-use super::{Run, Stop, lifecycle_target, lifecycle_targets};
+use super::{RestoreCall, Run, Stop, lifecycle_target, lifecycle_targets};
 use crate::{
     error::OrchestratorError,
     model::{RehearsalState, TargetStatus},
@@ -39,7 +39,7 @@ impl Run<'_> {
         let lifecycle = lifecycle_targets(&canary);
         let fleet = self.fleet();
         let why = self.why();
-        let (operation_id, token) = (self.operation_id(), self.token());
+        let operation_id = self.operation_id();
         let rehearsal = self.operation.rehearsal.operation_id.ok_or_else(|| {
             Stop::Failed(OrchestratorError::Unexpected(format!(
                 "operation {operation_id} has no rehearsal operation recorded"
@@ -50,27 +50,15 @@ impl Run<'_> {
             self.store()
                 .set_rehearsal(self.claim, RehearsalState::Restoring, self.now())
                 .await?;
-            let source = Source::UndoOperationId(operation_id.to_string());
-            self.logged(0, "catalog", "rehearsal_restore", lifecycle.len(), || {
-                fleet.restore(
-                    "catalog",
-                    &lifecycle,
-                    rehearsal,
-                    source.clone(),
-                    &why,
-                    token,
-                )
-            })
-            .await?;
-            self.on_other_services(0, "rehearsal_restore", lifecycle.len(), |service| {
-                let (lifecycle, why, source) = (lifecycle.clone(), why.clone(), source.clone());
-                async move {
-                    fleet
-                        .restore(&service, &lifecycle, rehearsal, source, &why, token)
-                        .await
-                }
-            })
-            .await?;
+            let call = RestoreCall {
+                operation: rehearsal,
+                source: Source::UndoOperationId(operation_id.to_string()),
+                why: &why,
+            };
+            self.restore_in_catalog(0, "rehearsal_restore", &lifecycle, &call)
+                .await?;
+            self.restore_in_others(0, "rehearsal_restore", &lifecycle, &call)
+                .await?;
             micros_platform::failpoint!("executor::rehearsal::restored");
             self.check_canary(&canary, |service, target, outcome| {
                 // An app's rows come back live (a service holding none of them answers

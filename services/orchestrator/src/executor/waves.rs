@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use micros_platform::{auth::Grant, ids::SiteId, store::timestamp};
 use micros_proto::lifecycle::v1::{TenantState, restore_request::Source};
 
-use super::{Run, Stop, lifecycle_target, lifecycle_targets, paired};
+use super::{RestoreCall, Run, Stop, lifecycle_target, lifecycle_targets, paired};
 use crate::{
     error::OrchestratorError,
     fleet::Deletion,
@@ -169,7 +169,7 @@ impl Run<'_> {
         let Some(approved_by) = operation.approved_by.clone() else {
             return Ok(None);
         };
-        let plan = self.store().plan(&operation.plan_id).await?;
+        let plan = self.store().plan(operation.plan_id).await?;
         let targets = self.store().targets(operation.operation_id).await?.len();
         let grant = Grant {
             operation_id: operation.operation_id.to_string(),
@@ -277,10 +277,13 @@ impl Run<'_> {
     /// against the fingerprints recorded when it was deleted. With `start` false (an
     /// abort), targets not yet begun stay as they are and only the ones under way finish.
     pub(super) async fn restore_wave(&self, wave: i64, start: bool) -> Result<(), Stop> {
-        let fleet = self.fleet();
         let why = self.why();
-        let (operation_id, token) = (self.operation_id(), self.token());
-        let source = self.restore_source()?;
+        let operation_id = self.operation_id();
+        let call = RestoreCall {
+            operation: operation_id,
+            source: self.restore_source()?,
+            why: &why,
+        };
 
         if start {
             let targets = self.wave_targets(wave).await?;
@@ -295,18 +298,8 @@ impl Run<'_> {
         let targets = self.wave_targets(wave).await?;
         let in_flight = with_status(&targets, TargetStatus::InFlight);
         if !in_flight.is_empty() {
-            let lifecycle = lifecycle_targets(&in_flight);
-            self.logged(wave, "catalog", "restore", lifecycle.len(), || {
-                fleet.restore(
-                    "catalog",
-                    &lifecycle,
-                    operation_id,
-                    source.clone(),
-                    &why,
-                    token,
-                )
-            })
-            .await?;
+            self.restore_in_catalog(wave, "restore", &lifecycle_targets(&in_flight), &call)
+                .await?;
             self.set_status(&in_flight, TargetStatus::CatalogRestored, None)
                 .await?;
             micros_platform::failpoint!("executor::restore::catalog_done");
@@ -314,16 +307,8 @@ impl Run<'_> {
         let targets = self.wave_targets(wave).await?;
         let catalog_done = with_status(&targets, TargetStatus::CatalogRestored);
         if !catalog_done.is_empty() {
-            let lifecycle = lifecycle_targets(&catalog_done);
-            self.on_other_services(wave, "restore", lifecycle.len(), |service| {
-                let (lifecycle, why, source) = (lifecycle.clone(), why.clone(), source.clone());
-                async move {
-                    fleet
-                        .restore(&service, &lifecycle, operation_id, source, &why, token)
-                        .await
-                }
-            })
-            .await?;
+            self.restore_in_others(wave, "restore", &lifecycle_targets(&catalog_done), &call)
+                .await?;
             self.set_status(&catalog_done, TargetStatus::Restored, None)
                 .await?;
             micros_platform::failpoint!("executor::restore::services_done");
@@ -371,33 +356,25 @@ impl Run<'_> {
     /// A drill's second half for one wave: restore what the wave deleted (catalog first),
     /// then check every service's fingerprint against the one recorded at deletion.
     pub(super) async fn drill_restore_wave(&self, wave: i64) -> Result<(), Stop> {
-        let fleet = self.fleet();
         let why = self.why();
-        let token = self.token();
-        let revert = self.revert_operation()?;
+        let call = RestoreCall {
+            operation: self.revert_operation()?,
+            source: Source::UndoOperationId(self.operation_id().to_string()),
+            why: &why,
+        };
         let targets = self.wave_targets(wave).await?;
         let records: Vec<&TargetRecord> = targets.iter().collect();
         let lifecycle = lifecycle_targets(&records);
-        let source = Source::UndoOperationId(self.operation_id().to_string());
         let waiting = with_status(&targets, TargetStatus::Verified);
         if !waiting.is_empty() {
-            self.logged(wave, "catalog", "restore", lifecycle.len(), || {
-                fleet.restore("catalog", &lifecycle, revert, source.clone(), &why, token)
-            })
-            .await?;
+            self.restore_in_catalog(wave, "restore", &lifecycle, &call)
+                .await?;
             self.set_status(&waiting, TargetStatus::CatalogRestored, None)
                 .await?;
             micros_platform::failpoint!("executor::drill::catalog_done");
         }
-        self.on_other_services(wave, "restore", lifecycle.len(), |service| {
-            let (lifecycle, why, source) = (lifecycle.clone(), why.clone(), source.clone());
-            async move {
-                fleet
-                    .restore(&service, &lifecycle, revert, source, &why, token)
-                    .await
-            }
-        })
-        .await?;
+        self.restore_in_others(wave, "restore", &lifecycle, &call)
+            .await?;
         micros_platform::failpoint!("executor::drill::services_done");
         self.verify_and_mark(&records, TargetStatus::Reverted, |service, target, outcome| {
             let back = outcome.state == TenantState::Active as i32
