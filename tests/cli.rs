@@ -466,3 +466,67 @@ async fn watching_survives_an_orchestrator_restart() {
     assert_eq!(error["error"]["metadata"]["operation_id"], operation_id);
     suite.stop().await;
 }
+
+/// `micros token` mints only what some service would believe, with one spelling per
+/// principal: a lookalike of `dev` could otherwise approve `dev`'s plans, and a
+/// lifecycle token from the issuer key would be refused by every service.
+#[test]
+fn token_refuses_lookalike_principals_and_an_unbelievable_lifecycle_role() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let token = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_micros"))
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .arg("token")
+            .args(args)
+            .output()
+            .expect("run micros token")
+    };
+    // `up` is what makes the keys; an issuer key in the environment stands in for it.
+    let issuer = micros_platform::auth::SigningKey::generate();
+    let with_issuer = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_micros"));
+        command
+            .env(
+                "MICROS_ISSUER_SIGNING_KEY",
+                secrecy::ExposeSecret::expose_secret(&issuer.encode()),
+            )
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .arg("token")
+            .args(args);
+        command.output().expect("run micros token")
+    };
+    let minted = with_issuer(&["--principal", "bob", "--role", "approver"]);
+    assert!(minted.status.success(), "{}", text(&minted));
+    for lookalike in ["Dev", "dev ", "dev\u{200b}"] {
+        let refused = with_issuer(&["--principal", lookalike, "--role", "approver"]);
+        assert!(!refused.status.success(), "{lookalike:?} was minted");
+        assert!(
+            text(&refused).contains("invalid principal"),
+            "{lookalike:?}: {}",
+            text(&refused)
+        );
+    }
+    let lifecycle = with_issuer(&["--role", "lifecycle"]);
+    assert!(!lifecycle.status.success(), "{}", text(&lifecycle));
+    assert!(
+        text(&lifecycle).contains("--service orchestrator"),
+        "{}",
+        text(&lifecycle)
+    );
+    let peer = token(&[
+        "--service",
+        "identity",
+        "--role",
+        "lifecycle",
+        "--audience",
+        "catalog",
+    ]);
+    assert!(!peer.status.success(), "{}", text(&peer));
+    assert!(
+        text(&peer).contains("only the orchestrator's key"),
+        "{}",
+        text(&peer)
+    );
+}

@@ -349,6 +349,30 @@ async fn a_stale_plan_ends_aborted_with_nothing_changed() {
         let after = world.suite.snapshot(&sites).await;
         assert_eq!(after, before);
         assert_eq!(agreed_state(&after, &sites[1]), Ok(TenantState::Active));
+
+        // The report does not read as a success: nothing was deleted or verified, and
+        // the reason is listed.
+        let report = world
+            .alice
+            .get_report(pb::GetReportRequest {
+                operation_id: late.operation_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(report.confidence, 0.0, "{}", report.markdown);
+        assert!(
+            report.problems.first().is_some_and(
+                |problem| problem.starts_with("halted: ") && problem.contains(&sites[0])
+            ),
+            "{:?}",
+            report.problems
+        );
+        assert!(
+            report.markdown.contains("## Problems"),
+            "{}",
+            report.markdown
+        );
         world.stop().await;
     }
 }

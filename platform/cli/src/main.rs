@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use micros_platform::service::{RunOptions, ServiceEntry};
 
 mod bench;
+mod json;
 mod ops;
 mod registry;
 mod render;
@@ -170,7 +171,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Up(args) => up::run(args).await,
+            Command::Up(args) => up::run(cli.connection.data_dir(), args).await,
             Command::Serve {
                 service,
                 config,
@@ -188,7 +189,9 @@ fn main() -> ExitCode {
                     .collect();
                 (entry.run)(options).await
             }
-            Command::Token(args) => token::run(args),
+            Command::Token(args) => {
+                token::run(cli.connection.data_dir(), cli.connection.principal(), args)
+            }
             Command::Render(args) => render::run(args),
             Command::Plan(args) => ops::plan(&cli.connection, args).await,
             Command::Approve {
@@ -204,15 +207,15 @@ fn main() -> ExitCode {
             Command::Pause {
                 operation_id,
                 reason,
-            } => ops::control(&cli.connection, "pause", operation_id, reason).await,
+            } => ops::control(&cli.connection, ops::Control::Pause, operation_id, reason).await,
             Command::Resume {
                 operation_id,
                 reason,
-            } => ops::control(&cli.connection, "resume", operation_id, reason).await,
+            } => ops::control(&cli.connection, ops::Control::Resume, operation_id, reason).await,
             Command::Abort {
                 operation_id,
                 reason,
-            } => ops::control(&cli.connection, "abort", operation_id, reason).await,
+            } => ops::control(&cli.connection, ops::Control::Abort, operation_id, reason).await,
             Command::Restore {
                 operation,
                 reason,

@@ -147,10 +147,11 @@ pub struct Connection {
     /// (`MICROS_ISSUER_SIGNING_KEY`, else the `micros up` data directory's).
     #[arg(long, env = "MICROS_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
-    /// The `micros up` data directory (for development tokens).
+    /// The `micros up` data directory: its databases, run files and the keys that sign
+    /// development tokens (`up`, `token` and every command without `--token`).
     #[arg(long, default_value = ".micros", global = true)]
     data_dir: PathBuf,
-    /// The principal of a minted development token (approvals need a second one).
+    /// The principal of a minted token (approvals need a second one).
     #[arg(long, default_value = "dev", global = true)]
     principal: String,
     /// `text` for people, `json` for scripts.
@@ -234,6 +235,14 @@ impl Connection {
         self.output
     }
 
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn principal(&self) -> &str {
+        &self.principal
+    }
+
     fn token(&self) -> anyhow::Result<SecretString> {
         if let Some(token) = &self.token {
             return Ok(SecretString::from(token.clone()));
@@ -262,14 +271,20 @@ impl Connection {
             .max_encoding_message_size(64 << 20))
     }
 
-    fn print(&self, value: serde_json::Value, text: impl FnOnce() -> String) {
+    /// Prints `message` as JSON (see [`crate::json`]) or as `text` for people.
+    fn print<M: prost::Message + prost::Name>(
+        &self,
+        message: &M,
+        text: impl FnOnce() -> String,
+    ) -> anyhow::Result<()> {
         match self.output {
             Output::Json => println!(
                 "{}",
-                serde_json::to_string_pretty(&value).unwrap_or_default()
+                serde_json::to_string_pretty(&crate::json::message(message)?)?
             ),
             Output::Text => println!("{}", text()),
         }
+        Ok(())
     }
 }
 
@@ -285,31 +300,6 @@ fn read_inputs(path: &Path) -> anyhow::Result<Vec<String>> {
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .map(str::to_owned)
         .collect())
-}
-
-fn plan_json(plan: &pb::Plan) -> serde_json::Value {
-    json!({
-        "plan_id": plan.plan_id,
-        "kind": plan.kind().as_str_name(),
-        "fingerprint": plan.fingerprint,
-        "state": plan.state().as_str_name(),
-        "requires_approval": plan.requires_approval,
-        "requested_by": plan.requested_by,
-        "approved_by": plan.approved_by,
-        "operation_id": plan.operation_id,
-        "targets": plan.targets.iter().map(|target| json!({
-            "input": target.input, "site_id": target.site_id, "site_name": target.site_name,
-            "site_url": target.site_url, "app_installation_id": target.app_installation_id,
-            "app_key": target.app_key, "products": target.products,
-        })).collect::<Vec<_>>(),
-        "errors": plan.errors.iter().map(|error| json!({
-            "input": error.input, "reason": error.reason, "message": error.message,
-        })).collect::<Vec<_>>(),
-        "blast_radius": plan.blast_radius.as_ref().map(|blast| json!({
-            "sites": blast.sites, "app_installations": blast.app_installations, "users": blast.users,
-            "documents": blast.documents, "attachments": blast.attachments, "rows": blast.rows,
-        })),
-    })
 }
 
 fn plan_text(plan: &pb::Plan) -> String {
@@ -361,22 +351,6 @@ fn plan_text(plan: &pb::Plan) -> String {
         ));
     }
     text
-}
-
-fn operation_json(operation: &pb::Operation) -> serde_json::Value {
-    json!({
-        "operation_id": operation.operation_id, "plan_id": operation.plan_id,
-        "state": operation.state().as_str_name(), "targets_total": operation.targets_total,
-        "targets_done": operation.targets_done, "targets_failed": operation.targets_failed,
-        "percent_done": operation.percent_done, "eta_seconds": known_eta(operation),
-        "wave": operation.wave, "waves": operation.waves, "halt_reason": operation.halt_reason,
-        "failures": operation.failures,
-        "steps": operation.steps.iter().map(|step| json!({"step": step.step, "done": step.done, "total": step.total})).collect::<Vec<_>>(),
-        "rehearsal": operation.rehearsal.as_ref().map(|rehearsal| json!({
-            "state": rehearsal.state().as_str_name(), "canary_targets": rehearsal.canary_targets,
-            "seconds": rehearsal.seconds,
-        })),
-    })
 }
 
 /// What the canary's rollback rehearsal has come to, for the live line and the summary.
@@ -521,7 +495,7 @@ pub async fn plan(connection: &Connection, args: PlanArgs) -> anyhow::Result<()>
         .await
         .map_err(from_status)?
         .into_inner();
-    connection.print(plan_json(&plan), || plan_text(&plan));
+    connection.print(&plan, || plan_text(&plan))?;
     if let Some(first) = plan.errors.first() {
         return Err(refused_with(
             "PLAN_HAS_ERRORS",
@@ -557,10 +531,9 @@ pub async fn approve(
         .await
         .map_err(from_status)?
         .into_inner();
-    connection.print(plan_json(&plan), || {
+    connection.print(&plan, || {
         format!("plan {} approved by {}", plan.plan_id, plan.approved_by)
-    });
-    Ok(())
+    })
 }
 
 pub async fn apply(
@@ -582,10 +555,7 @@ pub async fn apply(
         // The ID first: if this terminal goes away, the operation goes on and can be
         // followed again with `micros watch`.
         match connection.output {
-            Output::Json => println!(
-                "{}",
-                serde_json::to_string(&operation_json(&operation)).unwrap_or_default()
-            ),
+            Output::Json => println!("{}", crate::json::message(&operation)?),
             Output::Text => println!(
                 "operation {id} started; follow it again with: micros watch {id}",
                 id = operation.operation_id
@@ -593,7 +563,7 @@ pub async fn apply(
         }
         return watch(connection, operation.operation_id).await;
     }
-    connection.print(operation_json(&operation), || operation_text(&operation));
+    connection.print(&operation, || operation_text(&operation))?;
     Ok(())
 }
 
@@ -705,7 +675,8 @@ async fn follow(
             }
             None => println!(
                 "{}",
-                serde_json::to_string(&operation_json(&update)).unwrap_or_default()
+                crate::json::message(&update)
+                    .map_err(|error| tonic::Status::internal(format!("{error:#}")))?
             ),
         }
         *last = Some(update);
@@ -724,9 +695,17 @@ fn connection_lost(status: &tonic::Status) -> bool {
     }
 }
 
+/// What `pause`, `resume` and `abort` ask of an operation.
+#[derive(Clone, Copy)]
+pub enum Control {
+    Pause,
+    Resume,
+    Abort,
+}
+
 pub async fn control(
     connection: &Connection,
-    action: &str,
+    action: Control,
     operation_id: String,
     reason: String,
 ) -> anyhow::Result<()> {
@@ -736,13 +715,13 @@ pub async fn control(
         reason,
     };
     let operation = match action {
-        "pause" => client.pause_operation(request).await,
-        "resume" => client.resume_operation(request).await,
-        _ => client.abort_operation(request).await,
+        Control::Pause => client.pause_operation(request).await,
+        Control::Resume => client.resume_operation(request).await,
+        Control::Abort => client.abort_operation(request).await,
     }
     .map_err(from_status)?
     .into_inner();
-    connection.print(operation_json(&operation), || operation_text(&operation));
+    connection.print(&operation, || operation_text(&operation))?;
     Ok(())
 }
 
@@ -785,28 +764,7 @@ pub async fn report(connection: &Connection, operation_id: String) -> anyhow::Re
         .await
         .map_err(from_status)?
         .into_inner();
-    connection.print(
-        json!({
-            "operation_id": report.operation_id, "title": report.title,
-            "undone_operation_id": report.undone_operation_id,
-            "sites_affected": report.sites_affected, "percent_restored": report.percent_restored,
-            "expected_data_loss": report.expected_data_loss, "confidence": report.confidence,
-            "sites": report.sites.iter().map(|site| json!({
-                "site_id": site.site_id, "site_name": site.site_name, "site_url": site.site_url,
-                "state": site.state, "verified": site.verified,
-                "deleted_at": site.deleted_at.map(rfc3339), "restored_at": site.restored_at.map(rfc3339),
-                "admin_contacts": site.admin_contacts,
-            })).collect::<Vec<_>>(),
-            "steps": report.steps.iter().map(|step| json!({
-                "wave": step.wave, "service": step.service, "action": step.action,
-                "start_time": step.start_time.map(rfc3339), "end_time": step.end_time.map(rfc3339),
-                "seconds": step.seconds, "targets": step.targets, "rows_affected": step.rows_affected,
-            })).collect::<Vec<_>>(),
-            "markdown": report.markdown,
-        }),
-        || report.markdown.clone(),
-    );
-    Ok(())
+    connection.print(&report, || report.markdown.clone())
 }
 
 pub async fn site(connection: &Connection, site: String) -> anyhow::Result<()> {
@@ -817,24 +775,17 @@ pub async fn site(connection: &Connection, site: String) -> anyhow::Result<()> {
         .map_err(from_status)?
         .into_inner();
     let state = summary.state().as_str_name();
-    connection.print(
-        json!({
-            "site_id": summary.site_id, "name": summary.name, "url": summary.url, "state": state,
-            "active_products": summary.active_products, "app_installations": summary.app_installations,
-        }),
-        || {
-            format!(
-                "{} {} ({}): {}; products: {}; apps: {}",
-                summary.name,
-                summary.url,
-                summary.site_id,
-                state,
-                summary.active_products.join(", "),
-                summary.app_installations
-            )
-        },
-    );
-    Ok(())
+    connection.print(&summary, || {
+        format!(
+            "{} {} ({}): {}; products: {}; apps: {}",
+            summary.name,
+            summary.url,
+            summary.site_id,
+            state,
+            summary.active_products.join(", "),
+            summary.app_installations
+        )
+    })
 }
 
 pub async fn contacts(connection: &Connection, email: String) -> anyhow::Result<()> {
@@ -846,33 +797,26 @@ pub async fn contacts(connection: &Connection, email: String) -> anyhow::Result<
         .await
         .map_err(from_status)?
         .into_inner();
-    connection.print(
-        json!({"email": email, "sites": found.sites.iter().map(|site| json!({
-            "site_id": site.site_id, "site_name": site.site_name, "site_url": site.site_url,
-            "state": site.state, "contact_kinds": site.contact_kinds,
-        })).collect::<Vec<_>>()}),
-        || {
-            if found.sites.is_empty() {
-                return format!("no site has {email} as a contact");
-            }
-            found
-                .sites
-                .iter()
-                .map(|site| {
-                    format!(
-                        "{} {} ({}): {}; {} contact",
-                        site.site_name,
-                        site.site_url,
-                        site.site_id,
-                        site.state,
-                        site.contact_kinds.join("+")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-        },
-    );
-    Ok(())
+    connection.print(&found, || {
+        if found.sites.is_empty() {
+            return format!("no site has {email} as a contact");
+        }
+        found
+            .sites
+            .iter()
+            .map(|site| {
+                format!(
+                    "{} {} ({}): {}; {} contact",
+                    site.site_name,
+                    site.site_url,
+                    site.site_id,
+                    site.state,
+                    site.contact_kinds.join("+")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
 }
 
 /// Sets or clears a hold on a site in every service.
@@ -894,8 +838,7 @@ pub async fn hold(
         .await
         .map_err(from_status)?
         .into_inner();
-    connection.print(hold_json(&record), || hold_text(&record));
-    Ok(())
+    connection.print(&record, || hold_text(&record))
 }
 
 /// The holds set through the orchestrator, newest first.
@@ -918,23 +861,19 @@ pub async fn holds(connection: &Connection) -> anyhow::Result<()> {
         }
         page_token = page.next_page_token;
     }
-    connection.print(
-        json!({"holds": holds.iter().map(hold_json).collect::<Vec<_>>()}),
-        || {
-            if holds.is_empty() {
-                return "no site is held".to_owned();
-            }
-            holds.iter().map(hold_text).collect::<Vec<_>>().join("\n")
-        },
-    );
-    Ok(())
-}
-
-fn hold_json(record: &pb::SiteHold) -> serde_json::Value {
-    json!({
-        "site_id": record.site_id, "held": record.held, "reason": record.reason,
-        "ticket": record.ticket, "principal": record.principal,
-        "update_time": record.update_time.map(rfc3339),
+    let list = pb::ListSiteHoldsResponse {
+        holds,
+        next_page_token: String::new(),
+    };
+    connection.print(&list, || {
+        if list.holds.is_empty() {
+            return "no site is held".to_owned();
+        }
+        list.holds
+            .iter()
+            .map(hold_text)
+            .collect::<Vec<_>>()
+            .join("\n")
     })
 }
 
@@ -989,11 +928,6 @@ mod tests {
         );
         let halted = operation(12, 40, pb::OperationState::Halted);
         assert_eq!(known_eta(&halted), None);
-        assert_eq!(
-            operation_json(&starting)["eta_seconds"],
-            serde_json::Value::Null
-        );
-        assert_eq!(operation_json(&going)["eta_seconds"], 64.0);
     }
 
     #[test]

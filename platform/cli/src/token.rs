@@ -13,7 +13,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use micros_platform::auth::{ISSUER_KID, Issuer, Role, ServiceSigner, SigningKey};
+use micros_platform::auth::{ISSUER_KID, Issuer, ORCHESTRATOR, Role, ServiceSigner, SigningKey};
 use secrecy::{ExposeSecret, SecretString};
 
 /// Names the issuer's private key instead of `<data-dir>/keys/issuer.key`.
@@ -21,12 +21,6 @@ pub const ISSUER_KEY_ENV: &str = "MICROS_ISSUER_SIGNING_KEY";
 
 #[derive(clap::Args)]
 pub struct TokenArgs {
-    /// The `micros up` data directory whose keys sign the token.
-    #[arg(long, default_value = ".micros")]
-    data_dir: PathBuf,
-    /// Who the token names.
-    #[arg(long, default_value = "dev")]
-    principal: String,
     /// A role to grant; repeat for several (viewer, admin, operator, approver; lifecycle
     /// only with --service orchestrator).
     #[arg(long = "role", default_value = "viewer")]
@@ -47,7 +41,8 @@ pub struct TokenArgs {
     new_key: bool,
 }
 
-pub fn run(args: TokenArgs) -> anyhow::Result<()> {
+/// Signs a token for `principal` (or as `--service`) with the keys under `data_dir`.
+pub fn run(data_dir: &Path, principal: &str, args: TokenArgs) -> anyhow::Result<()> {
     if args.new_key {
         let key = SigningKey::generate();
         println!("private {}", key.encode().expose_secret());
@@ -59,11 +54,26 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
             if args.audiences.is_empty() {
                 bail!("--service needs --audience: the service the token is for");
             }
-            let key = read_key(&args.data_dir, service)?;
+            if args.roles.contains(&Role::Lifecycle) && service != ORCHESTRATOR {
+                bail!(
+                    "only the orchestrator's key may sign the lifecycle role; {service}'s \
+                     would be refused by every service"
+                );
+            }
+            let key = read_key(data_dir, service)?;
             let audiences: Vec<&str> = args.audiences.iter().map(String::as_str).collect();
             ServiceSigner::new(service, &args.roles, &key, args.ttl).token_for(&audiences)?
         }
-        None => issuer(&args.data_dir)?.issue(&args.principal, &args.roles, args.ttl)?,
+        None => {
+            if args.roles.contains(&Role::Lifecycle) {
+                bail!(
+                    "the issuer key cannot sign the lifecycle role (every service would refuse \
+                     the token); sign as the orchestrator: --service orchestrator --role \
+                     lifecycle --audience <service>"
+                );
+            }
+            issuer(data_dir)?.issue(principal, &args.roles, args.ttl)?
+        }
     };
     println!("{token}");
     Ok(())

@@ -30,9 +30,6 @@ use crate::{registry, token::KeyRing};
 
 #[derive(clap::Args)]
 pub struct UpArgs {
-    /// Where SQLite files, the signing keys (`keys/`) and run files live.
-    #[arg(long, default_value = ".micros")]
-    data_dir: PathBuf,
     /// The first service's port; the others follow in order. 0 picks free ports.
     /// Metrics ports move with them: each keeps its descriptor's distance from the gRPC
     /// port (51051 for the catalog's 50051).
@@ -162,8 +159,10 @@ impl Children {
     }
 }
 
-pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let launch = Launch::new(&args.data_dir, args.store_url, args.config, Vec::new())?;
+/// Runs every service with SQLite files, signing keys (`keys/`) and run files under
+/// `data_dir` (the global `--data-dir`).
+pub async fn run(data_dir: &Path, args: UpArgs) -> anyhow::Result<()> {
+    let launch = Launch::new(data_dir, args.store_url, args.config, Vec::new())?;
 
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;

@@ -277,6 +277,10 @@ pub struct LifecycleConfig {
     pub free_deletions_per_hour: u32,
 }
 
+/// The shortest retention accepted: zero would make every soft delete a purge at the
+/// reaper's next pass.
+pub const MIN_RETENTION: Duration = Duration::from_secs(3600);
+
 impl Default for LifecycleConfig {
     fn default() -> Self {
         Self {
@@ -426,6 +430,13 @@ impl<S: Validate> Config<S> {
                 );
             }
         }
+        if self.lifecycle.retention < MIN_RETENTION {
+            return invalid(
+                "lifecycle.retention",
+                "must be at least 1h: a soft-deleted site must stay restorable long enough \
+                 for someone to notice, and the reaper purges it once retention has passed",
+            );
+        }
         if self.lifecycle.purge_batch_size == 0 {
             return invalid("lifecycle.purge_batch_size", "must be at least 1");
         }
@@ -530,6 +541,28 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("server.concurrency_limit"), "{error}");
+    }
+
+    #[test]
+    fn retention_shorter_than_an_hour_is_refused() {
+        for retention in ["0s", "59m"] {
+            let error = load(
+                Config::<NoSettings>::default(),
+                &env(&[("MICROS__LIFECYCLE__RETENTION", retention)]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.contains("lifecycle.retention"),
+                "{retention}: {error}"
+            );
+        }
+        let hour = load(
+            Config::<NoSettings>::default(),
+            &env(&[("MICROS__LIFECYCLE__RETENTION", "1h")]),
+        )
+        .unwrap();
+        assert_eq!(hour.lifecycle.retention, MIN_RETENTION);
     }
 
     #[test]

@@ -46,6 +46,13 @@ impl Validate for IdentitySettings {
                 "products: `{bad}` must be lower-case letters, digits and hyphens"
             ));
         }
+        if self.escrow_retention.is_zero() {
+            return Err(
+                "escrow_retention: must be longer than 0s (support reaches a deleted site's \
+                 admins through it)"
+                    .to_owned(),
+            );
+        }
         if self.escrow_prune_interval.is_zero() {
             return Err("escrow_prune_interval: must be longer than 0s".to_owned());
         }
@@ -76,6 +83,16 @@ mod tests {
                 .validate()
                 .unwrap_err()
                 .starts_with("escrow_prune_interval")
+        );
+        let forgetful = IdentitySettings {
+            escrow_retention: Duration::ZERO,
+            ..IdentitySettings::default()
+        };
+        assert!(
+            forgetful
+                .validate()
+                .unwrap_err()
+                .starts_with("escrow_retention")
         );
     }
 }

@@ -104,20 +104,13 @@ pub async fn build(fleet: &Fleet, facts: &Facts<'_>) -> Result<pb::Report, Orche
         .iter()
         .filter(|target| states.get(&target.site_id.to_string()) == Some(&SiteState::Active))
         .count();
-    let verified = targets
-        .iter()
-        .filter(|target| target.status == TargetStatus::Verified)
-        .count();
     let percent_restored = active as f64 * 100.0 / total;
-    let restored_and_checked = targets
+    let finished = targets
         .iter()
         .filter(|target| target.status == operation.kind.done(operation.on_copies))
         .count();
-    let confidence = match operation.kind {
-        PlanKind::RestoreSites => verified as f64 / total,
-        PlanKind::RestoreDrill => restored_and_checked as f64 / total,
-        _ => 1.0,
-    };
+    let confidence = finished as f64 / total;
+    let problems = problems(operation, targets);
     let expected_data_loss = match (operation.kind, operation.point_in_time) {
         (PlanKind::RestoreSites, Some(at)) => format!(
             "changes made after {} ({:.0} minutes before the restore began)",
@@ -213,9 +206,23 @@ pub async fn build(fleet: &Fleet, facts: &Facts<'_>) -> Result<pb::Report, Orche
     let _ = writeln!(markdown, "- Expected data loss: {expected_data_loss}");
     let _ = writeln!(
         markdown,
-        "- Confidence: {:.1}% of sites verified against the fingerprints recorded at deletion\n",
-        confidence * 100.0
+        "- Confidence: {:.1}% of targets {}\n",
+        confidence * 100.0,
+        match operation.kind {
+            PlanKind::RestoreSites | PlanKind::RestoreDrill =>
+                "restored and verified against the fingerprints recorded at deletion",
+            PlanKind::DeleteSites | PlanKind::UninstallApp =>
+                "deleted in every service and verified",
+            PlanKind::PurgeSites => "purged in every service",
+        }
     );
+    if !problems.is_empty() {
+        let _ = writeln!(markdown, "## Problems\n");
+        for problem in &problems {
+            let _ = writeln!(markdown, "- {problem}");
+        }
+        let _ = writeln!(markdown);
+    }
     if operation.kind.rehearses() {
         let _ = writeln!(markdown, "## Rollback rehearsal\n");
         let canary = targets.iter().filter(|target| target.wave == 0).count();
@@ -319,7 +326,32 @@ pub async fn build(fleet: &Fleet, facts: &Facts<'_>) -> Result<pb::Report, Orche
         sites,
         undone_operation_id,
         steps: steps.iter().map(wave_step).collect(),
+        problems,
     })
+}
+
+/// The halt reason, then each distinct error the targets recorded with how many
+/// targets it stopped, most frequent first: a report must not read as a success when a
+/// service refused part of the operation.
+fn problems(operation: &OperationRecord, targets: &[TargetRecord]) -> Vec<String> {
+    let mut problems: Vec<String> = operation
+        .halt_reason
+        .iter()
+        .map(|reason| format!("halted: {reason}"))
+        .collect();
+    let mut errors: BTreeMap<&str, usize> = BTreeMap::new();
+    for error in targets.iter().filter_map(|target| target.error.as_deref()) {
+        *errors.entry(error).or_default() += 1;
+    }
+    let mut errors: Vec<(&str, usize)> = errors.into_iter().collect();
+    errors.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
+    problems.extend(errors.into_iter().map(|(error, count)| {
+        format!(
+            "{count} target{}: {error}",
+            if count == 1 { "" } else { "s" }
+        )
+    }));
+    problems
 }
 
 fn micros(at: &prost_types::Timestamp) -> i64 {

@@ -90,7 +90,44 @@ pub struct Principal {
     pub roles: Vec<Role>,
 }
 
+/// The longest principal name a token may carry.
+pub const MAX_PRINCIPAL_BYTES: usize = 128;
+
 impl Principal {
+    /// Refuses a name that is not in canonical form: 1 to [`MAX_PRINCIPAL_BYTES`] bytes of
+    /// lowercase ASCII letters, digits and `. _ - + @ :`, starting with a letter or digit.
+    ///
+    /// Approval compares names (a plan's author may not approve it), so two spellings of
+    /// one person must not exist: `Dev`, `dev ` or `dev` with a zero-width space would
+    /// each approve `dev`'s plan. Names are checked where tokens are minted and again
+    /// where they are verified, so no other spelling reaches a handler.
+    pub fn check_name(name: &str) -> Result<(), AuthError> {
+        let refuse = |why: &str| {
+            Err(AuthError::InvalidPrincipal {
+                principal: name.chars().take(64).collect(),
+                why: why.to_owned(),
+            })
+        };
+        if name.is_empty() {
+            return refuse("it is empty");
+        }
+        if name.len() > MAX_PRINCIPAL_BYTES {
+            return refuse("it is longer than 128 bytes");
+        }
+        if !name.starts_with(|first: char| first.is_ascii_lowercase() || first.is_ascii_digit()) {
+            return refuse("it must start with a lowercase letter or a digit");
+        }
+        let allowed = |c: char| {
+            c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || matches!(c, '.' | '_' | '-' | '+' | '@' | ':')
+        };
+        if !name.chars().all(allowed) {
+            return refuse("only lowercase letters, digits and . _ - + @ : are allowed");
+        }
+        Ok(())
+    }
+
     /// Whether the principal holds `role`. Every role includes [`Role::Viewer`]: whoever
     /// may change something may also read it.
     pub fn has(&self, role: Role) -> bool {
@@ -118,6 +155,8 @@ pub enum AuthError {
     NoPrincipal,
     #[error("{principal} lacks the `{}` role this call requires", required.as_str())]
     MissingRole { principal: String, required: Role },
+    #[error("invalid principal `{principal}`: {why}")]
+    InvalidPrincipal { principal: String, why: String },
     #[error("could not sign a token: {0}")]
     Signing(String),
 }
@@ -129,6 +168,7 @@ impl Problem for AuthError {
             | AuthError::MalformedHeader
             | AuthError::InvalidToken(_)
             | AuthError::UnknownSigner(_)
+            | AuthError::InvalidPrincipal { .. }
             | AuthError::Expired => Code::Unauthenticated,
             AuthError::MissingRole { .. }
             | AuthError::UntrustedRole { .. }
@@ -148,6 +188,7 @@ impl Problem for AuthError {
             AuthError::InvalidGrant(_) => "INVALID_GRANT",
             AuthError::MissingRole { .. } => "MISSING_ROLE",
             AuthError::NoPrincipal => "NO_PRINCIPAL",
+            AuthError::InvalidPrincipal { .. } => "INVALID_PRINCIPAL",
             AuthError::Signing(_) => "TOKEN_SIGNING_FAILED",
         }
     }
@@ -166,6 +207,9 @@ impl Problem for AuthError {
                 ("required_role", required.as_str().to_owned()),
             ],
             AuthError::UnknownSigner(signer) => vec![("signer", signer.clone())],
+            AuthError::InvalidPrincipal { principal, .. } => {
+                vec![("principal", principal.clone())]
+            }
             AuthError::UntrustedRole { signer, role } => vec![
                 ("signer", signer.clone()),
                 ("role", role.as_str().to_owned()),

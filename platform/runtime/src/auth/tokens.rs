@@ -101,6 +101,7 @@ impl Issuer {
         roles: &[Role],
         ttl: Duration,
     ) -> Result<String, AuthError> {
+        Principal::check_name(principal)?;
         let iat = now_secs();
         let claims = Claims {
             sub: principal.to_owned(),
@@ -292,6 +293,7 @@ impl Authenticator {
         let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map_err(invalid)?
             .claims;
+        Principal::check_name(&claims.sub)?;
         if !by_issuer && claims.sub != service_principal(&signer) {
             return Err(AuthError::InvalidToken(format!(
                 "a token signed by {signer} speaks for {}, not {}",
@@ -349,6 +351,7 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Problem;
 
     struct Keys {
         issuer: SigningKey,
@@ -396,6 +399,61 @@ mod tests {
         assert_eq!(principal.name, "alice");
         assert!(principal.has(Role::Approver));
         assert!(!principal.has(Role::Lifecycle));
+    }
+
+    /// Each of these would pass an exact comparison with `dev` and so could approve
+    /// `dev`'s plan if it were a principal of its own.
+    const LOOKALIKES: [&str; 5] = ["Dev", "dev ", " dev", "dev\u{200b}", "d\u{0435}v"];
+
+    #[test]
+    fn only_canonical_principal_names_are_minted() {
+        let keys = keys();
+        let issuer = Issuer::new(&keys.issuer, "micros");
+        for name in LOOKALIKES.into_iter().chain(["", "-dev", &"a".repeat(129)]) {
+            let error = issuer
+                .issue(name, &[Role::Approver], Duration::from_secs(60))
+                .unwrap_err();
+            assert!(
+                matches!(error, AuthError::InvalidPrincipal { .. }),
+                "{name:?}: {error}"
+            );
+        }
+        for name in [
+            "dev",
+            "alice@example.com",
+            "ops.bot-2",
+            "service:orchestrator-drills",
+        ] {
+            assert!(
+                issuer
+                    .issue(name, &[Role::Viewer], Duration::from_secs(60))
+                    .is_ok(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_signed_lookalike_principal_is_refused_at_verification() {
+        let keys = keys();
+        for name in LOOKALIKES {
+            let token = sign(
+                &header(ISSUER_KID),
+                &Claims {
+                    sub: name.into(),
+                    roles: vec![Role::Approver],
+                    iss: "micros".into(),
+                    aud: vec!["micros".into()],
+                    iat: now_secs(),
+                    exp: now_secs() + 60,
+                },
+                &keys.issuer.encoding_key(),
+            )
+            .unwrap();
+            let error = verifier(&keys, "orchestrator").verify(&token).unwrap_err();
+            assert_eq!(error.reason(), "INVALID_PRINCIPAL", "{name:?}: {error}");
+            assert_eq!(error.code(), tonic::Code::Unauthenticated);
+        }
     }
 
     #[test]
