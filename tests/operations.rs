@@ -376,3 +376,81 @@ async fn a_stale_plan_ends_aborted_with_nothing_changed() {
         world.stop().await;
     }
 }
+
+/// A site deleted in one service only (an operation that halted part-way, a service
+/// restored from a backup) is shown as split by the orchestrator's GetSite, service by
+/// service, instead of hiding behind the catalog's "active".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn get_site_shows_a_site_deleted_in_one_service_only_as_split() {
+    use micros_platform::{
+        auth::Role,
+        ids::OperationId,
+        lifecycle::{Target, grpc::target_to_proto},
+    };
+    use micros_proto::lifecycle::v1::{
+        Justification, SoftDeleteRequest, tenant_lifecycle_client::TenantLifecycleClient,
+    };
+
+    for backend in testing::backends() {
+        let mut world = world(backend).await;
+        let url = world.orchestrator.server.url();
+        let seeded = world.suite.seed(&url, "split", 1).await;
+        let site = seeded[0].site_id.clone();
+        let whole = world
+            .alice
+            .get_site(pb::GetSiteRequest { site: site.clone() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!whole.split, "{whole:?}");
+        assert_eq!(whole.services.len(), 5, "{whole:?}");
+
+        let mut product_data = TenantLifecycleClient::new(world.suite.channel(
+            "product-data",
+            "orchestrator",
+            &[Role::Lifecycle],
+        ));
+        product_data
+            .soft_delete(SoftDeleteRequest {
+                targets: vec![target_to_proto(&Target::Site(site.parse().unwrap()))],
+                operation_id: OperationId::new().to_string(),
+                justification: Some(Justification {
+                    reason: "a deletion that reached one service".to_owned(),
+                    ticket: "OPS-9".to_owned(),
+                }),
+                validate_only: false,
+                lease_token: 0,
+                call_key: String::new(),
+            })
+            .await
+            .unwrap();
+
+        let split = world
+            .alice
+            .get_site(pb::GetSiteRequest { site: site.clone() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(split.split, "{split:?}");
+        assert_eq!(
+            split.state(),
+            micros_proto::catalog::v1::SiteState::Active,
+            "the catalog still says active"
+        );
+        let states: BTreeMap<&str, TenantState> = split
+            .services
+            .iter()
+            .map(|service| (service.service.as_str(), service.state()))
+            .collect();
+        assert_eq!(states["catalog"], TenantState::Active, "{split:?}");
+        assert_eq!(states["product-data"], TenantState::Deleted, "{split:?}");
+        assert!(
+            split
+                .services
+                .iter()
+                .all(|service| service.error.is_empty()),
+            "{split:?}"
+        );
+        world.stop().await;
+    }
+}

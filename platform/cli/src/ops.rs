@@ -776,14 +776,36 @@ pub async fn site(connection: &Connection, site: String) -> anyhow::Result<()> {
         .into_inner();
     let state = summary.state().as_str_name();
     connection.print(&summary, || {
+        let services: Vec<String> = summary
+            .services
+            .iter()
+            .map(|service| match service.error.as_str() {
+                "" => format!(
+                    "{} {}",
+                    service.service,
+                    service
+                        .state()
+                        .as_str_name()
+                        .trim_start_matches("TENANT_STATE_")
+                        .to_lowercase()
+                ),
+                error => format!("{} unreachable ({error})", service.service),
+            })
+            .collect();
         format!(
-            "{} {} ({}): {}; products: {}; apps: {}",
+            "{} {} ({}): {}; products: {}; apps: {}\n  {}{}",
             summary.name,
             summary.url,
             summary.site_id,
             state,
             summary.active_products.join(", "),
-            summary.app_installations
+            summary.app_installations,
+            services.join(", "),
+            if summary.split {
+                "\n  SPLIT: the services disagree on this site's state"
+            } else {
+                ""
+            }
         )
     })
 }

@@ -135,7 +135,9 @@ impl Fleet {
 
     fn lifecycle(&self, service: &str) -> Result<TenantLifecycleClient<ServiceChannel>, Status> {
         let channel = self.channels.get(service).ok_or_else(|| {
-            Status::unavailable(format!("{service} is not among the orchestrator's services"))
+            Status::unavailable(format!(
+                "{service} is not among the orchestrator's services"
+            ))
         })?;
         Ok(TenantLifecycleClient::new(channel.clone())
             .max_decoding_message_size(MAX_MESSAGE)

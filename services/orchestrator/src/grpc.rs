@@ -7,12 +7,11 @@ use micros_platform::{
     clock::SharedClock,
     error::{InvalidArgument, parse_id},
     ids::{OperationId, PlanId, SiteId},
-    input, paging,
+    paging,
     store::{timestamp, unix_micros},
 };
-use micros_proto::{
-    catalog::v1::{self as catalog, ResolveRequest},
-    orchestrator::v1::{self as pb, orchestrator_service_server::OrchestratorService},
+use micros_proto::orchestrator::v1::{
+    self as pb, orchestrator_service_server::OrchestratorService,
 };
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -28,6 +27,7 @@ use crate::{
     progress::operation_to_proto,
     provision, report,
     settings::OrchestratorSettings,
+    sites,
     store::{HoldRecord, OrchestratorStore, PlanRecord},
 };
 
@@ -385,68 +385,9 @@ impl OrchestratorService for OrchestratorApi {
         request: Request<pb::GetSiteRequest>,
     ) -> Result<Response<pb::SiteSummary>, Status> {
         role(&request, Role::Operator)?;
-        let site = request.get_ref().site.clone();
-        if site.is_empty() {
-            return Err(OrchestratorError::from(InvalidArgument::missing("site")).into());
-        }
-        input::check("site", None, &site).map_err(OrchestratorError::from)?;
-        let resolved = self
-            .fleet
-            .catalog()
-            .resolve(ResolveRequest {
-                inputs: vec![site.clone()],
-            })
-            .await
-            .map_err(|status| OrchestratorError::Downstream {
-                service: "catalog".to_owned(),
-                status,
-            })?
-            .into_inner()
-            .results
-            .remove(0);
-        let is_site = matches!(
-            resolved.kind(),
-            catalog::InputKind::Site | catalog::InputKind::SiteUrl
-        );
-        if !is_site {
-            return Err(OrchestratorError::from(InvalidArgument::field(
-                "site",
-                "NOT_A_SITE",
-                site,
-                format!("is not a site ID or site URL: {}", resolved.problem),
-            ))
-            .into());
-        }
-        if !resolved.found {
-            return Err(OrchestratorError::Downstream {
-                service: "catalog".to_owned(),
-                status: Status::not_found(resolved.problem),
-            }
-            .into());
-        }
-        let details = self
-            .fleet
-            .catalog()
-            .get_site(catalog::GetSiteRequest {
-                site_id: resolved.site_id.clone(),
-                show_deleted: true,
-            })
-            .await
-            .map_err(|status| OrchestratorError::Downstream {
-                service: "catalog".to_owned(),
-                status,
-            })?
-            .into_inner();
-        Ok(Response::new(pb::SiteSummary {
-            state: resolved.site_state,
-            site_id: resolved.site_id,
-            name: resolved.site_name,
-            url: resolved.site_url,
-            active_products: resolved.active_products,
-            app_installations: resolved.app_installations,
-            delete_time: details.delete_time,
-            expire_time: details.expire_time,
-        }))
+        Ok(Response::new(
+            sites::summary(&self.fleet, &request.get_ref().site).await?,
+        ))
     }
 
     async fn set_site_hold(

@@ -24,6 +24,7 @@ mod reaper;
 mod report;
 mod schedule;
 mod settings;
+mod sites;
 mod store;
 
 use micros_platform::{
