@@ -847,25 +847,30 @@ async fn fingerprints_are_cached_until_the_rows_change() {
     }
 }
 
+/// `(note_id, app_id, title, size, deleted_by, deleted_at)` of a note.
+type NoteRow = (
+    String,
+    Option<String>,
+    String,
+    i64,
+    Option<String>,
+    Option<i64>,
+);
+/// `(tag_id, note_id, label, deleted_by, deleted_at)` of a tag.
+type TagRow = (String, String, String, Option<String>, Option<i64>);
+
 /// Every row of `site` in both tables, deletion columns included, in key order.
 async fn rows_of(lifecycle: &Lifecycle, site: SiteId) -> Vec<String> {
     let pool = lifecycle.store().pool();
-    let notes: Vec<(
-        String,
-        Option<String>,
-        String,
-        i64,
-        Option<String>,
-        Option<i64>,
-    )> = sqlx::query_as(
+    let notes: Vec<NoteRow> = sqlx::query_as(
         "SELECT note_id, app_id, title, size, deleted_by, deleted_at FROM notes
-             WHERE site_id = $1 ORDER BY note_id",
+         WHERE site_id = $1 ORDER BY note_id",
     )
     .bind(site.to_string())
     .fetch_all(pool)
     .await
     .unwrap();
-    let tags: Vec<(String, String, String, Option<String>, Option<i64>)> = sqlx::query_as(
+    let tags: Vec<TagRow> = sqlx::query_as(
         "SELECT tag_id, note_id, label, deleted_by, deleted_at FROM tags
          WHERE site_id = $1 ORDER BY tag_id",
     )

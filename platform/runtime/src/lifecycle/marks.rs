@@ -58,6 +58,13 @@ pub(crate) struct MarkedGroup {
 }
 
 impl MarkedGroup {
+    /// `site:owner`, as [`Lifecycle::filter_by_owner`] matches it, for owned rows.
+    pub fn owned_key(&self) -> Option<String> {
+        self.owner
+            .as_ref()
+            .map(|owner| format!("{}:{owner}", self.site_id))
+    }
+
     /// The group as the target of an unmark record, with the `deleted_at` it clears, if
     /// one record can say what the unmark did: the rows have an owner and one mark time.
     fn recordable(&self) -> Option<(Owned, i64)> {

@@ -164,23 +164,14 @@ impl Lifecycle {
             }
             let of_apps: Vec<&MarkedGroup> = marked
                 .iter()
-                .filter(|group| {
-                    group.owner.as_ref().is_some_and(|owner| {
-                        app_keys.contains(&format!("{}:{owner}", group.site_id))
-                    })
-                })
+                .filter(|group| group.owned_key().is_some_and(|key| app_keys.contains(&key)))
                 .collect();
             if let Some(owned) = self.filter_by_owner(table, "$1")
                 && !of_apps.is_empty()
             {
                 let keys: BTreeSet<String> = of_apps
                     .iter()
-                    .filter_map(|group| {
-                        group
-                            .owner
-                            .as_ref()
-                            .map(|owner| format!("{}:{owner}", group.site_id))
-                    })
+                    .filter_map(|group| group.owned_key())
                     .collect();
                 let scope = Scoped {
                     filter: owned,
