@@ -1065,3 +1065,71 @@ async fn point_in_time_restore_is_exact_across_a_mark_and_an_unmark() {
         }
     }
 }
+
+#[tokio::test]
+async fn mark_records_go_with_their_rows_and_with_history() {
+    for backend in testing::backends() {
+        let Fixture {
+            lifecycle,
+            clock,
+            _store: _guard,
+        } = fixture(backend).await;
+        let (purged_site, kept_site) = (SiteId::new(), SiteId::new());
+        let app = AppInstallationId::new();
+        let purged_app = Target::AppInstallation {
+            site_id: purged_site,
+            app_installation_id: app,
+        };
+        let kept_app = Target::AppInstallation {
+            site_id: kept_site,
+            app_installation_id: app,
+        };
+        populate(
+            &lifecycle.register(purged_site).await.unwrap(),
+            6,
+            Some(app),
+        )
+        .await;
+        populate(&lifecycle.register(kept_site).await.unwrap(), 6, Some(app)).await;
+        lifecycle
+            .soft_delete(&request(vec![purged_app]))
+            .await
+            .unwrap();
+        let uninstall = request(vec![kept_app]);
+        lifecycle.soft_delete(&uninstall).await.unwrap();
+        lifecycle
+            .restore(
+                &request(vec![kept_app]),
+                RestoreSource::Operation(uninstall.operation_id),
+            )
+            .await
+            .unwrap();
+        assert_eq!(log_sizes(&lifecycle, purged_site).await.1, 1, "{backend:?}");
+        assert_eq!(
+            log_sizes(&lifecycle, kept_site).await.1,
+            2,
+            "a mark and its unmark"
+        );
+
+        clock.advance(31 * DAY);
+        let purged = lifecycle
+            .purge(&request(vec![purged_app]))
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(purged.rows_affected, 2, "notes 0 and 3");
+        assert_eq!(
+            log_sizes(&lifecycle, purged_site).await.1,
+            0,
+            "the purged rows' mark goes with them"
+        );
+        assert_eq!(log_sizes(&lifecycle, kept_site).await.1, 2);
+
+        assert!(lifecycle.prune_history().await.unwrap() >= 2);
+        assert_eq!(
+            log_sizes(&lifecycle, kept_site).await,
+            (0, 0),
+            "marks past retention are pruned with the change log"
+        );
+    }
+}
