@@ -1,14 +1,13 @@
 -- Row-level marks as what they are: an app installation's rows of one table marked
 -- deleted by an operation (`mark`), or that operation's marks undone (`unmark`), one
 -- record per table and target instead of a before-image per row. A point-in-time
--- restore rewinds them: a mark sets `deleted_by = operation_id, deleted_at = deleted_at`
--- on the target's live rows; an unmark clears it from rows that all carried
--- `deleted_at` (it is recorded only when it revived every row of the target that was
--- not live and had that operation's mark, and no row of the target was live before it;
--- otherwise the revived rows' before-images go to `tenant_changes` as for any write).
--- `after_seq` orders a mark among the change log's entries: it follows every change
--- with `seq <= after_seq` and precedes every later one (calls hold their sites' registry
--- rows, so the changes of one site are never concurrent with its marks).
+-- restore rewinds them: a mark set `deleted_by = operation_id, deleted_at = deleted_at`
+-- on the target's live rows; an unmark cleared them from rows that all carried that
+-- `deleted_at`, in a target with no live row before it (an unmark that cannot be
+-- described so logs its rows' before-images to `tenant_changes` instead).
+-- `after_seq` orders a record among the change log's entries: it follows every change
+-- with `seq <= after_seq` and precedes every later one (a call holds its sites' registry
+-- rows, so no change of those sites is logged concurrently with its records).
 CREATE TABLE tenant_marks (
     seq          BIGSERIAL PRIMARY KEY,
     site_id      TEXT NOT NULL,
