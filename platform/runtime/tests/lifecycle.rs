@@ -850,3 +850,290 @@ async fn fingerprints_are_cached_until_the_rows_change() {
         );
     }
 }
+
+/// `(note_id, app_id, title, size, deleted_by, deleted_at)` of a note.
+type NoteRow = (
+    String,
+    Option<String>,
+    String,
+    i64,
+    Option<String>,
+    Option<i64>,
+);
+/// `(tag_id, note_id, label, deleted_by, deleted_at)` of a tag.
+type TagRow = (String, String, String, Option<String>, Option<i64>);
+
+/// Every row of `site` in both tables, deletion columns included, in key order.
+async fn rows_of(lifecycle: &Lifecycle, site: SiteId) -> Vec<String> {
+    let pool = lifecycle.store().pool();
+    let notes: Vec<NoteRow> = sqlx::query_as(
+        "SELECT note_id, app_id, title, size, deleted_by, deleted_at FROM notes
+         WHERE site_id = $1 ORDER BY note_id",
+    )
+    .bind(site.to_string())
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let tags: Vec<TagRow> = sqlx::query_as(
+        "SELECT tag_id, note_id, label, deleted_by, deleted_at FROM tags
+         WHERE site_id = $1 ORDER BY tag_id",
+    )
+    .bind(site.to_string())
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    notes
+        .iter()
+        .map(|row| format!("{row:?}"))
+        .chain(tags.iter().map(|row| format!("{row:?}")))
+        .collect()
+}
+
+/// (change-log entries, mark records) of `site`.
+async fn log_sizes(lifecycle: &Lifecycle, site: SiteId) -> (i64, i64) {
+    let pool = lifecycle.store().pool();
+    let count = |table: &'static str| {
+        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {table} WHERE site_id = $1"
+        )))
+        .bind(site.to_string())
+        .fetch_one(pool)
+    };
+    (
+        count("tenant_changes").await.unwrap(),
+        count("tenant_marks").await.unwrap(),
+    )
+}
+
+/// The site at one instant: when, its rows, its fingerprint and the app's description.
+struct Moment {
+    at: i64,
+    rows: Vec<String>,
+    fingerprint: String,
+    app: TargetOutcome,
+}
+
+async fn moment(lifecycle: &Lifecycle, clock: &TestClock, site: SiteId, app: Target) -> Moment {
+    let taken = Moment {
+        at: lifecycle.now(),
+        rows: rows_of(lifecycle, site).await,
+        fingerprint: fingerprint(lifecycle, site).await,
+        app: describe(lifecycle, app).await,
+    };
+    clock.advance(Duration::from_secs(60));
+    taken
+}
+
+#[tokio::test]
+async fn point_in_time_restore_is_exact_across_a_mark_and_an_unmark() {
+    for backend in testing::backends() {
+        let Fixture {
+            lifecycle,
+            clock,
+            _store: _guard,
+        } = fixture(backend).await;
+        let (site, neighbour) = (SiteId::new(), SiteId::new());
+        let (app, other_app) = (AppInstallationId::new(), AppInstallationId::new());
+        let app_target = Target::AppInstallation {
+            site_id: site,
+            app_installation_id: app,
+        };
+        let other_target = Target::AppInstallation {
+            site_id: site,
+            app_installation_id: other_app,
+        };
+        let tenant = lifecycle.register(site).await.unwrap();
+        let notes = populate(&tenant, 12, Some(app)).await;
+        let neighbours = lifecycle.register(neighbour).await.unwrap();
+        populate(&neighbours, 6, Some(app)).await;
+        let mut tx = tenant.begin().await.unwrap();
+        for index in 0..3 {
+            tx.insert(
+                "notes",
+                &[
+                    ("note_id", Value::from(format!("other-{index}"))),
+                    ("app_id", Value::from(other_app.to_string())),
+                    ("title", Value::from("Other")),
+                    ("size", Value::from(index)),
+                ],
+            )
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        let neighbour_rows = rows_of(&lifecycle, neighbour).await;
+        let t0 = moment(&lifecycle, &clock, site, app_target).await;
+
+        let mut tx = tenant.begin().await.unwrap();
+        tx.update("notes", &notes[0], &[("title", Value::from("edited"))])
+            .await
+            .unwrap();
+        tx.update("notes", &notes[1], &[("size", Value::from(-5))])
+            .await
+            .unwrap();
+        tx.trash("notes", &notes[3], "usr_someone").await.unwrap();
+        tx.commit().await.unwrap();
+        let t1 = moment(&lifecycle, &clock, site, app_target).await;
+
+        let logged_before_mark = log_sizes(&lifecycle, site).await;
+        let uninstall = request(vec![app_target, other_target]);
+        let deleted = lifecycle.soft_delete(&uninstall).await.unwrap();
+        assert_eq!(
+            deleted[0].rows_affected, 3,
+            "notes 0, 6 and 9; 3 was trashed"
+        );
+        assert_eq!(deleted[1].rows_affected, 3);
+        assert_eq!(
+            log_sizes(&lifecycle, site).await,
+            (logged_before_mark.0, logged_before_mark.1 + 2),
+            "the mark is one record per target and owned table, no row image"
+        );
+        let t2 = moment(&lifecycle, &clock, site, app_target).await;
+        assert_eq!(t2.app.state, TenantState::Deleted, "{backend:?}");
+
+        // While marked: a marked row removed for good, an unowned row edited, and a new
+        // row of the other app, whose unmark then has to log its rows.
+        let mut tx = tenant.begin().await.unwrap();
+        assert_eq!(tx.delete("notes", &notes[6]).await.unwrap(), 1);
+        tx.update(
+            "notes",
+            &notes[2],
+            &[("title", Value::from("while marked"))],
+        )
+        .await
+        .unwrap();
+        tx.insert(
+            "notes",
+            &[
+                ("note_id", Value::from("other-late")),
+                ("app_id", Value::from(other_app.to_string())),
+                ("title", Value::from("Late")),
+                ("size", Value::from(7)),
+            ],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let t3 = moment(&lifecycle, &clock, site, app_target).await;
+
+        let logged_before_unmark = log_sizes(&lifecycle, site).await;
+        let restored = lifecycle
+            .restore(
+                &request(vec![app_target, other_target]),
+                RestoreSource::Operation(uninstall.operation_id),
+            )
+            .await
+            .unwrap();
+        assert_eq!(restored[0].rows_affected, 2, "notes 0 and 9");
+        assert_eq!(restored[1].rows_affected, 3);
+        assert_eq!(
+            log_sizes(&lifecycle, site).await,
+            (logged_before_unmark.0 + 3, logged_before_unmark.1 + 1),
+            "the app's unmark is a record; the other app had a live row, so its 3 revived rows are logged"
+        );
+        let t4 = moment(&lifecycle, &clock, site, app_target).await;
+        assert_eq!(t4.app.state, TenantState::Active);
+
+        let mut tx = tenant.begin().await.unwrap();
+        tx.update("notes", &notes[9], &[("title", Value::from("after"))])
+            .await
+            .unwrap();
+        tx.trash("notes", &notes[0], "usr_other").await.unwrap();
+        tx.commit().await.unwrap();
+        let t5 = moment(&lifecycle, &clock, site, app_target).await;
+
+        let moments = [&t0, &t1, &t2, &t3, &t4, &t5];
+        for (index, &step) in [2, 4, 0, 3, 1, 5, 2].iter().enumerate() {
+            let expected = moments[step];
+            let outcome = lifecycle
+                .restore(
+                    &request(vec![Target::Site(site)]),
+                    RestoreSource::PointInTime(expected.at),
+                )
+                .await
+                .unwrap()
+                .remove(0);
+            let context = format!("{backend:?}, restore #{index} to t{step}");
+            assert_eq!(rows_of(&lifecycle, site).await, expected.rows, "{context}");
+            assert_eq!(outcome.fingerprint, expected.fingerprint, "{context}");
+            let app_now = describe(&lifecycle, app_target).await;
+            assert_eq!(app_now.fingerprint, expected.app.fingerprint, "{context}");
+            assert_eq!(app_now.counts, expected.app.counts, "{context}");
+            assert_eq!(app_now.state, expected.app.state, "{context}");
+            assert_eq!(
+                rows_of(&lifecycle, neighbour).await,
+                neighbour_rows,
+                "{context}"
+            );
+            clock.advance(Duration::from_secs(60));
+        }
+    }
+}
+
+#[tokio::test]
+async fn mark_records_go_with_their_rows_and_with_history() {
+    for backend in testing::backends() {
+        let Fixture {
+            lifecycle,
+            clock,
+            _store: _guard,
+        } = fixture(backend).await;
+        let (purged_site, kept_site) = (SiteId::new(), SiteId::new());
+        let app = AppInstallationId::new();
+        let purged_app = Target::AppInstallation {
+            site_id: purged_site,
+            app_installation_id: app,
+        };
+        let kept_app = Target::AppInstallation {
+            site_id: kept_site,
+            app_installation_id: app,
+        };
+        populate(
+            &lifecycle.register(purged_site).await.unwrap(),
+            6,
+            Some(app),
+        )
+        .await;
+        populate(&lifecycle.register(kept_site).await.unwrap(), 6, Some(app)).await;
+        lifecycle
+            .soft_delete(&request(vec![purged_app]))
+            .await
+            .unwrap();
+        let uninstall = request(vec![kept_app]);
+        lifecycle.soft_delete(&uninstall).await.unwrap();
+        lifecycle
+            .restore(
+                &request(vec![kept_app]),
+                RestoreSource::Operation(uninstall.operation_id),
+            )
+            .await
+            .unwrap();
+        assert_eq!(log_sizes(&lifecycle, purged_site).await.1, 1, "{backend:?}");
+        assert_eq!(
+            log_sizes(&lifecycle, kept_site).await.1,
+            2,
+            "a mark and its unmark"
+        );
+
+        clock.advance(31 * DAY);
+        let purged = lifecycle
+            .purge(&request(vec![purged_app]))
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(purged.rows_affected, 2, "notes 0 and 3");
+        assert_eq!(
+            log_sizes(&lifecycle, purged_site).await.1,
+            0,
+            "the purged rows' mark goes with them"
+        );
+        assert_eq!(log_sizes(&lifecycle, kept_site).await.1, 2);
+
+        assert!(lifecycle.prune_history().await.unwrap() >= 2);
+        assert_eq!(
+            log_sizes(&lifecycle, kept_site).await,
+            (0, 0),
+            "marks past retention are pruned with the change log"
+        );
+    }
+}

@@ -8,9 +8,11 @@
 //!   never rewrite its data rows; domain code reaches rows only through a [`LiveTenant`],
 //!   handed out for active sites alone;
 //! * **row level**: rows owned by an app installation are marked with the deleting
-//!   operation, set-based, and revived by exactly that operation;
+//!   operation, set-based, and revived by exactly that operation; a mark is recorded as
+//!   one record per table and target, not as row images (the `marks` module);
 //! * **point in time**: every write through a [`TenantTx`] logs the row's before-image in
-//!   the same transaction; a tenant's slice returns to any instant within retention;
+//!   the same transaction; a tenant's slice returns to any instant within retention,
+//!   with the marks made since rewound;
 //! * **describe**: per-table counts and an order-independent fingerprint;
 //! * **purge** after expiry in bounded batches, keeping the registry row as a tombstone;
 //! * the **deletion guard**: a free rate of soft deletions per hour, and larger ones only
@@ -28,6 +30,7 @@ mod error;
 pub mod grpc;
 mod guard;
 mod hold;
+mod marks;
 mod metrics;
 mod model;
 mod point_in_time;

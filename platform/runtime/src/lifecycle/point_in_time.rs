@@ -1,16 +1,24 @@
 //! Point-in-time restore of tenant slices and pruning of the change log.
 //!
 //! The state of a row at T is the before-image of its first change after T, or the
-//! current row if it has not changed since. Restoring sites to T therefore touches only
-//! the keys changed after T, leaves every other tenant of the database alone, and logs
-//! what it overwrites, so restoring to just before the restore undoes it.
+//! current row if it has not changed since, with the row-level marks made after T and
+//! before that change rewound (see the `marks` module). Restoring sites to T therefore
+//! touches only the keys changed or marked after T, leaves every other tenant of the
+//! database alone, and logs what it overwrites, so restoring to just before the restore
+//! undoes it.
 
 use sqlx::AnyConnection;
 
-use super::{Lifecycle, LifecycleError, registry::json_list, schema::TableSpec};
+use super::{
+    Lifecycle, LifecycleError,
+    marks::{self, Kind, Record},
+    registry::json_list,
+    schema::TableSpec,
+};
 use crate::{error::InvalidArgument, ids::SiteId, store::rfc3339};
 
-/// Returns `sites` to their state at `at` (unix µs), one set of statements per table.
+/// Returns `sites` to their state at `at` (unix µs): one set of statements per table, and
+/// one statement per mark record made since `at` (a few per app uninstalled or restored).
 pub(crate) async fn restore_to(
     lifecycle: &Lifecycle,
     connection: &mut AnyConnection,
@@ -45,11 +53,22 @@ pub(crate) async fn restore_to(
         horizon,
         now,
     };
+    let mut marks = Vec::with_capacity(lifecycle.schema().tables.len());
+    for table in lifecycle.schema().tables {
+        let records = marks::after(lifecycle, connection, table, &site_list, at).await?;
+        scope.log_marked_rows(connection, table, &records).await?;
+        marks.push(records);
+    }
     for table in lifecycle.schema().tables.iter().rev() {
         scope.clear_changed_rows(connection, table).await?;
     }
     for table in lifecycle.schema().tables {
         scope.reinsert_images(connection, table).await?;
+    }
+    for (table, records) in lifecycle.schema().tables.iter().zip(&marks) {
+        for record in records {
+            scope.rewind(connection, table, record).await?;
+        }
     }
     super::digests::bump(lifecycle.store(), connection, sites).await?;
     Ok(())
@@ -150,6 +169,80 @@ impl Scope<'_> {
         Ok(())
     }
 
+    /// Logs the current images of the rows that `records` cover and no change after `at`
+    /// does (those are logged with the changed keys), before rewinding overwrites them.
+    async fn log_marked_rows(
+        &self,
+        connection: &mut AnyConnection,
+        table: &TableSpec,
+        records: &[Record],
+    ) -> Result<(), LifecycleError> {
+        let Some(owned) = self.lifecycle.filter_by_owner(table, "$6") else {
+            return Ok(());
+        };
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.bound(
+            format!(
+                "INSERT INTO tenant_changes (site_id, table_name, row_key, change_time, before_image)
+                 SELECT site_id, $2, {key}, $5, {image} FROM {name}
+                 WHERE site_id IN ({sites}) AND {owned} AND {key} NOT IN ({changed})",
+                key = table.key,
+                image = table.json_row(self.lifecycle.store().backend()),
+                name = table.name,
+                sites = self.lifecycle.store().json_strings("$1"),
+                changed = self.changed_keys(),
+            ),
+            table,
+        )
+        .bind(self.now)
+        .bind(marks::owned_keys(records))
+        .execute(&mut *connection)
+        .await?;
+        Ok(())
+    }
+
+    /// Undoes one mark record on the rows of its target whose first change after `at`
+    /// (if any) came after it: a mark's rows become live again, an unmark's revived rows
+    /// (the target's live ones) marked again. Records are rewound newest first.
+    async fn rewind(
+        &self,
+        connection: &mut AnyConnection,
+        table: &TableSpec,
+        record: &Record,
+    ) -> Result<(), LifecycleError> {
+        let Some(owner) = table.owner else {
+            return Ok(());
+        };
+        let (set, state) = match record.kind {
+            Kind::Mark => (
+                "deleted_by = NULL, deleted_at = NULL",
+                "deleted_by = $6 AND deleted_at = $7",
+            ),
+            Kind::Unmark => ("deleted_by = $6, deleted_at = $7", "deleted_by IS NULL"),
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {name} SET {set}
+             WHERE site_id = $1 AND {owner} = $2 AND {state} AND NOT EXISTS (
+                 SELECT 1 FROM tenant_changes AS later
+                 WHERE later.site_id = $1 AND later.table_name = $3 AND later.row_key = {name}.{key}
+                   AND later.change_time > $4 AND later.seq <= $5)",
+            name = table.name,
+            key = table.key,
+        )))
+        .bind(record.owned.site_id.clone())
+        .bind(record.owned.owner.clone())
+        .bind(table.name)
+        .bind(self.at)
+        .bind(record.after_seq)
+        .bind(record.operation.clone())
+        .bind(record.deleted_at)
+        .execute(&mut *connection)
+        .await?;
+        Ok(())
+    }
+
     /// Inserts each changed key's image as of `at` (keys that did not exist then stay out).
     async fn reinsert_images(
         &self,
@@ -174,7 +267,8 @@ impl Scope<'_> {
     }
 }
 
-/// Deletes change-log entries older than the retention period, in bounded batches.
+/// Deletes change-log entries and mark records older than the retention period, in
+/// bounded batches.
 pub(crate) async fn prune(lifecycle: &Lifecycle) -> Result<u64, LifecycleError> {
     let cutoff = lifecycle.now().saturating_sub(lifecycle.retention_micros());
     let batch = i64::from(lifecycle.inner.config.purge_batch_size);
@@ -189,8 +283,9 @@ pub(crate) async fn prune(lifecycle: &Lifecycle) -> Result<u64, LifecycleError> 
         .execute(lifecycle.store().pool())
         .await?
         .rows_affected();
-        pruned += deleted;
-        if deleted == 0 {
+        let marks = marks::prune_batch(lifecycle, cutoff, batch).await?;
+        pruned += deleted + marks;
+        if deleted == 0 && marks == 0 {
             return Ok(pruned);
         }
     }

@@ -8,6 +8,7 @@ use super::{
     call::{request_digest, require_reason, touched_sites, validate_targets},
     describe::describe,
     digests,
+    marks::{self, Forget},
     model::{Action, LifecycleRequest, Target, TargetOutcome, TenantState},
     registry::{self, Registry, Transition, json_list},
 };
@@ -176,8 +177,8 @@ impl Lifecycle {
         Ok(())
     }
 
-    /// Deletes the rows (children first) and their change-log history, a batch per
-    /// statement, each batch committed on its own.
+    /// Deletes the rows (children first) and their change-log history and mark records,
+    /// a batch per statement, each batch committed on its own.
     async fn delete_in_batches(
         &self,
         sites: &[SiteId],
@@ -201,6 +202,14 @@ impl Lifecycle {
                     .bind(app_list.clone())
                     .bind(table.name)
                     .execute(store.pool())
+                    .await?;
+                    marks::forget(
+                        self,
+                        Forget::Owned {
+                            table,
+                            list: &app_list,
+                        },
+                    )
                     .await?;
                     Some(owned)
                 }
@@ -241,6 +250,7 @@ impl Lifecycle {
             .bind(site_list.clone())
             .execute(store.pool())
             .await?;
+            marks::forget(self, Forget::Sites(&site_list)).await?;
             loop {
                 let deleted = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DELETE FROM tenant_changes WHERE seq IN

@@ -10,11 +10,10 @@ use super::{
     call::{apps_of, sites_of},
     describe::describe,
     digests,
+    marks::{MarkedGroup, Scoped},
     model::{Action, LifecycleRequest, RestoreSource, Target, TargetOutcome, TenantState},
     point_in_time,
     registry::{self, Registry, Transition, json_list},
-    schema::TableSpec,
-    tenant::Value,
 };
 use crate::{
     error::InvalidArgument,
@@ -128,56 +127,61 @@ impl Lifecycle {
             // site deletion marks none, so restoring it reads no data row, logs nothing
             // and bumps no digest (the sites' cached summaries stay valid for the
             // verification that follows).
-            let marked: Vec<(String, Option<String>)> =
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT DISTINCT site_id, {owner} FROM {} WHERE deleted_by = $1",
+            let marked: Vec<MarkedGroup> =
+                sqlx::query_as::<_, MarkedRow>(sqlx::AssertSqlSafe(format!(
+                    "SELECT site_id, {owner}, MIN(deleted_at), MAX(deleted_at) FROM {}
+                 WHERE deleted_by = $1 GROUP BY site_id, {owner}",
                     table.name
                 )))
                 .bind(undo_text.clone())
                 .fetch_all(&mut *connection)
-                .await?;
+                .await?
+                .into_iter()
+                .map(|(site_id, owner, first, last)| MarkedGroup {
+                    site_id,
+                    owner,
+                    deleted_at: (first, last),
+                })
+                .collect();
             if marked.is_empty() {
                 continue;
             }
-            let in_sites: BTreeSet<String> = marked
+            let in_sites: Vec<&MarkedGroup> = marked
                 .iter()
-                .filter(|(site, _)| site_keys.contains(site))
-                .map(|(site, _)| site.clone())
+                .filter(|group| site_keys.contains(&group.site_id))
                 .collect();
             if !in_sites.is_empty() {
-                let scope = format!("site_id IN ({})", self.store().json_strings("$1"));
+                let sites: BTreeSet<String> =
+                    in_sites.iter().map(|group| group.site_id.clone()).collect();
+                let scope = Scoped {
+                    filter: format!("site_id IN ({})", self.store().json_strings("$1")),
+                    list: json_list(sites.iter().cloned()),
+                };
                 revived_in_sites += self
-                    .revive(
-                        connection,
-                        table,
-                        &scope,
-                        json_list(in_sites.iter().cloned()),
-                        &undo_text,
-                        now,
-                    )
+                    .unmark(connection, table, scope, &in_sites, &undo_text, now)
                     .await?;
-                changed.extend(in_sites.iter().filter_map(|site| SiteId::parse(site).ok()));
+                changed.extend(sites.iter().filter_map(|site| SiteId::parse(site).ok()));
             }
-            let of_apps: BTreeSet<String> = marked
+            let of_apps: Vec<&MarkedGroup> = marked
                 .iter()
-                .filter_map(|(site, owner)| owner.as_ref().map(|owner| format!("{site}:{owner}")))
-                .filter(|key| app_keys.contains(key))
+                .filter(|group| group.owned_key().is_some_and(|key| app_keys.contains(&key)))
                 .collect();
             if let Some(owned) = self.filter_by_owner(table, "$1")
                 && !of_apps.is_empty()
             {
-                self.revive(
-                    connection,
-                    table,
-                    &owned,
-                    json_list(of_apps.iter().cloned()),
-                    &undo_text,
-                    now,
-                )
-                .await?;
+                let keys: BTreeSet<String> = of_apps
+                    .iter()
+                    .filter_map(|group| group.owned_key())
+                    .collect();
+                let scope = Scoped {
+                    filter: owned,
+                    list: json_list(keys.iter().cloned()),
+                };
+                self.unmark(connection, table, scope, &of_apps, &undo_text, now)
+                    .await?;
                 changed.extend(
                     apps.iter()
-                        .filter(|app| of_apps.contains(&app.key()))
+                        .filter(|app| keys.contains(&app.key()))
                         .map(Target::site_id),
                 );
             }
@@ -186,36 +190,11 @@ impl Lifecycle {
         digests::bump(self.store(), connection, &changed).await?;
         Ok(revived_in_sites)
     }
-
-    /// Revives the rows of `table` that `undo` marked within `scope` (which binds `$1`
-    /// to `scope_list`), their before-images logged first; how many.
-    async fn revive(
-        &self,
-        connection: &mut AnyConnection,
-        table: &TableSpec,
-        scope: &str,
-        scope_list: String,
-        undo: &str,
-        now: i64,
-    ) -> Result<u64, LifecycleError> {
-        let filter = format!("deleted_by = $2 AND {scope}");
-        let binds = [
-            Value::Text(scope_list.clone()),
-            Value::Text(undo.to_owned()),
-        ];
-        self.log_rows(connection, table, &filter, &binds, now)
-            .await?;
-        Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE {} SET deleted_by = NULL, deleted_at = NULL WHERE {filter}",
-            table.name
-        )))
-        .bind(scope_list)
-        .bind(undo.to_owned())
-        .execute(&mut *connection)
-        .await?
-        .rows_affected())
-    }
 }
+
+/// `(site_id, owner, least deleted_at, greatest deleted_at)` of the rows an operation
+/// marked, per site and owner.
+type MarkedRow = (String, Option<String>, Option<i64>, Option<i64>);
 
 /// Rows whose liveness or content a restore changed, as seen in counts: an upper bound
 /// of the count differences (content-only changes show in the fingerprint instead).

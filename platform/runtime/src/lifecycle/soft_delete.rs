@@ -8,6 +8,7 @@ use super::{
     call::{apps_of, sites_of},
     describe::describe,
     digests,
+    marks::Owned,
     model::{Action, LifecycleRequest, Target, TargetOutcome, TenantState},
     registry::{self, Registry, Transition, json_list},
     schema::TableSpec,
@@ -85,8 +86,8 @@ impl Lifecycle {
         .await
     }
 
-    /// Marks the live rows each app installation owns as deleted by the operation, with
-    /// their before-images logged for point-in-time restore.
+    /// Marks the live rows each app installation owns as deleted by the operation: one
+    /// UPDATE and one mark record per table, no row image (see the `marks` module).
     async fn mark_app_rows(
         &self,
         connection: &mut AnyConnection,
@@ -96,21 +97,25 @@ impl Lifecycle {
     ) -> Result<(), LifecycleError> {
         let operation = request.operation_id.to_string();
         let app_list = json_list(apps.iter().map(Target::key));
+        let owned: Vec<Owned> = apps
+            .iter()
+            .filter_map(|app| match app {
+                Target::AppInstallation {
+                    site_id,
+                    app_installation_id,
+                } => Some(Owned {
+                    site_id: site_id.to_string(),
+                    owner: app_installation_id.to_string(),
+                }),
+                Target::Site(_) => None,
+            })
+            .collect();
         for table in self.schema().tables {
-            let Some(owned) = self.filter_by_owner(table, "$1") else {
+            let Some(owned_filter) = self.filter_by_owner(table, "$1") else {
                 continue;
             };
-            let filter = format!("deleted_by IS NULL AND {owned}");
-            self.log_rows(
-                connection,
-                table,
-                &filter,
-                &[Value::Text(app_list.clone())],
-                now,
-            )
-            .await?;
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE {} SET deleted_by = $2, deleted_at = $3 WHERE deleted_by IS NULL AND {owned}",
+                "UPDATE {} SET deleted_by = $2, deleted_at = $3 WHERE deleted_by IS NULL AND {owned_filter}",
                 table.name
             )))
             .bind(app_list.clone())
@@ -118,6 +123,8 @@ impl Lifecycle {
             .bind(now)
             .execute(&mut *connection)
             .await?;
+            self.record_marks(connection, table, &owned, &operation, now)
+                .await?;
         }
         let app_sites: Vec<SiteId> = apps.iter().map(Target::site_id).collect();
         digests::bump(self.store(), connection, &app_sites).await?;
