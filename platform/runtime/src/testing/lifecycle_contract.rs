@@ -227,14 +227,15 @@ pub trait Subject {
     /// A new site this service may take data for, with none yet.
     fn site(&mut self) -> impl Future<Output = SiteId>;
 
-    /// Writes a site's data, including one row a user deleted (which must stay deleted
-    /// through every restore).
+    /// Writes a site's data and, where users can delete, one row a user deleted (which
+    /// must stay deleted through every restore).
     fn seed(&mut self, site_id: SiteId) -> impl Future<Output = ()>;
 
     /// A later batch of writes that updates, deletes and adds rows (a bad script): what a
     /// restore to a point in time before it undoes.
     fn change(&mut self, site_id: SiteId) -> impl Future<Output = ()>;
 
+    /// The site as a user sees it; asked only while the site is active.
     fn view(&mut self, site_id: SiteId) -> impl Future<Output = Self::View>;
 
     /// Every domain call on the site, reads and writes, each made and its refusal
@@ -569,7 +570,8 @@ async fn app_uninstall_hides_only_its_rows<T: Subject>(
 }
 
 /// A restore to T undoes every change made to the site after T, and none made to its
-/// neighbour. The test clock moves past T instead of the test waiting for it.
+/// neighbour. The test clock moves a second before and after T, so no write shares its
+/// instant, instead of the test sleeping around it.
 async fn point_in_time_restore_returns_to_t<T: Subject>(
     subject: &mut T,
     lifecycle: &mut Lifecycle,
@@ -579,6 +581,7 @@ async fn point_in_time_restore_returns_to_t<T: Subject>(
     let site = sites.site;
     let at_t = Snapshot::take(subject, lifecycle, site).await;
     let clock = subject.service().clock.clone();
+    clock.advance(Duration::from_secs(1));
     let t = clock.now();
     clock.advance(Duration::from_secs(1));
 
