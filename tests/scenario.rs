@@ -612,9 +612,9 @@ async fn april_2022_replayed() {
         let neighbour_target = site_targets(std::slice::from_ref(neighbour));
         let victim_before = prints(&suite.describe(&victim_target).await);
         let neighbour_before = prints(&suite.describe(&neighbour_target).await);
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        suite.clock.advance(Duration::from_secs(1));
         let t = micros_platform::clock::Clock::now(&suite.clock);
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        suite.clock.advance(Duration::from_secs(1));
         let mut writer = ProductDataServiceClient::new(suite.channel(
             "product-data",
             "bad-script",

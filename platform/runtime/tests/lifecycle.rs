@@ -386,8 +386,8 @@ async fn point_in_time_restore_returns_one_tenant_and_can_itself_be_undone() {
     for backend in testing::backends() {
         let Fixture {
             lifecycle,
+            clock,
             _store: _guard,
-            ..
         } = fixture(backend).await;
         let (site, neighbour) = (SiteId::new(), SiteId::new());
         let tenant = lifecycle.register(site).await.unwrap();
@@ -395,9 +395,9 @@ async fn point_in_time_restore_returns_one_tenant_and_can_itself_be_undone() {
         populate(&lifecycle.register(neighbour).await.unwrap(), 4, None).await;
         let at_t = fingerprint(&lifecycle, site).await;
         let neighbour_at_t = fingerprint(&lifecycle, neighbour).await;
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        clock.advance(Duration::from_secs(1));
         let t = lifecycle.now();
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        clock.advance(Duration::from_secs(1));
 
         let mut tx = tenant.begin().await.unwrap();
         tx.update("notes", &notes[0], &[("title", Value::from("corrupted"))])
@@ -421,7 +421,7 @@ async fn point_in_time_restore_returns_one_tenant_and_can_itself_be_undone() {
         tx.commit().await.unwrap();
         let corrupted = fingerprint(&lifecycle, site).await;
         assert_ne!(corrupted, at_t);
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        clock.advance(Duration::from_secs(1));
 
         let before_restore = lifecycle.now();
         let restored = lifecycle

@@ -80,10 +80,40 @@ fn sleep_for(millis: u32) -> SleepRequest {
     SleepRequest { millis }
 }
 
+type Call = tokio::task::JoinHandle<Result<Response<SleepResponse>, Status>>;
+
+/// Starts `calls` calls of `millis` each and waits until they hold the server's whole
+/// concurrency limit of `calls`: the observable sign is another call shed while none of
+/// them has finished. A call that lost the race for a slot is started again.
+async fn fill_the_limit(server: &RunningServer, calls: usize, millis: u32) -> Vec<Call> {
+    let long_call = || {
+        let mut client = probe(server);
+        tokio::spawn(async move { client.sleep(sleep_for(millis)).await })
+    };
+    let mut busy: Vec<Call> = (0..calls).map(|_| long_call()).collect();
+    for _ in 0..200 {
+        let shed = matches!(
+            probe(server).sleep(sleep_for(0)).await,
+            Err(status) if status.code() == Code::ResourceExhausted
+        );
+        if shed && busy.iter().all(|call| !call.is_finished()) {
+            return busy;
+        }
+        for call in &mut busy {
+            if call.is_finished() {
+                *call = long_call();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{calls} calls of {millis} ms never filled the limit");
+}
+
 #[tokio::test]
 async fn drain_reports_not_serving_and_finishes_calls_in_flight() {
     let mut server = start(ServerConfig {
         shutdown_delay: Duration::from_millis(500),
+        concurrency_limit: 1,
         ..ServerConfig::default()
     })
     .await;
@@ -93,12 +123,21 @@ async fn drain_reports_not_serving_and_finishes_calls_in_flight() {
         ServingStatus::Serving
     );
 
-    let mut client = probe(&server);
-    let in_flight = tokio::spawn(async move { client.sleep(sleep_for(1200)).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let in_flight = fill_the_limit(&server, 1, 1200).await.remove(0);
     server.begin_shutdown();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(health(&server, "").await, ServingStatus::NotServing);
+    let mut status = ServingStatus::Serving;
+    for _ in 0..40 {
+        status = health(&server, "").await;
+        if status == ServingStatus::NotServing {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        status,
+        ServingStatus::NotServing,
+        "within the shutdown delay"
+    );
     assert_eq!(
         health(&server, "micros.testing.v1.ProbeService").await,
         ServingStatus::NotServing
@@ -144,13 +183,7 @@ async fn overload_is_shed_with_resource_exhausted() {
         ..ServerConfig::default()
     })
     .await;
-    let busy: Vec<_> = (0..2)
-        .map(|_| {
-            let mut client = probe(&server);
-            tokio::spawn(async move { client.sleep(sleep_for(1000)).await })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let busy = fill_the_limit(&server, 2, 1000).await;
 
     let status = probe(&server).sleep(sleep_for(0)).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
@@ -175,29 +208,7 @@ async fn health_answers_while_the_concurrency_limit_is_exhausted() {
         ..ServerConfig::default()
     })
     .await;
-    let long_call = || {
-        let mut client = probe(&server);
-        tokio::spawn(async move { client.sleep(sleep_for(3000)).await })
-    };
-    // The limit is exhausted once another call is shed while the long one runs; a long
-    // call that lost the race for the one slot is started again.
-    let mut busy = long_call();
-    let mut exhausted = false;
-    for _ in 0..200 {
-        let shed = matches!(
-            probe(&server).sleep(sleep_for(0)).await,
-            Err(status) if status.code() == Code::ResourceExhausted
-        );
-        if shed && !busy.is_finished() {
-            exhausted = true;
-            break;
-        }
-        if busy.is_finished() {
-            busy = long_call();
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(exhausted, "the long call never filled the limit of 1");
+    let busy = fill_the_limit(&server, 1, 3000).await.remove(0);
 
     // Kubernetes probes and load balancers must still see the truth.
     assert_eq!(health(&server, "").await, ServingStatus::Serving);

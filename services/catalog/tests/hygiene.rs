@@ -10,7 +10,7 @@ use micros_platform::{
     ids::{OperationId, SiteId},
     input::{ECHO_CHARS, MAX_INPUT_BYTES, MAX_INPUTS},
     store::Backend,
-    testing::{self, TestService},
+    testing::{self, TestService, refused},
 };
 use micros_proto::{
     catalog::v1::{
@@ -23,7 +23,6 @@ use micros_proto::{
     },
 };
 use tonic::{Code, Status};
-use tonic_types::{ErrorInfo, StatusExt};
 
 struct Harness {
     _service: TestService<Catalog>,
@@ -70,16 +69,6 @@ impl Harness {
             .await
             .map(|response| response.into_inner().results.len())
     }
-}
-
-#[track_caller]
-fn refused(status: &Status, code: Code, reason: &str) -> ErrorInfo {
-    assert_eq!(status.code(), code, "{status:?}");
-    let info = status
-        .get_details_error_info()
-        .expect("an ErrorInfo detail");
-    assert_eq!(info.reason, reason, "{status:?}");
-    info
 }
 
 /// What a refusal costs on the wire: its message and its details (the trailers).

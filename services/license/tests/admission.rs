@@ -5,9 +5,13 @@
 
 mod common;
 
-use common::{list, new_license, refused, spawn, spawn_asking};
-use micros_license::LicenseSettings;
-use micros_platform::{auth::Role, ids::SiteId, testing};
+use common::{list, new_license, spawn};
+use micros_license::{License, LicenseSettings};
+use micros_platform::{
+    auth::Role,
+    ids::SiteId,
+    testing::{self, refused},
+};
 use micros_proto::license::v1::license_service_client::LicenseServiceClient;
 use tonic::Code;
 
@@ -57,7 +61,7 @@ async fn a_first_license_is_refused_for_a_site_the_catalog_does_not_know_or_dele
 #[tokio::test]
 async fn a_first_license_while_the_catalog_is_down_is_unavailable() {
     for backend in testing::backends() {
-        let service = spawn_asking(
+        let service = testing::spawn_asking::<License>(
             backend,
             LicenseSettings::default(),
             testing::unreachable_url(),

@@ -4,13 +4,13 @@ mod common;
 
 use std::time::SystemTime;
 
-use common::{Client, get, list, new_license, refused, spawn, spawn_with};
+use common::{Client, get, list, new_license, spawn, spawn_with};
 use micros_license::LicenseSettings;
 use micros_platform::{
     auth::Role,
     ids::{AppInstallationId, LicenseId, SiteId},
     store::Backend,
-    testing,
+    testing::{self, refused},
 };
 use micros_proto::license::v1::{
     CreateLicenseRequest, GetLicenseRequest, LicenseState, ListLicensesRequest,
@@ -421,13 +421,9 @@ async fn wrong_id_kind_is_invalid_argument_naming_both_kinds() {
             })
             .await
             .unwrap_err();
-        let info = refused(&status, Code::InvalidArgument, "WRONG_ID_KIND");
         assert_eq!(
-            (
-                info.metadata["expected_kind"].as_str(),
-                info.metadata["actual_kind"].as_str()
-            ),
-            ("site", "lic")
+            testing::wrong_kind(&status),
+            ("site".to_owned(), "lic".to_owned())
         );
         let unchanged = client
             .get_license(get(site, &license.license_id))

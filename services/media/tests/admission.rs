@@ -5,10 +5,13 @@
 
 mod common;
 
-use common::{KIB, content, messages, metadata, refused, send, spawn, spawn_asking, upload};
+use common::{KIB, content, messages, metadata, send, spawn, spawn_asking, upload};
 use micros_catalog::{Catalog, CatalogSettings};
 use micros_media::MediaSettings;
-use micros_platform::{ids::SiteId, testing};
+use micros_platform::{
+    ids::SiteId,
+    testing::{self, refused},
+};
 use micros_proto::media::v1::ListAttachmentsRequest;
 use tonic::Code;
 

@@ -4,15 +4,15 @@
 mod common;
 
 use common::{
-    Harness, KIB, MIB, chunk, content, crc32c, download, messages, metadata, refused, send, sha256,
-    spawn, spawn_with, upload,
+    Harness, KIB, MIB, chunk, content, crc32c, download, messages, metadata, send, sha256, spawn,
+    spawn_with, upload,
 };
 use futures::StreamExt;
 use micros_media::MediaSettings;
 use micros_platform::{
     auth::Role,
     ids::{MediaId, SiteId},
-    testing,
+    testing::{self, refused},
 };
 use micros_proto::media::v1::{
     Chunk, DeleteAttachmentRequest, GetAttachmentRequest, ListAttachmentsRequest, UploadRequest,

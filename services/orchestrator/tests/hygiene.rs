@@ -11,7 +11,7 @@ use micros_platform::{
     clock::TestClock,
     input::ECHO_CHARS,
     store::Backend,
-    testing::{self, TestService},
+    testing::{self, TestService, refused},
 };
 use micros_proto::{
     catalog::v1::{CreateSiteRequest, catalog_service_client::CatalogServiceClient},
@@ -20,8 +20,7 @@ use micros_proto::{
         orchestrator_service_client::OrchestratorServiceClient,
     },
 };
-use tonic::{Code, Status};
-use tonic_types::{ErrorInfo, StatusExt};
+use tonic::Code;
 
 struct Suite {
     _catalog: TestService<Catalog>,
@@ -85,16 +84,6 @@ fn deletion(inputs: Vec<String>) -> CreatePlanRequest {
         ticket: "INC-10".to_owned(),
         ..Default::default()
     }
-}
-
-#[track_caller]
-fn refused(status: &Status, code: Code, reason: &str) -> ErrorInfo {
-    assert_eq!(status.code(), code, "{status:?}");
-    let info = status
-        .get_details_error_info()
-        .expect("an ErrorInfo detail");
-    assert_eq!(info.reason, reason, "{status:?}");
-    info
 }
 
 #[tokio::test]

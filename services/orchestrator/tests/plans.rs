@@ -12,11 +12,15 @@ use micros_platform::{
     clock::TestClock,
     config::ClientConfig,
     store::Backend,
-    testing::{self, TestService},
+    testing::{
+        self, TestService,
+        lifecycle_contract::{Lifecycle, site_target},
+    },
 };
 use micros_proto::{
     catalog::v1::{
-        CreateSiteRequest, InstallAppRequest, catalog_service_client::CatalogServiceClient,
+        CreateSiteRequest, InstallAppRequest, SiteState,
+        catalog_service_client::CatalogServiceClient,
     },
     orchestrator::v1::{
         self as pb, ApplyPlanRequest, ApprovePlanRequest, CreatePlanRequest, GetOperationRequest,
@@ -109,6 +113,18 @@ impl Suite {
             })
             .await
             .unwrap();
+    }
+
+    /// The operator applies `made` as planned.
+    async fn apply(&self, made: &pb::Plan) -> pb::Operation {
+        self.operator()
+            .apply_plan(ApplyPlanRequest {
+                plan_id: made.plan_id.clone(),
+                fingerprint: made.fingerprint.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
     }
 
     /// What the catalog says each of `sites` is now.
@@ -375,15 +391,7 @@ async fn deletion_runs_in_waves_and_a_restore_brings_every_site_back_verified() 
             .unwrap()
             .into_inner();
         suite.approved(&made).await;
-        let operation = suite
-            .operator()
-            .apply_plan(ApplyPlanRequest {
-                plan_id: made.plan_id,
-                fingerprint: made.fingerprint,
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let operation = suite.apply(&made).await;
         assert_eq!(
             operation.waves, 4,
             "canary 1, then 2, 4 and the last 2 (max_wave 4)"
@@ -417,15 +425,7 @@ async fn deletion_runs_in_waves_and_a_restore_brings_every_site_back_verified() 
             "the targets come from the deleting operation"
         );
         suite.approved(&restore).await;
-        let restoring = suite
-            .operator()
-            .apply_plan(ApplyPlanRequest {
-                plan_id: restore.plan_id,
-                fingerprint: restore.fingerprint,
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let restoring = suite.apply(&restore).await;
         let restored = suite.wait(&restoring.operation_id).await;
         assert_eq!(
             restored.state(),
@@ -462,15 +462,7 @@ async fn abort_undoes_what_the_operation_already_deleted() {
         .unwrap()
         .into_inner();
     suite.approved(&made).await;
-    let operation = suite
-        .operator()
-        .apply_plan(ApplyPlanRequest {
-            plan_id: made.plan_id,
-            fingerprint: made.fingerprint,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let operation = suite.apply(&made).await;
     let paused = suite
         .operator()
         .pause_operation(OperationControlRequest {
@@ -526,8 +518,50 @@ async fn abort_undoes_what_the_operation_already_deleted() {
     );
 }
 
+/// What the catalog says each of `sites` is now.
+async fn site_states(suite: &Suite, sites: &[String]) -> Vec<SiteState> {
+    suite
+        .resolved(sites)
+        .await
+        .iter()
+        .map(|result| result.site_state())
+        .collect()
+}
+
+/// Polls the catalog until `sites` are in `states` (the reaper runs on a timer of real
+/// time), for at most ten seconds; answers the states last seen.
+async fn until_states(suite: &Suite, sites: &[String], states: &[SiteState]) -> Vec<SiteState> {
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        seen = site_states(suite, sites).await;
+        if seen == states {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    seen
+}
+
+impl Suite {
+    /// Deletes `sites` through a plan the operator applies, to the end.
+    async fn delete_sites(&self, sites: &[String]) {
+        let made = self
+            .operator()
+            .create_plan(plan(PlanKind::DeleteSites, sites))
+            .await
+            .unwrap()
+            .into_inner();
+        let operation = self.apply(&made).await;
+        assert_eq!(
+            self.wait(&operation.operation_id).await.state(),
+            pb::OperationState::Succeeded
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_reaper_purges_expired_sites_but_never_a_held_one() {
+    const DAY: Duration = Duration::from_secs(24 * 3600);
     let mut suite = suite_with(
         Backend::Sqlite,
         OrchestratorSettings {
@@ -537,91 +571,47 @@ async fn the_reaper_purges_expired_sites_but_never_a_held_one() {
         },
     )
     .await;
-    let (sites, _) = suite.sites(3).await;
-    let made = suite
-        .operator()
-        .create_plan(plan(PlanKind::DeleteSites, &sites))
-        .await
-        .unwrap()
-        .into_inner();
-    let operation = suite
-        .operator()
-        .apply_plan(ApplyPlanRequest {
-            plan_id: made.plan_id,
-            fingerprint: made.fingerprint,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let (mut sites, _) = suite.sites(4).await;
+    // A witness deleted 20 days before the others: its purge is the observable sign that
+    // the reaper ran while the others were deleted but not yet expired.
+    let witness = sites.remove(0);
+    suite.delete_sites(std::slice::from_ref(&witness)).await;
+    let clock = suite.orchestrator_service.clock.clone();
+    clock.advance(20 * DAY);
+    suite.delete_sites(&sites).await;
+    let mut lifecycle = Lifecycle::of(&suite.catalog_service);
+    lifecycle.set_hold(site_target(&sites[0]), true).await;
+
+    clock.advance(11 * DAY);
     assert_eq!(
-        suite.wait(&operation.operation_id).await.state(),
-        pb::OperationState::Succeeded
+        until_states(&suite, std::slice::from_ref(&witness), &[SiteState::Purged]).await,
+        vec![SiteState::Purged],
+        "the reaper purges the witness, 31 days after its deletion"
     );
-    let mut lifecycle =
-        micros_proto::lifecycle::v1::tenant_lifecycle_client::TenantLifecycleClient::new(
-            suite.catalog_service.channel(&[Role::Lifecycle]),
-        );
-    lifecycle
-        .set_hold(micros_proto::lifecycle::v1::SetHoldRequest {
-            targets: vec![micros_proto::lifecycle::v1::Target {
-                kind: Some(micros_proto::lifecycle::v1::target::Kind::Site(
-                    micros_proto::lifecycle::v1::SiteTarget {
-                        site_id: sites[0].clone(),
-                    },
-                )),
-            }],
-            hold: true,
-            operation_id: micros_platform::ids::OperationId::new().to_string(),
-            justification: Some(micros_proto::lifecycle::v1::Justification {
-                reason: "litigation hold".to_owned(),
-                ticket: "LEGAL-1".to_owned(),
-            }),
-            lease_token: 0,
-        })
+    let mut operator = suite.operator();
+    let operations = operator
+        .list_operations(pb::ListOperationsRequest::default())
         .await
-        .unwrap();
-    let states = |suite: &mut Suite| {
-        let mut catalog = suite.catalog.clone();
-        let inputs = sites.clone();
-        async move {
-            catalog
-                .resolve(micros_proto::catalog::v1::ResolveRequest { inputs })
-                .await
-                .unwrap()
-                .into_inner()
-                .results
-                .iter()
-                .map(|result| result.site_state())
-                .collect::<Vec<_>>()
-        }
-    };
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(
-        states(&mut suite)
-            .await
-            .iter()
-            .all(|state| *state == micros_proto::catalog::v1::SiteState::Deleted),
-        "nothing is purged before retention has passed"
+        .unwrap()
+        .into_inner()
+        .operations;
+    for operation in &operations {
+        suite.wait(&operation.operation_id).await;
+    }
+    assert_eq!(
+        site_states(&suite, &sites).await,
+        vec![SiteState::Deleted; 3],
+        "the reaper's pass that purged the witness purged nothing before its retention"
     );
 
-    suite
-        .orchestrator_service
-        .clock
-        .advance(Duration::from_secs(31 * 24 * 3600));
-    let mut purged = Vec::new();
-    for _ in 0..100 {
-        purged = states(&mut suite).await;
-        if purged[1..]
-            .iter()
-            .all(|state| *state == micros_proto::catalog::v1::SiteState::Purged)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    use micros_proto::catalog::v1::SiteState;
+    clock.advance(20 * DAY);
     assert_eq!(
-        purged,
+        until_states(
+            &suite,
+            &sites,
+            &[SiteState::Deleted, SiteState::Purged, SiteState::Purged]
+        )
+        .await,
         vec![SiteState::Deleted, SiteState::Purged, SiteState::Purged],
         "the held site stays"
     );
@@ -640,15 +630,7 @@ async fn a_restore_drill_deletes_restores_and_verifies_every_wave() {
             .into_inner();
         assert!(made.errors.is_empty(), "{:?}", made.errors);
         suite.approved(&made).await;
-        let operation = suite
-            .operator()
-            .apply_plan(ApplyPlanRequest {
-                plan_id: made.plan_id,
-                fingerprint: made.fingerprint,
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let operation = suite.apply(&made).await;
         let done = suite.wait(&operation.operation_id).await;
         assert_eq!(
             done.state(),

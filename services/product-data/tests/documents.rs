@@ -6,13 +6,13 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{
-    all_documents, create, get, issue_of, list, new_issue, new_page, page_of, refused, rows_of,
-    spawn, spawn_with_shards,
+    all_documents, create, get, issue_of, list, new_issue, new_page, page_of, rows_of, spawn,
+    spawn_with_shards,
 };
 use micros_platform::{
     auth::Role,
     ids::{AppInstallationId, DocumentId, SiteId, UserId},
-    testing,
+    testing::{self, refused},
 };
 use micros_proto::{
     catalog::v1::InstallAppRequest,

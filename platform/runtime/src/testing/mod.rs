@@ -5,6 +5,7 @@
 //! (`postgres://postgres@127.0.0.1:5432`). Each test's databases are dropped afterwards.
 
 mod keys;
+pub mod lifecycle_contract;
 mod process;
 mod s3;
 
@@ -15,6 +16,8 @@ pub use process::{REQUIRE_GRPCURL_ENV, ServiceProcess, grpcurl, run_grpcurl};
 pub use s3::{REQUIRE_S3S_ENV, S3Server};
 use secrecy::SecretString;
 use sqlx::{Executor, any::AnyPoolOptions};
+use tonic::{Code, Status};
+use tonic_types::{ErrorInfo, StatusExt};
 
 use crate::{
     auth::Role,
@@ -140,6 +143,10 @@ pub struct AuditEntry {
     pub action: String,
     pub targets: Vec<String>,
     pub outcome: String,
+    /// Who asked, and why: what an auditor reads.
+    pub principal: String,
+    pub reason: String,
+    pub ticket: String,
     /// Which call of the operation it was (empty for the usual single call).
     pub call_key: String,
 }
@@ -194,6 +201,55 @@ pub async fn spawn_with<S: MicrosService>(
         _store: store,
         companions: Vec::new(),
     }
+}
+
+/// Starts `S` with `settings`, asking a catalog `C` of its own (started with
+/// `catalog_settings`, alive as long as `S`): a service that takes data only for sites the
+/// catalog has (see [`crate::admission`]); its sites come from [`TestService::catalog_site`].
+pub async fn spawn_with_catalog<S: MicrosService, C: MicrosService>(
+    backend: Backend,
+    settings: S::Settings,
+    catalog_settings: C::Settings,
+) -> TestService<S> {
+    let catalog = spawn::<C>(backend, catalog_settings).await;
+    let mut service = spawn_asking::<S>(backend, settings, catalog.server.url()).await;
+    service.keep(catalog);
+    service
+}
+
+/// Starts `S` with `settings`, asking the catalog at `catalog_url` (which may be down).
+pub async fn spawn_asking<S: MicrosService>(
+    backend: Backend,
+    settings: S::Settings,
+    catalog_url: String,
+) -> TestService<S> {
+    spawn_with::<S>(backend, settings, TestClock::new(), |config| {
+        config.clients = catalog_clients(catalog_url);
+    })
+    .await
+}
+
+/// Asserts `status` has `code` and an ErrorInfo with `reason`, and returns the ErrorInfo
+/// (for its metadata).
+#[track_caller]
+pub fn refused(status: &Status, code: Code, reason: &str) -> ErrorInfo {
+    assert_eq!(status.code(), code, "{status:?}");
+    let info = status
+        .get_details_error_info()
+        .expect("an ErrorInfo detail");
+    assert_eq!(info.reason, reason, "{status:?}");
+    info
+}
+
+/// Asserts `status` refuses an ID of the wrong kind (INVALID_ARGUMENT, WRONG_ID_KIND) and
+/// returns the kinds it names: (expected, actual).
+#[track_caller]
+pub fn wrong_kind(status: &Status) -> (String, String) {
+    let info = refused(status, Code::InvalidArgument, "WRONG_ID_KIND");
+    (
+        info.metadata["expected_kind"].clone(),
+        info.metadata["actual_kind"].clone(),
+    )
 }
 
 /// `clients.catalog` pointing at `url`: for a service that asks the catalog (see
@@ -267,7 +323,8 @@ impl<S: MicrosService> TestService<S> {
                 .await
                 .expect("open the service database");
             let rows = sqlx::query(
-                "SELECT audit_time, action, targets, outcome, call_key FROM lifecycle_audit
+                "SELECT audit_time, action, targets, outcome, call_key, principal, reason, ticket
+                 FROM lifecycle_audit
                  WHERE operation_id = $1 ORDER BY seq",
             )
             .bind(operation_id.to_owned())
@@ -283,6 +340,9 @@ impl<S: MicrosService> TestService<S> {
                     targets: serde_json::from_str(&targets).expect("targets as JSON"),
                     outcome: row.get("outcome"),
                     call_key: row.get("call_key"),
+                    principal: row.get("principal"),
+                    reason: row.get("reason"),
+                    ticket: row.get("ticket"),
                 });
             }
             pool.close().await;

@@ -3,14 +3,17 @@
 //! than SITE_NOT_FOUND, for a site the catalog has active with nothing here yet.
 
 use micros_identity::IdentitySettings;
-use micros_platform::{ids::SiteId, testing};
+use micros_platform::{
+    ids::SiteId,
+    testing::{self, refused},
+};
 use micros_proto::identity::v1::{
     CreateUserRequest, ListGrantsRequest, ListGroupsRequest, ListProductAccessRequest,
     ListUsersRequest,
 };
 use tonic::Code;
 
-use crate::common::{harness, harness_asking, refused};
+use crate::common::{harness, harness_asking};
 
 fn new_user(site_id: SiteId) -> CreateUserRequest {
     CreateUserRequest {

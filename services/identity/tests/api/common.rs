@@ -1,32 +1,22 @@
-//! What the test modules share: an identity service on a backend, its clients, request
-//! builders and a refusal check.
+//! What the test modules share: an identity service on a backend, its clients and
+//! request builders.
 
 use micros_catalog::{Catalog, CatalogSettings};
 use micros_identity::{Identity, IdentitySettings};
 use micros_platform::{
     auth::Role,
     client::ServiceChannel,
-    clock::TestClock,
     ids::SiteId,
     store::Backend,
-    testing::{self, TestService},
+    testing::{self, TestService, lifecycle_contract::Lifecycle},
 };
-use micros_proto::{
-    identity::v1::{
-        self as pb, Contact, ContactKind, CreateGroupRequest, CreateUserRequest,
-        EscrowContactsRequest, FindSitesByContactRequest, GrantPermissionRequest, ListUsersRequest,
-        ProductRole, Subject, identity_service_client::IdentityServiceClient,
-    },
-    lifecycle::v1::{
-        self as lc, DescribeRequest, Justification, TargetOutcome,
-        tenant_lifecycle_client::TenantLifecycleClient,
-    },
+use micros_proto::identity::v1::{
+    self as pb, Contact, ContactKind, CreateGroupRequest, CreateUserRequest, EscrowContactsRequest,
+    FindSitesByContactRequest, GrantPermissionRequest, ListUsersRequest, ProductRole, Subject,
+    identity_service_client::IdentityServiceClient,
 };
-use tonic::{Code, Status};
-use tonic_types::{ErrorInfo, StatusExt};
 
 pub type Client = IdentityServiceClient<ServiceChannel>;
-pub type Lifecycle = TenantLifecycleClient<ServiceChannel>;
 
 /// A running identity service and clients for each kind of caller.
 pub struct Harness {
@@ -44,17 +34,17 @@ pub async fn harness(backend: Backend) -> Harness {
 /// Identity with `settings`, asking a catalog of its own (sites come from
 /// [`Harness::site`]).
 pub async fn harness_with(backend: Backend, settings: IdentitySettings) -> Harness {
-    let catalog = testing::spawn::<Catalog>(
-        backend,
-        CatalogSettings {
-            product_data_shards: 4,
-            ..CatalogSettings::default()
-        },
+    Harness::new(
+        testing::spawn_with_catalog::<Identity, Catalog>(
+            backend,
+            settings,
+            CatalogSettings {
+                product_data_shards: 4,
+                ..CatalogSettings::default()
+            },
+        )
+        .await,
     )
-    .await;
-    let mut harness = harness_asking(backend, settings, catalog.server.url()).await;
-    harness.service.keep(catalog);
-    harness
 }
 
 /// Identity with `settings`, asking the catalog at `catalog_url` (which may be down).
@@ -63,20 +53,20 @@ pub async fn harness_asking(
     settings: IdentitySettings,
     catalog_url: String,
 ) -> Harness {
-    let service = testing::spawn_with::<Identity>(backend, settings, TestClock::new(), |config| {
-        config.clients = testing::catalog_clients(catalog_url);
-    })
-    .await;
-    let identity = IdentityServiceClient::new(service.channel(&[Role::Admin, Role::Operator]));
-    let lifecycle = TenantLifecycleClient::new(service.channel(&[Role::Lifecycle]));
-    Harness {
-        service,
-        identity,
-        lifecycle,
-    }
+    Harness::new(testing::spawn_asking::<Identity>(backend, settings, catalog_url).await)
 }
 
 impl Harness {
+    fn new(service: TestService<Identity>) -> Self {
+        let identity = IdentityServiceClient::new(service.channel(&[Role::Admin, Role::Operator]));
+        let lifecycle = Lifecycle::of(&service);
+        Self {
+            service,
+            identity,
+            lifecycle,
+        }
+    }
+
     /// A site the catalog has active: one identity may take data for.
     pub async fn site(&self) -> SiteId {
         self.service.catalog_site().await
@@ -133,9 +123,18 @@ impl Harness {
             .into_inner()
     }
 
-    /// Every live user of the site's, by email, through pagination.
+    /// Every live user of the site's, by email.
     pub async fn emails(&mut self, site_id: SiteId) -> Vec<String> {
-        let mut emails = Vec::new();
+        self.users(site_id)
+            .await
+            .into_iter()
+            .map(|user| user.email)
+            .collect()
+    }
+
+    /// Every live user of the site's, through pagination.
+    pub async fn users(&mut self, site_id: SiteId) -> Vec<pb::User> {
+        let mut users = Vec::new();
         let mut page_token = String::new();
         loop {
             let page = self
@@ -149,9 +148,9 @@ impl Harness {
                 .await
                 .unwrap()
                 .into_inner();
-            emails.extend(page.users.into_iter().map(|user| user.email));
+            users.extend(page.users);
             if page.next_page_token.is_empty() {
-                return emails;
+                return users;
             }
             page_token = page.next_page_token;
         }
@@ -197,20 +196,8 @@ impl Harness {
         }
     }
 
-    pub async fn describe(&mut self, target: lc::Target) -> TargetOutcome {
-        self.lifecycle
-            .describe(DescribeRequest {
-                targets: vec![target],
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .outcomes
-            .remove(0)
-    }
-
     pub async fn fingerprint(&mut self, site_id: SiteId) -> String {
-        self.describe(site_target(site_id)).await.fingerprint
+        self.lifecycle.fingerprint(site_id).await
     }
 }
 
@@ -224,41 +211,4 @@ pub fn group_subject(group: &pb::Group) -> Subject {
     Subject {
         kind: Some(pb::subject::Kind::GroupId(group.group_id.clone())),
     }
-}
-
-pub fn site_target(site_id: SiteId) -> lc::Target {
-    lc::Target {
-        kind: Some(lc::target::Kind::Site(lc::SiteTarget {
-            site_id: site_id.to_string(),
-        })),
-    }
-}
-
-pub fn app_target(site_id: SiteId, app_installation_id: &str) -> lc::Target {
-    lc::Target {
-        kind: Some(lc::target::Kind::AppInstallation(
-            lc::AppInstallationTarget {
-                site_id: site_id.to_string(),
-                app_installation_id: app_installation_id.to_owned(),
-            },
-        )),
-    }
-}
-
-pub fn justification() -> Option<Justification> {
-    Some(Justification {
-        reason: "identity service test".to_owned(),
-        ticket: "INC-2022-04".to_owned(),
-    })
-}
-
-/// Asserts `status` has `code` and an ErrorInfo with `reason`, and returns the ErrorInfo.
-#[track_caller]
-pub fn refused(status: &Status, code: Code, reason: &str) -> ErrorInfo {
-    assert_eq!(status.code(), code, "{status:?}");
-    let info = status
-        .get_details_error_info()
-        .expect("an ErrorInfo detail");
-    assert_eq!(info.reason, reason, "{status:?}");
-    info
 }

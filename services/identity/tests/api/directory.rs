@@ -4,7 +4,7 @@
 use micros_platform::{
     auth::Role,
     ids::{AppInstallationId, GroupId, SiteId, UserId},
-    testing,
+    testing::{self, refused},
 };
 use micros_proto::identity::v1::{
     AddMemberRequest, CreateGroupRequest, CreateUserRequest, DeleteGroupRequest, DeleteUserRequest,
@@ -15,7 +15,7 @@ use micros_proto::identity::v1::{
 };
 use tonic::Code;
 
-use crate::common::{Client, Harness, group_subject, harness, refused, user_subject};
+use crate::common::{Client, Harness, group_subject, harness, user_subject};
 
 fn get_user(site_id: SiteId, user_id: &str) -> GetUserRequest {
     GetUserRequest {

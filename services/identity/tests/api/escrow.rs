@@ -7,18 +7,15 @@ use micros_identity::IdentitySettings;
 use micros_platform::{
     auth::Role,
     ids::{AppInstallationId, OperationId, SiteId},
-    testing,
+    testing::{self, lifecycle_contract::site_target, refused},
 };
-use micros_proto::{
-    identity::v1::{
-        Contact, ContactKind, EscrowContactsRequest, EscrowedSite, FindSitesByContactRequest,
-        ForgetContactsRequest, GetEscrowedContactsRequest, SiteState,
-    },
-    lifecycle::v1::{PurgeRequest, SoftDeleteRequest},
+use micros_proto::identity::v1::{
+    Contact, ContactKind, EscrowContactsRequest, EscrowedSite, FindSitesByContactRequest,
+    ForgetContactsRequest, GetEscrowedContactsRequest, SiteState,
 };
 use tonic::Code;
 
-use crate::common::{Harness, harness, harness_with, justification, refused, site_target};
+use crate::common::{Harness, harness, harness_with};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -50,27 +47,12 @@ fn contacts(site: &EscrowedSite) -> Vec<(String, String, i32)> {
 impl Harness {
     async fn delete_and_purge(&mut self, site_id: SiteId) {
         self.lifecycle
-            .soft_delete(SoftDeleteRequest {
-                targets: vec![site_target(site_id)],
-                operation_id: OperationId::new().to_string(),
-                justification: justification(),
-                validate_only: false,
-                lease_token: 0,
-                call_key: String::new(),
-            })
-            .await
-            .unwrap();
+            .soft_delete(site_target(site_id), OperationId::new())
+            .await;
         self.service.clock.advance(31 * DAY);
         self.lifecycle
-            .purge(PurgeRequest {
-                targets: vec![site_target(site_id)],
-                operation_id: OperationId::new().to_string(),
-                justification: justification(),
-                validate_only: false,
-                lease_token: 0,
-            })
-            .await
-            .unwrap();
+            .purge(site_target(site_id), OperationId::new())
+            .await;
     }
 }
 

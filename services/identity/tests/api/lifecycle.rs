@@ -1,83 +1,36 @@
 //! Identity's tenant lifecycle through `micros.lifecycle.v1.TenantLifecycle`, as the
-//! orchestrator drives it with its `lifecycle` token: site soft delete and restore,
-//! app-installation uninstall and restore, purge after expiry, point in time.
+//! orchestrator drives it with its `lifecycle` token: the platform's lifecycle contract
+//! on users, groups, grants and product access, then what only identity has: grants an
+//! app installation owns, and the contact escrow that outlives a purge.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
+use micros_identity::Identity;
 use micros_platform::{
     clock::Clock,
     ids::{AppInstallationId, OperationId, SiteId},
-    testing,
+    testing::{
+        self, TestService,
+        lifecycle_contract::{self, app_target, rows, site_target},
+        refused,
+    },
 };
 use micros_proto::{
     identity::v1::{
-        AddMemberRequest, Contact, ContactKind, CreateUserRequest, DeleteUserRequest,
+        self as pb, AddMemberRequest, Contact, ContactKind, CreateUserRequest, DeleteUserRequest,
         EscrowContactsRequest, GetEscrowedContactsRequest, GetUserRequest, GrantPermissionRequest,
-        ListGrantsRequest, ListUsersRequest, ProductRole, RevokePermissionRequest,
-        SetProductAccessRequest, SetSiteAdminRequest, SiteState,
+        ListGrantsRequest, ListProductAccessRequest, ListUsersRequest, ProductRole,
+        RevokePermissionRequest, SetProductAccessRequest, SetSiteAdminRequest, SiteState,
     },
-    lifecycle::v1::{
-        self as lc, PurgeRequest, RestoreRequest, SoftDeleteRequest, TargetOutcome, TenantState,
-        restore_request::Source,
-    },
+    lifecycle::v1::{TenantState, restore_request::Source},
 };
-use tonic::Code;
+use tonic::{Code, Status};
 
-use crate::common::{
-    Harness, app_target, group_subject, harness, justification, refused, site_target, user_subject,
-};
+use crate::common::{Harness, group_subject, harness, user_subject};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
 impl Harness {
-    async fn soft_delete(&mut self, target: lc::Target, operation_id: &str) -> TargetOutcome {
-        self.lifecycle
-            .soft_delete(SoftDeleteRequest {
-                targets: vec![target],
-                operation_id: operation_id.to_owned(),
-                justification: justification(),
-                validate_only: false,
-                lease_token: 0,
-                call_key: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .outcomes
-            .remove(0)
-    }
-
-    async fn restore(&mut self, target: lc::Target, source: Source) -> TargetOutcome {
-        self.lifecycle
-            .restore(RestoreRequest {
-                targets: vec![target],
-                operation_id: OperationId::new().to_string(),
-                source: Some(source),
-                justification: justification(),
-                validate_only: false,
-                lease_token: 0,
-                call_key: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .outcomes
-            .remove(0)
-    }
-
-    async fn purge(&mut self, site_id: SiteId) -> Result<TargetOutcome, tonic::Status> {
-        self.lifecycle
-            .purge(PurgeRequest {
-                targets: vec![site_target(site_id)],
-                operation_id: OperationId::new().to_string(),
-                justification: justification(),
-                validate_only: false,
-                lease_token: 0,
-            })
-            .await
-            .map(|response| response.into_inner().outcomes.remove(0))
-    }
-
     /// The site's grants as `subject/role/app`, in key order.
     async fn grant_keys(&mut self, site_id: SiteId) -> Vec<String> {
         self.identity
@@ -126,14 +79,7 @@ impl Harness {
             .await;
         self.grant(site_id, user_subject(&member), ProductRole::Use, &app)
             .await;
-        self.identity
-            .set_product_access(SetProductAccessRequest {
-                site_id: site_id.to_string(),
-                product: "jira".to_owned(),
-                enabled: true,
-            })
-            .await
-            .unwrap();
+        self.set_product_access(site_id, true).await;
         self.identity
             .delete_user(DeleteUserRequest {
                 site_id: site_id.to_string(),
@@ -143,77 +89,147 @@ impl Harness {
             .unwrap();
         leaver.user_id
     }
+
+    async fn set_product_access(&mut self, site_id: SiteId, enabled: bool) {
+        self.identity
+            .set_product_access(SetProductAccessRequest {
+                site_id: site_id.to_string(),
+                product: "jira".to_owned(),
+                enabled,
+            })
+            .await
+            .unwrap();
+    }
 }
 
-/// (live, deleted) rows of `table` in an outcome.
-fn rows(outcome: &TargetOutcome, table: &str) -> (i64, i64) {
-    let count = outcome
-        .counts
-        .iter()
-        .find(|count| count.table == table)
-        .unwrap_or_else(|| panic!("a count for {table}"));
-    (count.live, count.deleted)
+/// Identity as the lifecycle contract sees it: each site's mail domain and the user
+/// deleted before any lifecycle call, who must stay deleted.
+struct Directory {
+    h: Harness,
+    sites: BTreeMap<SiteId, (String, String)>,
 }
 
-#[tokio::test]
-async fn a_deleted_site_is_unreachable_and_restores_to_the_same_fingerprint() {
-    for backend in testing::backends() {
-        let mut h = harness(backend).await;
-        let (site, neighbour) = (h.site().await, h.site().await);
-        let leaver = h.populated(site, "acme.example.com").await;
-        h.populated(neighbour, "globex.example.com").await;
-        let before = h.describe(site_target(site)).await;
-        let neighbour_before = h.fingerprint(neighbour).await;
-        let emails_before = h.emails(site).await;
-        let grants_before = h.grant_keys(site).await;
-        assert_eq!(rows(&before, "users"), (2, 1), "{backend:?}");
+/// What a user sees of a site: its users with their IDs, grants, product access, and
+/// that the user deleted before stays unknown.
+#[derive(Debug, PartialEq)]
+struct DirectoryView {
+    users: Vec<pb::User>,
+    grants: Vec<String>,
+    product_access: Vec<pb::ProductAccess>,
+    leaver: Code,
+}
 
-        let operation = OperationId::new().to_string();
-        let deleted = h.soft_delete(site_target(site), &operation).await;
-        assert_eq!(deleted.state, TenantState::Deleted as i32, "{backend:?}");
-        assert_eq!(deleted.fingerprint, before.fingerprint);
-        assert!(deleted.expire_time.is_some());
-        let while_deleted = h.describe(site_target(site)).await;
-        assert_eq!(while_deleted.fingerprint, before.fingerprint);
-        assert_eq!(
-            while_deleted.counts, before.counts,
-            "no data row was touched"
-        );
+impl Directory {
+    fn domain(&self, site_id: SiteId) -> String {
+        self.sites[&site_id].0.clone()
+    }
+}
 
-        let site_key = site.to_string();
-        let refusals = vec![
-            h.identity
+impl lifecycle_contract::Subject for Directory {
+    type Service = Identity;
+    type View = DirectoryView;
+
+    fn service(&self) -> &TestService<Identity> {
+        &self.h.service
+    }
+
+    async fn site(&mut self) -> SiteId {
+        self.h.site().await
+    }
+
+    async fn seed(&mut self, site_id: SiteId) {
+        let domain = format!("tenant{}.example.com", self.sites.len());
+        let leaver = self.h.populated(site_id, &domain).await;
+        self.sites.insert(site_id, (domain, leaver));
+    }
+
+    /// A new user, a user deleted and one re-created with a new ID, a new group with an
+    /// admin grant, product access turned off.
+    async fn change(&mut self, site_id: SiteId) {
+        let domain = self.domain(site_id);
+        self.h.user(site_id, &format!("mallory@{domain}")).await;
+        let member = self.h.users(site_id).await.remove(1);
+        self.h
+            .identity
+            .delete_user(DeleteUserRequest {
+                site_id: site_id.to_string(),
+                user_id: member.user_id.clone(),
+            })
+            .await
+            .unwrap();
+        self.h.user(site_id, &member.email).await;
+        let contractors = self.h.group(site_id, "Contractors").await;
+        self.h
+            .grant(site_id, group_subject(&contractors), ProductRole::Admin, "")
+            .await;
+        self.h.set_product_access(site_id, false).await;
+    }
+
+    async fn view(&mut self, site_id: SiteId) -> DirectoryView {
+        let leaver = self.sites[&site_id].1.clone();
+        DirectoryView {
+            users: self.h.users(site_id).await,
+            grants: self.h.grant_keys(site_id).await,
+            product_access: self
+                .h
+                .identity
+                .list_product_access(ListProductAccessRequest {
+                    site_id: site_id.to_string(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .products,
+            leaver: self
+                .h
+                .identity
+                .get_user(GetUserRequest {
+                    site_id: site_id.to_string(),
+                    user_id: leaver,
+                })
+                .await
+                .unwrap_err()
+                .code(),
+        }
+    }
+
+    async fn refusals(&mut self, site_id: SiteId) -> Vec<Status> {
+        let (domain, leaver) = self.sites[&site_id].clone();
+        let site_key = site_id.to_string();
+        let identity = &mut self.h.identity;
+        vec![
+            identity
                 .list_users(ListUsersRequest {
                     site_id: site_key.clone(),
                     ..ListUsersRequest::default()
                 })
                 .await
                 .unwrap_err(),
-            h.identity
+            identity
                 .get_user(GetUserRequest {
                     site_id: site_key.clone(),
                     user_id: leaver.clone(),
                 })
                 .await
                 .unwrap_err(),
-            h.identity
+            identity
                 .create_user(CreateUserRequest {
                     site_id: site_key.clone(),
-                    email: "new@acme.example.com".to_owned(),
+                    email: format!("new@{domain}"),
                     display_name: "New".to_owned(),
                     site_admin: false,
                     user_id: String::new(),
                 })
                 .await
                 .unwrap_err(),
-            h.identity
+            identity
                 .list_grants(ListGrantsRequest {
                     site_id: site_key.clone(),
                     ..ListGrantsRequest::default()
                 })
                 .await
                 .unwrap_err(),
-            h.identity
+            identity
                 .set_product_access(SetProductAccessRequest {
                     site_id: site_key.clone(),
                     product: "jira".to_owned(),
@@ -221,49 +237,42 @@ async fn a_deleted_site_is_unreachable_and_restores_to_the_same_fingerprint() {
                 })
                 .await
                 .unwrap_err(),
-            h.identity
+            identity
                 .set_site_admin(SetSiteAdminRequest {
-                    site_id: site_key.clone(),
-                    user_id: leaver.clone(),
+                    site_id: site_key,
+                    user_id: leaver,
                     site_admin: true,
                 })
                 .await
                 .unwrap_err(),
-        ];
-        for status in refusals {
-            let info = refused(&status, Code::NotFound, "SITE_DELETED");
-            assert_eq!(info.metadata["site_id"], site_key);
-        }
-        assert_eq!(h.fingerprint(neighbour).await, neighbour_before);
-        assert_eq!(
-            h.emails(neighbour).await.len(),
-            2,
-            "the neighbour is served"
-        );
+        ]
+    }
 
-        let restored = h
-            .restore(site_target(site), Source::UndoOperationId(operation))
+    /// A user's and a group's grants owned by a new app installation.
+    async fn seed_app(&mut self, site_id: SiteId) -> Option<String> {
+        let domain = self.domain(site_id);
+        let app = AppInstallationId::new().to_string();
+        let user = self.h.user(site_id, &format!("app-user@{domain}")).await;
+        let group = self.h.group(site_id, "App users").await;
+        self.h
+            .grant(site_id, user_subject(&user), ProductRole::Use, &app)
             .await;
-        assert_eq!(restored.state, TenantState::Active as i32);
-        assert_eq!(restored.fingerprint, before.fingerprint, "{backend:?}");
-        assert_eq!(h.emails(site).await, emails_before);
-        assert_eq!(h.grant_keys(site).await, grants_before);
-        let leaver = h
-            .identity
-            .get_user(GetUserRequest {
-                site_id: site_key.clone(),
-                user_id: leaver.clone(),
-            })
-            .await
-            .unwrap_err();
-        refused(&leaver, Code::NotFound, "USER_NOT_FOUND");
-        assert_eq!(
-            rows(&h.describe(site_target(site)).await, "users"),
-            (2, 1),
-            "the user deleted before the site stays deleted"
-        );
-        assert_eq!(h.fingerprint(neighbour).await, neighbour_before);
-        h.service.stop().await;
+        self.h
+            .grant(site_id, group_subject(&group), ProductRole::Admin, &app)
+            .await;
+        Some(app)
+    }
+}
+
+#[tokio::test]
+async fn identity_keeps_the_lifecycle_contract() {
+    for backend in testing::backends() {
+        let mut directory = Directory {
+            h: harness(backend).await,
+            sites: BTreeMap::new(),
+        };
+        lifecycle_contract::check(&mut directory).await;
+        directory.h.service.stop().await;
     }
 }
 
@@ -300,12 +309,15 @@ async fn an_app_uninstall_removes_only_the_apps_grants_and_its_restore_revives_t
             })
             .await
             .unwrap();
-        let site_before = h.describe(site_target(site)).await;
+        let site_before = h.lifecycle.describe(site_target(site)).await;
         let grants_before = h.grant_keys(site).await;
         assert_eq!(grants_before.len(), 4);
 
-        let operation = OperationId::new().to_string();
-        let uninstalled = h.soft_delete(app_target(site, &insight), &operation).await;
+        let operation = OperationId::new();
+        let uninstalled = h
+            .lifecycle
+            .soft_delete(app_target(site, &insight), operation)
+            .await;
         assert_eq!(uninstalled.rows_affected, 2, "{backend:?}");
         assert_eq!(rows(&uninstalled, "permission_grants"), (0, 2));
         let remaining = h.grant_keys(site).await;
@@ -328,12 +340,13 @@ async fn an_app_uninstall_removes_only_the_apps_grants_and_its_restore_revives_t
             .await
             .unwrap_err();
         let info = refused(&regrant, Code::FailedPrecondition, "GRANT_REMOVED");
-        assert_eq!(info.metadata["deleted_by"], operation);
+        assert_eq!(info.metadata["deleted_by"], operation.to_string());
 
         let restored = h
+            .lifecycle
             .restore(
                 app_target(site, &insight),
-                Source::UndoOperationId(operation),
+                Source::UndoOperationId(operation.to_string()),
             )
             .await;
         assert_eq!(rows(&restored, "permission_grants"), (2, 0));
@@ -364,7 +377,8 @@ async fn purge_after_expiry_removes_the_rows_but_the_escrow_still_finds_the_admi
         assert_eq!(found[0].state, SiteState::Active as i32);
 
         let deleted = h
-            .soft_delete(site_target(site), &OperationId::new().to_string())
+            .lifecycle
+            .soft_delete(site_target(site), OperationId::new())
             .await;
         let found = h.sites_of("ADMIN@acme.example.com").await;
         assert_eq!(found[0].state, SiteState::Deleted as i32);
@@ -393,21 +407,12 @@ async fn purge_after_expiry_removes_the_rows_but_the_escrow_still_finds_the_admi
             "escrow is outside the lifecycle: it changes while the site is deleted"
         );
 
-        let early = h.purge(site).await.unwrap_err();
-        refused(&early, Code::FailedPrecondition, "PURGE_BEFORE_EXPIRY");
         h.service.clock.advance(31 * DAY);
-        let purged = h.purge(site).await.unwrap();
+        let purged = h
+            .lifecycle
+            .purge(site_target(site), OperationId::new())
+            .await;
         assert_eq!(purged.state, TenantState::Purged as i32);
-        assert!(purged.rows_affected > 0);
-        let after = h.describe(site_target(site)).await;
-        assert!(
-            after
-                .counts
-                .iter()
-                .all(|count| count.live == 0 && count.deleted == 0),
-            "{backend:?}: {:?}",
-            after.counts
-        );
 
         let found = h.sites_of("admin@acme.example.com").await;
         assert_eq!(found.len(), 1, "the escrow outlives the purge");
@@ -477,75 +482,6 @@ async fn purge_after_expiry_removes_the_rows_but_the_escrow_still_finds_the_admi
         assert_eq!(h.emails(neighbour).await.len(), 2);
         let globex = h.sites_of("admin@globex.example.com").await;
         assert_eq!(globex[0].state, SiteState::Active as i32);
-        h.service.stop().await;
-    }
-}
-
-#[tokio::test]
-async fn point_in_time_restore_of_one_site_leaves_its_neighbour_identical() {
-    for backend in testing::backends() {
-        let mut h = harness(backend).await;
-        let (site, neighbour) = (h.site().await, h.site().await);
-        h.populated(site, "acme.example.com").await;
-        h.populated(neighbour, "globex.example.com").await;
-        let ada = h.user(site, "ada@acme.example.com").await;
-        let at_t = h.describe(site_target(site)).await;
-        let emails_at_t = h.emails(site).await;
-        let grants_at_t = h.grant_keys(site).await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        let t = h.service.clock.now();
-        tokio::time::sleep(Duration::from_millis(5)).await;
-
-        h.user(site, "mallory@acme.example.com").await;
-        h.identity
-            .delete_user(DeleteUserRequest {
-                site_id: site.to_string(),
-                user_id: ada.user_id.clone(),
-            })
-            .await
-            .unwrap();
-        h.user(site, "ada@acme.example.com").await;
-        let emails_now = h.emails(site).await;
-        assert!(emails_now.contains(&"mallory@acme.example.com".to_owned()));
-        let contractors = h.group(site, "Contractors").await;
-        h.grant(site, group_subject(&contractors), ProductRole::Admin, "")
-            .await;
-        h.identity
-            .set_product_access(SetProductAccessRequest {
-                site_id: site.to_string(),
-                product: "jira".to_owned(),
-                enabled: false,
-            })
-            .await
-            .unwrap();
-        h.user(neighbour, "later@globex.example.com").await;
-        let neighbour_after = h.fingerprint(neighbour).await;
-        let neighbour_emails = h.emails(neighbour).await;
-        assert_ne!(h.fingerprint(site).await, at_t.fingerprint);
-
-        let restored = h
-            .restore(site_target(site), Source::PointInTime(t.into()))
-            .await;
-        assert_eq!(restored.fingerprint, at_t.fingerprint, "{backend:?}");
-        assert_eq!(restored.counts, at_t.counts);
-        assert_eq!(h.emails(site).await, emails_at_t);
-        assert_eq!(h.grant_keys(site).await, grants_at_t);
-        let ada_back = h
-            .identity
-            .get_user(GetUserRequest {
-                site_id: site.to_string(),
-                user_id: ada.user_id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(ada_back, ada, "the same ID, as it was at T");
-        assert_eq!(h.fingerprint(neighbour).await, neighbour_after);
-        assert_eq!(
-            h.emails(neighbour).await,
-            neighbour_emails,
-            "the neighbour keeps its change made after T"
-        );
         h.service.stop().await;
     }
 }

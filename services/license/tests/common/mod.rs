@@ -1,5 +1,5 @@
-//! What the test files need: a license service asking a catalog, on a backend,
-//! requests, a refusal check.
+//! What the test files need: a license service asking a catalog, on a backend, and
+//! requests.
 
 #![allow(dead_code)] // Each test file uses its own part of these helpers.
 
@@ -8,7 +8,6 @@ use micros_license::{License, LicenseSettings};
 use micros_platform::{
     auth::Role,
     client::ServiceChannel,
-    clock::TestClock,
     ids::SiteId,
     store::Backend,
     testing::{self, TestService},
@@ -17,8 +16,6 @@ use micros_proto::license::v1::{
     CreateLicenseRequest, GetLicenseRequest, ListLicensesRequest,
     license_service_client::LicenseServiceClient,
 };
-use tonic::{Code, Status};
-use tonic_types::{ErrorInfo, StatusExt};
 
 pub type Client = LicenseServiceClient<ServiceChannel>;
 
@@ -34,30 +31,17 @@ pub async fn spawn_with(
     backend: Backend,
     settings: LicenseSettings,
 ) -> (TestService<License>, Client) {
-    let catalog = testing::spawn::<Catalog>(
+    let service = testing::spawn_with_catalog::<License, Catalog>(
         backend,
+        settings,
         CatalogSettings {
             product_data_shards: 4,
             ..CatalogSettings::default()
         },
     )
     .await;
-    let mut service = spawn_asking(backend, settings, catalog.server.url()).await;
-    service.keep(catalog);
     let client = LicenseServiceClient::new(service.channel(&[Role::Admin]));
     (service, client)
-}
-
-/// The service asking the catalog at `catalog_url` (which may be down).
-pub async fn spawn_asking(
-    backend: Backend,
-    settings: LicenseSettings,
-    catalog_url: String,
-) -> TestService<License> {
-    testing::spawn_with::<License>(backend, settings, TestClock::new(), |config| {
-        config.clients = testing::catalog_clients(catalog_url)
-    })
-    .await
 }
 
 pub fn new_license(site_id: SiteId, product: &str, seats: i32) -> CreateLicenseRequest {
@@ -83,15 +67,4 @@ pub fn list(site_id: SiteId) -> ListLicensesRequest {
         site_id: site_id.to_string(),
         ..ListLicensesRequest::default()
     }
-}
-
-/// Asserts `status` has `code` and an ErrorInfo with `reason`, and returns the ErrorInfo.
-#[track_caller]
-pub fn refused(status: &Status, code: Code, reason: &str) -> ErrorInfo {
-    assert_eq!(status.code(), code, "{status:?}");
-    let info = status
-        .get_details_error_info()
-        .expect("an ErrorInfo detail");
-    assert_eq!(info.reason, reason, "{status:?}");
-    info
 }

@@ -1,6 +1,5 @@
 //! What the media tests share: a service whose blobs are in a temporary directory,
-//! uploads and downloads as a client does them, the files of the blob directory, and a
-//! refusal check.
+//! uploads and downloads as a client does them, and the files of the blob directory.
 
 #![allow(dead_code)] // Each test file uses its own part of these helpers.
 
@@ -12,7 +11,6 @@ use micros_media::{Media, MediaSettings};
 use micros_platform::{
     auth::Role,
     client::ServiceChannel,
-    clock::TestClock,
     ids::SiteId,
     store::Backend,
     testing::{self, TestService},
@@ -23,8 +21,7 @@ use micros_proto::media::v1::{
 };
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
-use tonic::{Code, Status};
-use tonic_types::{ErrorInfo, StatusExt};
+use tonic::Status;
 
 pub type Client = MediaServiceClient<ServiceChannel>;
 
@@ -56,17 +53,17 @@ pub async fn spawn(backend: Backend) -> Harness {
 /// The service with `settings`, its blobs in a fresh temporary directory, asking a
 /// catalog of its own (sites come from [`Harness::site`]).
 pub async fn spawn_with(backend: Backend, settings: MediaSettings) -> Harness {
-    let catalog = testing::spawn::<Catalog>(
+    let blob_dir = tempfile::tempdir().expect("a temporary blob directory");
+    let service = testing::spawn_with_catalog::<Media, Catalog>(
         backend,
+        blobs_in(&blob_dir, settings),
         CatalogSettings {
             product_data_shards: 4,
             ..CatalogSettings::default()
         },
     )
     .await;
-    let mut harness = spawn_asking(backend, settings, catalog.server.url()).await;
-    harness.service.keep(catalog);
-    harness
+    Harness::new(service, blob_dir)
 }
 
 /// The service with `settings`, asking the catalog at `catalog_url` (which may be down).
@@ -76,19 +73,26 @@ pub async fn spawn_asking(
     catalog_url: String,
 ) -> Harness {
     let blob_dir = tempfile::tempdir().expect("a temporary blob directory");
-    let settings = MediaSettings {
+    let service =
+        testing::spawn_asking::<Media>(backend, blobs_in(&blob_dir, settings), catalog_url).await;
+    Harness::new(service, blob_dir)
+}
+
+fn blobs_in(blob_dir: &TempDir, settings: MediaSettings) -> MediaSettings {
+    MediaSettings {
         blob_dir: Some(blob_dir.path().to_owned()),
         ..settings
-    };
-    let service = testing::spawn_with::<Media>(backend, settings, TestClock::new(), |config| {
-        config.clients = testing::catalog_clients(catalog_url);
-    })
-    .await;
-    let client = MediaServiceClient::new(service.channel(&[Role::Admin]));
-    Harness {
-        service,
-        client,
-        blob_dir,
+    }
+}
+
+impl Harness {
+    fn new(service: TestService<Media>, blob_dir: TempDir) -> Self {
+        let client = MediaServiceClient::new(service.channel(&[Role::Admin]));
+        Self {
+            service,
+            client,
+            blob_dir,
+        }
     }
 }
 
@@ -220,15 +224,4 @@ pub async fn download(
         data.extend_from_slice(&chunk.data);
     }
     Ok((header, data))
-}
-
-/// Asserts `status` has `code` and an ErrorInfo with `reason`, and returns the ErrorInfo.
-#[track_caller]
-pub fn refused(status: &Status, code: Code, reason: &str) -> ErrorInfo {
-    assert_eq!(status.code(), code, "{status:?}");
-    let info = status
-        .get_details_error_info()
-        .expect("an ErrorInfo detail");
-    assert_eq!(info.reason, reason, "{status:?}");
-    info
 }

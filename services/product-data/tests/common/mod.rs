@@ -1,16 +1,12 @@
 //! What every test file needs: a real catalog and product-data wired to it on a backend,
-//! sites created in the catalog, document requests, and a refusal check.
+//! sites created in the catalog, and document requests.
 
 #![allow(dead_code)] // Each test file uses its own part of these helpers.
-
-use std::{collections::BTreeMap, time::Duration};
 
 use micros_catalog::{Catalog, CatalogSettings};
 use micros_platform::{
     auth::Role,
     client::ServiceChannel,
-    clock::TestClock,
-    config::ClientConfig,
     ids::SiteId,
     service::MicrosService,
     store::{Backend, Store},
@@ -24,8 +20,6 @@ use micros_proto::{
         create_document_request, document, product_data_service_client::ProductDataServiceClient,
     },
 };
-use tonic::{Code, Status};
-use tonic_types::{ErrorInfo, StatusExt};
 
 pub type Client = ProductDataServiceClient<ServiceChannel>;
 pub type CatalogClient = CatalogServiceClient<ServiceChannel>;
@@ -98,22 +92,9 @@ pub async fn spawn_with_shards(backend: Backend, shards: u16) -> Suite {
     };
     let catalog = testing::spawn::<Catalog>(backend, placing).await;
     let catalog_url = catalog.server.url();
-    let service = testing::spawn_with::<ProductData>(
-        backend,
-        ProductDataSettings { shards },
-        TestClock::new(),
-        |config| {
-            config.clients = BTreeMap::from([(
-                "catalog".to_owned(),
-                ClientConfig {
-                    url: catalog_url,
-                    timeout: Duration::from_secs(10),
-                    connect_timeout: Duration::from_secs(3),
-                },
-            )]);
-        },
-    )
-    .await;
+    let service =
+        testing::spawn_asking::<ProductData>(backend, ProductDataSettings { shards }, catalog_url)
+            .await;
     let sites = CatalogServiceClient::new(catalog.channel(&[Role::Admin]));
     let documents = ProductDataServiceClient::new(service.channel(&[Role::Admin]));
     Suite {
@@ -203,15 +184,4 @@ pub fn issue_of(document: &Document) -> &micros_proto::productdata::v1::Issue {
         Some(document::Content::Issue(issue)) => issue,
         other => panic!("expected an issue, got {other:?}"),
     }
-}
-
-/// Asserts `status` has `code` and an ErrorInfo with `reason`, and returns the ErrorInfo.
-#[track_caller]
-pub fn refused(status: &Status, code: Code, reason: &str) -> ErrorInfo {
-    assert_eq!(status.code(), code, "{status:?}");
-    let info = status
-        .get_details_error_info()
-        .expect("an ErrorInfo detail");
-    assert_eq!(info.reason, reason, "{status:?}");
-    info
 }
