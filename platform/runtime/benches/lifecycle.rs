@@ -6,14 +6,16 @@
 //! default 1000, and `MICROS_BENCH_ROWS` per site, default 1000). Prints, per backend:
 //! (a) soft delete + restore of every site vs the raw UPDATE of all their rows; (b) the
 //! same for app-installation targets owning those rows; (c) Describe fingerprints of all
-//! sites (first, reading every row; then again, from the per-site cache) vs a raw SELECT
-//! that hashes the same rows.
+//! sites cold (reading every row) vs a raw SELECT streaming and hashing the same rows'
+//! same columns (target: at most 1.5x), each with the growth of the process's peak
+//! resident memory while it ran; then Describe again, from the per-site cache.
 
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use futures::TryStreamExt;
 use micros_platform::{
     auth::Role,
     client::{self, ServiceChannel},
@@ -23,7 +25,7 @@ use micros_platform::{
     lifecycle::{
         Lifecycle, NoHooks,
         grpc::LifecycleService,
-        schema::{TableSpec, TenantSchema, int, text},
+        schema::{ColumnKind, TableSpec, TenantSchema, int, text},
     },
     server::ServerBuilder,
     store::{Backend, Migrations, Store},
@@ -70,8 +72,10 @@ struct Figures {
     app_rpc: Duration,
     raw_update: Duration,
     describe_rpc: Duration,
+    describe_peak: Option<u64>,
     describe_cached: Duration,
     raw_select: Duration,
+    raw_peak: Option<u64>,
 }
 
 #[tokio::main]
@@ -88,22 +92,28 @@ async fn main() {
         "lifecycle benchmark: {sites} sites x {rows} rows (`cargo bench -p micros-platform --bench lifecycle`)"
     );
     println!(
-        "{:<10} {:>12} {:>14} {:>10} {:>14} {:>10} {:>12} {:>12} {:>10} {:>12}",
+        "{:<10} {:>12} {:>14} {:>10} {:>14} {:>10} {:>15} {:>12} {:>10} {:>12}",
         "backend",
         "raw UPDATE",
         "site RPCs",
         "floor/rpc",
         "app RPCs",
         "rpc/floor",
-        "Describe",
+        "describe cold",
         "raw SELECT",
-        "rpc/raw",
+        "cold/raw",
         "cached"
     );
     for figures in &all {
         let ms = |duration: Duration| format!("{:.0} ms", duration.as_secs_f64() * 1000.0);
+        let mib = |peak: Option<u64>| {
+            peak.map_or_else(
+                || "unknown".to_owned(),
+                |bytes| format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20)),
+            )
+        };
         println!(
-            "{:<10} {:>12} {:>14} {:>9.1}x {:>14} {:>9.2}x {:>12} {:>12} {:>9.2}x {:>12}",
+            "{:<10} {:>12} {:>14} {:>9.1}x {:>14} {:>9.2}x {:>15} {:>12} {:>9.2}x {:>12}",
             format!("{:?}", figures.backend),
             ms(figures.raw_update),
             ms(figures.site_rpc),
@@ -118,8 +128,13 @@ async fn main() {
         println!(
             "{:<10} rows: {}; site RPCs = SoftDelete + Restore of every site (no data row touched); \
              app RPCs = the same for one app installation per site owning all its rows; \
-             Describe = first (reads every row), cached = again (rows unchanged)",
-            "", figures.rows
+             describe cold = Describe reading every row (target cold/raw <= 1.5x), \
+             raw SELECT = the same rows and columns streamed and hashed, cached = Describe again \
+             (rows unchanged); peak memory growth: describe cold {}, raw SELECT {}",
+            "",
+            figures.rows,
+            mib(figures.describe_peak),
+            mib(figures.raw_peak),
         );
     }
 }
@@ -198,16 +213,20 @@ async fn run(backend: Backend, sites: usize, rows: usize) -> Figures {
         })
         .collect();
 
+    let peak = PeakMemory::start();
     let started = Instant::now();
     let before = describe(&mut client, &site_targets).await;
     let describe_rpc = started.elapsed();
+    let describe_peak = peak.growth();
     let describe_cached = {
         let started = Instant::now();
         let again = describe(&mut client, &site_targets).await;
         assert_eq!(again, before);
         started.elapsed()
     };
+    let peak = PeakMemory::start();
     let raw_select = raw_hash_select(&store).await;
+    let raw_peak = peak.growth();
 
     let site_rpc = delete_and_restore(&mut client, &site_targets).await;
     assert_eq!(
@@ -232,9 +251,38 @@ async fn run(backend: Backend, sites: usize, rows: usize) -> Figures {
         app_rpc,
         raw_update,
         describe_rpc,
+        describe_peak,
         describe_cached,
         raw_select,
+        raw_peak,
     }
+}
+
+/// The growth of the process's peak resident memory (Linux `VmHWM`, reset through
+/// `/proc/self/clear_refs`) over a measured step; `None` where the kernel offers
+/// neither.
+struct PeakMemory {
+    baseline: Option<u64>,
+}
+
+impl PeakMemory {
+    fn start() -> Self {
+        let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        Self {
+            baseline: reset.then(peak_resident).flatten(),
+        }
+    }
+
+    fn growth(&self) -> Option<u64> {
+        Some(peak_resident()?.saturating_sub(self.baseline?))
+    }
+}
+
+fn peak_resident() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 async fn describe(
@@ -312,26 +360,37 @@ async fn raw_update_round_trip(store: &Store, site_ids: &[SiteId]) -> Duration {
     started.elapsed()
 }
 
-/// The same rows Describe reads, selected and hashed without the machinery.
+/// The rows Describe reads, every column of every tenant-owned table, streamed and
+/// hashed without the machinery: no registry, no cache, no per-site tallies.
 async fn raw_hash_select(store: &Store) -> Duration {
     let started = Instant::now();
-    let rows = sqlx::query(
-        "SELECT site_id, note_id, app_id, title, size FROM notes WHERE deleted_by IS NULL",
-    )
-    .fetch_all(store.pool())
-    .await
-    .expect("raw select");
     let mut sum = 0u128;
-    for row in &rows {
-        let mut hasher = blake3::Hasher::new();
-        for index in 0..4 {
-            let value: Option<String> = row.try_get(index).expect("text");
-            hasher.update(value.unwrap_or_default().as_bytes());
+    for table in SCHEMA.tables {
+        let columns = table.all_columns();
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM {}",
+            table.column_list(),
+            table.name
+        )))
+        .fetch(store.pool());
+        while let Some(row) = rows.try_next().await.expect("raw select") {
+            let mut hasher = blake3::Hasher::new();
+            for (index, column) in columns.iter().enumerate() {
+                match column.kind {
+                    ColumnKind::Text => {
+                        let value: Option<&str> = row.try_get(index).expect("text");
+                        hasher.update(value.unwrap_or_default().as_bytes());
+                    }
+                    ColumnKind::Int => {
+                        let value: Option<i64> = row.try_get(index).expect("int");
+                        hasher.update(&value.unwrap_or_default().to_le_bytes());
+                    }
+                }
+            }
+            sum = sum.wrapping_add(u128::from_le_bytes(
+                hasher.finalize().as_bytes()[..16].try_into().unwrap(),
+            ));
         }
-        hasher.update(&row.try_get::<i64, _>(4).expect("size").to_le_bytes());
-        sum = sum.wrapping_add(u128::from_le_bytes(
-            hasher.finalize().as_bytes()[..16].try_into().unwrap(),
-        ));
     }
     std::hint::black_box(sum);
     started.elapsed()

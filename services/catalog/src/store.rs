@@ -34,6 +34,28 @@ pub struct PlacedSite {
     pub scratch: bool,
 }
 
+impl PlacedSite {
+    /// The placement GetPlacement answers for this site: a deleted site's only with
+    /// `show_deleted` (product-data restoring or purging its rows), a scratch copy's
+    /// always (the drill needs it), a purged site's never.
+    pub fn placement(&self, show_deleted: bool) -> Placement {
+        match self.site.state {
+            TenantState::Purged => Placement::Purged,
+            TenantState::Active => Placement::Placed(self.site.shard),
+            _ if self.scratch || show_deleted => Placement::Placed(self.site.shard),
+            _ => Placement::Deleted,
+        }
+    }
+}
+
+/// Where a site's content is, or why the catalog does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    Placed(i64),
+    Deleted,
+    Purged,
+}
+
 #[derive(Debug, Clone)]
 pub struct CatalogStore {
     lifecycle: Lifecycle,
@@ -121,26 +143,30 @@ impl CatalogStore {
         row.as_ref().map(site_from_row).transpose()
     }
 
-    /// A site in any state with whether it is a scratch copy (a restore drill's), for
-    /// GetPlacement: the one lookup that answers for scratch copies.
-    pub async fn placed_site(&self, site_id: SiteId) -> Result<Option<PlacedSite>, CatalogError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{} WHERE t.site_id = $1",
-            SITE_VIEW.replacen("SELECT ", "SELECT t.origin_site_id, ", 1)
+    /// Sites in any state with whether each is a scratch copy (a restore drill's), one
+    /// statement, for GetPlacement(s): the one lookup that answers for scratch copies.
+    /// Sites the catalog never had are absent from the map.
+    pub async fn placed_sites(
+        &self,
+        site_ids: &[SiteId],
+    ) -> Result<HashMap<SiteId, PlacedSite>, CatalogError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{} WHERE t.site_id IN ({})",
+            SITE_VIEW.replacen("SELECT ", "SELECT t.origin_site_id, ", 1),
+            self.json_strings("$1")
         )))
-        .bind(site_id.to_string())
-        .fetch_optional(self.lifecycle.store().pool())
+        .bind(json_list(site_ids.iter().map(ToString::to_string)))
+        .fetch_all(self.lifecycle.store().pool())
         .await?;
-        row.as_ref()
+        rows.iter()
             .map(|row| {
-                Ok(PlacedSite {
-                    site: site_from_row(row)?,
-                    scratch: row
-                        .try_get::<Option<String>, _>("origin_site_id")?
-                        .is_some(),
-                })
+                let site = site_from_row(row)?;
+                let scratch = row
+                    .try_get::<Option<String>, _>("origin_site_id")?
+                    .is_some();
+                Ok((site.site_id, PlacedSite { site, scratch }))
             })
-            .transpose()
+            .collect()
     }
 
     /// The site answering on `url`, in any state but purged.

@@ -1,7 +1,7 @@
 //! Input hygiene at the catalog, through gRPC on every backend: Resolve takes inputs
 //! exactly as sent (a lookalike is refused naming it, never trimmed or dropped), a huge
-//! input gets a small refusal, and GetPlacement answers NOT_FOUND for a deleted site as
-//! GetSite does.
+//! input gets a small refusal, GetPlacement answers NOT_FOUND for a deleted site as
+//! GetSite does, and GetPlacements answers each site as GetPlacement would.
 
 use micros_catalog::{Catalog, CatalogSettings};
 use micros_platform::{
@@ -14,8 +14,8 @@ use micros_platform::{
 };
 use micros_proto::{
     catalog::v1::{
-        CreateSiteRequest, GetPlacementRequest, GetSiteRequest, ResolveRequest,
-        catalog_service_client::CatalogServiceClient,
+        CreateSiteRequest, GetPlacementRequest, GetPlacementsRequest, GetSiteRequest,
+        PlacementStatus, ResolveRequest, catalog_service_client::CatalogServiceClient,
     },
     lifecycle::v1::{
         Justification, SiteTarget, SoftDeleteRequest, Target, target::Kind,
@@ -49,6 +49,25 @@ async fn harness(backend: Backend) -> Harness {
 }
 
 impl Harness {
+    async fn soft_delete(&mut self, site: &str) {
+        self.lifecycle
+            .soft_delete(SoftDeleteRequest {
+                targets: vec![Target {
+                    kind: Some(Kind::Site(SiteTarget {
+                        site_id: site.to_owned(),
+                    })),
+                }],
+                operation_id: OperationId::new().to_string(),
+                justification: Some(Justification {
+                    reason: "test".to_owned(),
+                    ticket: "INC-10".to_owned(),
+                }),
+                ..SoftDeleteRequest::default()
+            })
+            .await
+            .unwrap();
+    }
+
     async fn site(&mut self, host: &str) -> String {
         self.catalog
             .create_site(CreateSiteRequest {
@@ -186,22 +205,7 @@ async fn get_placement_is_not_found_for_a_deleted_site_as_get_site_is() {
         let active = h.catalog.get_placement(placement(false)).await.unwrap();
         assert_eq!(active.get_ref().site_id, site);
 
-        h.lifecycle
-            .soft_delete(SoftDeleteRequest {
-                targets: vec![Target {
-                    kind: Some(Kind::Site(SiteTarget {
-                        site_id: site.clone(),
-                    })),
-                }],
-                operation_id: OperationId::new().to_string(),
-                justification: Some(Justification {
-                    reason: "test".to_owned(),
-                    ticket: "INC-10".to_owned(),
-                }),
-                ..SoftDeleteRequest::default()
-            })
-            .await
-            .unwrap();
+        h.soft_delete(&site).await;
 
         let status = h.catalog.get_placement(placement(false)).await.unwrap_err();
         let info = refused(&status, Code::NotFound, "SITE_DELETED");
@@ -230,5 +234,108 @@ async fn get_placement_is_not_found_for_a_deleted_site_as_get_site_is() {
             .unwrap_err();
         refused(&unknown, Code::NotFound, "SITE_NOT_FOUND");
         println!("{backend:?}: GetPlacement refuses a deleted site");
+    }
+}
+
+#[tokio::test]
+async fn get_placements_answers_each_site_in_order_as_get_placement_would() {
+    for backend in testing::backends() {
+        let mut h = harness(backend).await;
+        let active = h.site("batch-active").await;
+        let deleted = h.site("batch-deleted").await;
+        h.soft_delete(&deleted).await;
+        let unknown = SiteId::new().to_string();
+        let site_ids = vec![
+            deleted.clone(),
+            unknown.clone(),
+            active.clone(),
+            active.clone(),
+        ];
+
+        let single = |site_id: &str, show_deleted| {
+            let mut catalog = h.catalog.clone();
+            let request = GetPlacementRequest {
+                site_id: site_id.to_owned(),
+                show_deleted,
+            };
+            async move { catalog.get_placement(request).await }
+        };
+        let active_shard = single(&active, false).await.unwrap().into_inner().shard;
+        let deleted_shard = single(&deleted, true).await.unwrap().into_inner().shard;
+
+        for (show_deleted, deleted_answer) in [
+            (false, (PlacementStatus::Deleted, 0)),
+            (true, (PlacementStatus::Placed, deleted_shard)),
+        ] {
+            let answer = h
+                .catalog
+                .get_placements(GetPlacementsRequest {
+                    site_ids: site_ids.clone(),
+                    show_deleted,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(answer.shard_count, 4);
+            let got: Vec<(String, PlacementStatus, i32)> = answer
+                .placements
+                .iter()
+                .map(|placement| {
+                    (
+                        placement.site_id.clone(),
+                        placement.status(),
+                        placement.shard,
+                    )
+                })
+                .collect();
+            assert_eq!(
+                got,
+                vec![
+                    (deleted.clone(), deleted_answer.0, deleted_answer.1),
+                    (unknown.clone(), PlacementStatus::NotFound, 0),
+                    (active.clone(), PlacementStatus::Placed, active_shard),
+                    (active.clone(), PlacementStatus::Placed, active_shard),
+                ],
+                "show_deleted {show_deleted}"
+            );
+        }
+
+        let refusal = |site_ids: Vec<String>| {
+            let mut catalog = h.catalog.clone();
+            async move {
+                catalog
+                    .get_placements(GetPlacementsRequest {
+                        site_ids,
+                        show_deleted: true,
+                    })
+                    .await
+                    .unwrap_err()
+            }
+        };
+        refused(
+            &refusal(Vec::new()).await,
+            Code::InvalidArgument,
+            "MISSING_FIELD",
+        );
+        let app = micros_platform::ids::AppInstallationId::new().to_string();
+        let info = refused(
+            &refusal(vec![active.clone(), app]).await,
+            Code::InvalidArgument,
+            "WRONG_ID_KIND",
+        );
+        assert_eq!(info.metadata["field"], "site_ids[1]");
+        let info = refused(
+            &refusal(vec![active.clone(), format!(" {active}")]).await,
+            Code::InvalidArgument,
+            "INPUT_HAS_SURROUNDING_WHITESPACE",
+        );
+        assert_eq!(info.metadata["index"], "1");
+        let info = refused(
+            &refusal(vec![active.clone(); MAX_INPUTS + 1]).await,
+            Code::InvalidArgument,
+            "TOO_MANY_INPUTS",
+        );
+        assert_eq!(info.metadata["value"], (MAX_INPUTS + 1).to_string());
+        println!("{backend:?}: GetPlacements answers per site and refuses bad input");
     }
 }

@@ -135,19 +135,7 @@ impl Planner<'_> {
         }
         input::check_count("inputs", inputs.len(), input::MAX_INPUTS)?;
 
-        let resolved = self
-            .fleet
-            .catalog()
-            .resolve(ResolveRequest {
-                inputs: inputs.clone(),
-            })
-            .await
-            .map_err(|status| OrchestratorError::Downstream {
-                service: "catalog".to_owned(),
-                status,
-            })?
-            .into_inner()
-            .results;
+        let resolved = self.resolve(&inputs).await?;
 
         let mut body = PlanBody {
             drill_real_sites: kind == PlanKind::RestoreDrill && request.drill_real_sites,
@@ -395,18 +383,60 @@ impl Planner<'_> {
         Ok(())
     }
 
-    /// Every service's view of the targets, per service in target order.
+    /// What the catalog says each input is, in input order: one Resolve call per
+    /// [`OrchestratorSettings::plan_batch`] inputs, [`BATCHES_IN_FLIGHT`] at a time.
+    async fn resolve(&self, inputs: &[String]) -> Result<Vec<ResolvedInput>, OrchestratorError> {
+        let batches: Vec<&[String]> = batches(inputs, self.settings.plan_batch).collect();
+        let mut resolved = Vec::with_capacity(inputs.len());
+        for in_flight in batches.chunks(BATCHES_IN_FLIGHT) {
+            let answers = futures::future::try_join_all(
+                in_flight.iter().map(|batch| self.resolve_batch(batch)),
+            )
+            .await?;
+            resolved.extend(answers.into_iter().flatten());
+        }
+        Ok(resolved)
+    }
+
+    async fn resolve_batch(
+        &self,
+        inputs: &[String],
+    ) -> Result<Vec<ResolvedInput>, OrchestratorError> {
+        self.fleet
+            .catalog()
+            .resolve(ResolveRequest {
+                inputs: inputs.to_vec(),
+            })
+            .await
+            .map(|response| response.into_inner().results)
+            .map_err(|status| OrchestratorError::Downstream {
+                service: "catalog".to_owned(),
+                status,
+            })
+    }
+
+    /// Every service's view of the targets, per service in target order: one Describe
+    /// call per service per [`OrchestratorSettings::plan_batch`] targets,
+    /// [`BATCHES_IN_FLIGHT`] batches at a time.
     async fn describe(
         &self,
         kind: PlanKind,
         targets: &[PlannedTarget],
     ) -> Result<BTreeMap<String, Vec<TargetOutcome>>, OrchestratorError> {
-        if targets.is_empty() {
-            return Ok(BTreeMap::new());
+        let targets = lifecycle_targets(kind, targets);
+        let batches: Vec<&[Target]> = batches(&targets, self.settings.plan_batch).collect();
+        let mut described = Vec::with_capacity(batches.len());
+        for in_flight in batches.chunks(BATCHES_IN_FLIGHT) {
+            described.extend(
+                futures::future::try_join_all(
+                    in_flight
+                        .iter()
+                        .map(|batch| self.fleet.describe_everywhere(batch)),
+                )
+                .await?,
+            );
         }
-        self.fleet
-            .describe_everywhere(&lifecycle_targets(kind, targets))
-            .await
+        Ok(join_batches(described))
     }
 
     /// A purge plan leaves out, as errors, sites that some service holds or that have not
@@ -456,6 +486,28 @@ impl Planner<'_> {
         }
         body.targets = kept;
     }
+}
+
+/// Batches a plan resolves or describes at once, so that a service answering one batch
+/// is not left idle while the orchestrator reads the other's answer.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// `items` in consecutive batches of `size` (at least one item each), in order.
+fn batches<T>(items: &[T], size: u32) -> std::slice::Chunks<'_, T> {
+    items.chunks(usize::try_from(size).unwrap_or(usize::MAX).max(1))
+}
+
+/// Each service's outcomes of consecutive batches, joined back into target order.
+fn join_batches(
+    described: Vec<BTreeMap<String, Vec<TargetOutcome>>>,
+) -> BTreeMap<String, Vec<TargetOutcome>> {
+    let mut joined: BTreeMap<String, Vec<TargetOutcome>> = BTreeMap::new();
+    for batch in described {
+        for (service, outcomes) in batch {
+            joined.entry(service).or_default().extend(outcomes);
+        }
+    }
+    joined
 }
 
 /// Live rows the plan's targets hold in every service (`described` is in target order).
@@ -563,4 +615,47 @@ pub fn fingerprint(
             .update(problem.reason.as_bytes());
     }
     hasher.finalize().to_hex()[..32].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use micros_platform::ids::SiteId;
+    use micros_proto::lifecycle::v1::TargetOutcome;
+
+    use super::*;
+
+    #[test]
+    fn the_incident_is_a_handful_of_batches_covering_every_input_once() {
+        let inputs: Vec<usize> = (0..883).collect();
+        let sizes: Vec<usize> = batches(&inputs, 250).map(<[usize]>::len).collect();
+        assert_eq!(sizes, vec![250, 250, 250, 133]);
+        assert_eq!(
+            batches(&inputs, 250).flatten().copied().collect::<Vec<_>>(),
+            inputs
+        );
+        assert_eq!(batches(&inputs, 10_000).count(), 1);
+        assert_eq!(batches(&inputs[..0], 250).count(), 0);
+    }
+
+    #[test]
+    fn batches_join_back_in_target_order_per_service() {
+        let outcome = |site: &SiteId| TargetOutcome {
+            fingerprint: site.to_string(),
+            ..TargetOutcome::default()
+        };
+        let sites: Vec<SiteId> = (0..5).map(|_| SiteId::new()).collect();
+        let described = batches(&sites, 2)
+            .map(|batch| {
+                ["catalog", "identity"]
+                    .map(|service| (service.to_owned(), batch.iter().map(outcome).collect()))
+                    .into_iter()
+                    .collect()
+            })
+            .collect();
+        let joined = join_batches(described);
+        let expected: Vec<TargetOutcome> = sites.iter().map(outcome).collect();
+        assert_eq!(joined.len(), 2);
+        assert_eq!(joined["catalog"], expected);
+        assert_eq!(joined["identity"], expected);
+    }
 }

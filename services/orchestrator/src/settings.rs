@@ -27,6 +27,10 @@ pub struct OrchestratorSettings {
     pub max_wave: u32,
     /// Targets restored per batch of lifecycle calls.
     pub restore_batch: u32,
+    /// Inputs a plan resolves, and targets it describes, per call to each service: a
+    /// plan over the incident's 883 sites makes a handful of calls to each, each
+    /// bounded in size and in how long it holds a service's database.
+    pub plan_batch: u32,
     /// The longest wait between retries of a service that is down.
     #[serde(with = "humantime_serde")]
     pub max_backoff: Duration,
@@ -62,6 +66,7 @@ impl Default for OrchestratorSettings {
             wave_growth: 2,
             max_wave: 100,
             restore_batch: 50,
+            plan_batch: 250,
             max_backoff: Duration::from_secs(5),
             reaper_interval: Duration::from_secs(3600),
             runner_lease: Duration::from_secs(10),
@@ -77,8 +82,11 @@ impl Validate for OrchestratorSettings {
         if self.services.first().map(String::as_str) != Some("catalog") {
             return Err("services: the catalog must come first".to_owned());
         }
-        if self.canary == 0 || self.max_wave == 0 || self.restore_batch == 0 {
-            return Err("canary, max_wave and restore_batch must be at least 1".to_owned());
+        if self.canary == 0 || self.max_wave == 0 || self.restore_batch == 0 || self.plan_batch == 0
+        {
+            return Err(
+                "canary, max_wave, restore_batch and plan_batch must be at least 1".to_owned(),
+            );
         }
         if self.wave_growth < 1 {
             return Err("wave_growth must be at least 1".to_owned());

@@ -61,19 +61,8 @@ async fn suite_with(backend: Backend, settings: OrchestratorSettings) -> Suite {
         |_| {},
     )
     .await;
-    let catalog_url = catalog_service.server.url();
     let orchestrator_service =
-        testing::spawn_with::<Orchestrator>(backend, settings, clock, |config| {
-            config.clients = BTreeMap::from([(
-                "catalog".to_owned(),
-                ClientConfig {
-                    url: catalog_url,
-                    timeout: Duration::from_secs(30),
-                    connect_timeout: Duration::from_secs(5),
-                },
-            )]);
-        })
-        .await;
+        orchestrator(backend, settings, clock, catalog_service.server.url()).await;
     let catalog =
         CatalogServiceClient::new(catalog_service.channel(&[Role::Admin, Role::Operator]));
     Suite {
@@ -83,25 +72,54 @@ async fn suite_with(backend: Backend, settings: OrchestratorSettings) -> Suite {
     }
 }
 
+/// An orchestrator whose one lifecycle service is the catalog at `catalog_url`.
+async fn orchestrator(
+    backend: Backend,
+    settings: OrchestratorSettings,
+    clock: TestClock,
+    catalog_url: String,
+) -> TestService<Orchestrator> {
+    testing::spawn_with::<Orchestrator>(backend, settings, clock, |config| {
+        config.clients = BTreeMap::from([(
+            "catalog".to_owned(),
+            ClientConfig {
+                url: catalog_url,
+                timeout: Duration::from_secs(30),
+                connect_timeout: Duration::from_secs(5),
+            },
+        )]);
+    })
+    .await
+}
+
+/// A client of `orchestrator` as principal `name` with `roles`.
+fn principal_of(
+    orchestrator: &TestService<Orchestrator>,
+    name: &str,
+    roles: &[Role],
+) -> OrchestratorServiceClient<ServiceChannel> {
+    let token = testing::test_token(name, roles);
+    OrchestratorServiceClient::new(
+        micros_platform::client::connect(
+            "orchestrator",
+            &ClientConfig {
+                url: orchestrator.server.url(),
+                timeout: Duration::from_secs(30),
+                connect_timeout: Duration::from_secs(5),
+            },
+            Some(&secrecy::SecretString::from(token)),
+        )
+        .unwrap(),
+    )
+}
+
 impl Suite {
     fn as_principal(
         &self,
         name: &str,
         roles: &[Role],
     ) -> OrchestratorServiceClient<ServiceChannel> {
-        let token = testing::test_token(name, roles);
-        OrchestratorServiceClient::new(
-            micros_platform::client::connect(
-                "orchestrator",
-                &ClientConfig {
-                    url: self.orchestrator_service.server.url(),
-                    timeout: Duration::from_secs(30),
-                    connect_timeout: Duration::from_secs(5),
-                },
-                Some(&secrecy::SecretString::from(token)),
-            )
-            .unwrap(),
-        )
+        principal_of(&self.orchestrator_service, name, roles)
     }
 
     /// Bob approves: only approved deletions get a budget beyond the catalog's hourly rate.
@@ -208,6 +226,96 @@ fn plan(kind: PlanKind, inputs: &[String]) -> CreatePlanRequest {
         reason: "test".to_owned(),
         ticket: "INC-7".to_owned(),
         ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_plan_over_many_batches_is_the_plan_made_in_one() {
+    for backend in testing::backends() {
+        let mut suite = suite_with(
+            backend,
+            OrchestratorSettings {
+                services: vec!["catalog".to_owned()],
+                plan_batch: 2,
+                ..OrchestratorSettings::default()
+            },
+        )
+        .await;
+        let (sites, apps) = suite.sites(7).await;
+        let unbatched = orchestrator(
+            backend,
+            OrchestratorSettings {
+                services: vec!["catalog".to_owned()],
+                plan_batch: 1000,
+                ..OrchestratorSettings::default()
+            },
+            TestClock::new(),
+            suite.catalog_service.server.url(),
+        )
+        .await;
+        // Errors of every kind the batches must carry across: an app installation in a
+        // site plan, an input listed twice (in different batches), an unknown site.
+        let mut inputs = sites.clone();
+        inputs.insert(3, apps[0].clone());
+        inputs.push(sites[1].clone());
+        inputs.push(micros_platform::ids::SiteId::new().to_string());
+        let request = plan(PlanKind::DeleteSites, &inputs);
+
+        let batched = suite
+            .operator()
+            .create_plan(request.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        let whole = principal_of(&unbatched, "alice", &[Role::Operator])
+            .create_plan(request)
+            .await
+            .unwrap()
+            .into_inner();
+
+        let targets = |made: &pb::Plan| -> Vec<String> {
+            made.targets
+                .iter()
+                .map(|target| target.site_id.clone())
+                .collect()
+        };
+        let errors = |made: &pb::Plan| -> Vec<(String, String)> {
+            made.errors
+                .iter()
+                .map(|error| (error.input.clone(), error.reason.clone()))
+                .collect()
+        };
+        assert_eq!(
+            targets(&batched),
+            sites,
+            "{backend:?}: every site, in input order"
+        );
+        assert_eq!(
+            errors(&batched),
+            vec![
+                (apps[0].clone(), "WRONG_KIND".to_owned()),
+                (sites[1].clone(), "DUPLICATE_INPUT".to_owned()),
+                (inputs[9].clone(), "NOT_FOUND".to_owned()),
+            ]
+        );
+        assert_eq!(targets(&batched), targets(&whole));
+        assert_eq!(errors(&batched), errors(&whole));
+        assert_eq!(batched.blast_radius, whole.blast_radius);
+        assert_eq!(
+            batched.blast_radius.as_ref().map(|blast| blast.sites),
+            Some(7)
+        );
+        assert!(
+            batched
+                .blast_radius
+                .as_ref()
+                .is_some_and(|blast| blast.rows > 7)
+        );
+        assert_eq!(batched.fingerprint, whole.fingerprint);
+
+        unbatched.stop().await;
+        suite.orchestrator_service.stop().await;
+        suite.catalog_service.stop().await;
     }
 }
 

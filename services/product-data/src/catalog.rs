@@ -7,10 +7,14 @@ use micros_platform::{
     ids::{AppInstallationId, SiteId},
 };
 use micros_proto::catalog::v1::{
-    GetPlacementRequest, ListAppInstallationsRequest, catalog_service_client::CatalogServiceClient,
+    GetPlacementsRequest, ListAppInstallationsRequest, PlacementStatus,
+    catalog_service_client::CatalogServiceClient,
 };
 use tonic::{Code, Status};
-use tonic_types::StatusExt;
+
+/// Sites per `GetPlacements` call: a lifecycle call naming the incident's 883 unseen
+/// sites locates them in one call, well inside the catalog's 10,000-input bound.
+const PLACEMENT_BATCH: usize = 1000;
 
 use crate::error::ProductDataError;
 
@@ -39,38 +43,61 @@ impl Catalog {
         })
     }
 
-    /// `GetPlacement` with `show_deleted` (a deleted site's rows are restored and purged
-    /// where it was placed); retried while the catalog is unavailable. Whether a site may
-    /// receive data is the catalog admission's question (`micros_platform::admission`).
-    pub async fn placement(&self, site_id: SiteId) -> Result<PlacementAnswer, ProductDataError> {
-        let answer = retry_idempotent(|| {
-            let mut client = self.client.clone();
-            let request = GetPlacementRequest {
-                site_id: site_id.to_string(),
-                show_deleted: true,
-            };
-            async move { client.get_placement(request).await }
-        })
-        .await;
-        match answer {
-            Ok(placement) => {
-                let placement = placement.into_inner();
-                Ok(PlacementAnswer::Placed {
-                    shard: i64::from(placement.shard),
-                    shard_count: i64::from(placement.shard_count),
-                })
+    /// `GetPlacements` with `show_deleted` (a deleted site's rows are restored and
+    /// purged where it was placed), [`PLACEMENT_BATCH`] sites a call, each call retried
+    /// while the catalog is unavailable; the answers are in the order of `sites`.
+    /// Whether a site may receive data is the catalog admission's question
+    /// (`micros_platform::admission`).
+    pub async fn placements(
+        &self,
+        sites: &[SiteId],
+    ) -> Result<Vec<PlacementAnswer>, ProductDataError> {
+        let mut answers = Vec::with_capacity(sites.len());
+        for batch in sites.chunks(PLACEMENT_BATCH) {
+            let response = retry_idempotent(|| {
+                let mut client = self.client.clone();
+                let request = GetPlacementsRequest {
+                    site_ids: batch.iter().map(ToString::to_string).collect(),
+                    show_deleted: true,
+                };
+                async move { client.get_placements(request).await }
+            })
+            .await
+            .map_err(|status| failure("GetPlacements", status))?
+            .into_inner();
+            if response.placements.len() != batch.len() {
+                return Err(ProductDataError::CatalogFailed {
+                    call: "GetPlacements",
+                    code: Code::Internal,
+                    message: format!(
+                        "answered {} placements for {} sites",
+                        response.placements.len(),
+                        batch.len()
+                    ),
+                });
             }
-            Err(status) if status.code() == Code::NotFound => Ok(PlacementAnswer::Unknown),
-            Err(status)
-                if status.code() == Code::FailedPrecondition
-                    && status
-                        .get_details_error_info()
-                        .is_some_and(|info| info.reason == "SITE_PURGED") =>
-            {
-                Ok(PlacementAnswer::Purged)
+            let shard_count = i64::from(response.shard_count);
+            for placement in &response.placements {
+                answers.push(match placement.status() {
+                    PlacementStatus::Placed => PlacementAnswer::Placed {
+                        shard: i64::from(placement.shard),
+                        shard_count,
+                    },
+                    PlacementStatus::NotFound | PlacementStatus::Deleted => {
+                        PlacementAnswer::Unknown
+                    }
+                    PlacementStatus::Purged => PlacementAnswer::Purged,
+                    PlacementStatus::Unspecified => {
+                        return Err(ProductDataError::CatalogFailed {
+                            call: "GetPlacements",
+                            code: Code::Internal,
+                            message: format!("no placement status for {}", placement.site_id),
+                        });
+                    }
+                });
             }
-            Err(status) => Err(failure("GetPlacement", status)),
         }
+        Ok(answers)
     }
 
     /// Whether `app_installation_id` is installed on the site (an active site in the

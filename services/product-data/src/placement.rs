@@ -7,7 +7,6 @@ use std::{
     sync::RwLock,
 };
 
-use futures::{StreamExt, stream};
 use micros_platform::{
     ids::SiteId,
     lifecycle::{Lifecycle, LifecycleError, grpc::ShardLocator, registry},
@@ -17,9 +16,6 @@ use crate::{
     catalog::{Catalog, PlacementAnswer},
     error::ProductDataError,
 };
-
-/// Placement calls in flight at once when a lifecycle call names many unseen sites.
-const CONCURRENT_LOOKUPS: usize = 16;
 
 pub struct Placements {
     catalog: Catalog,
@@ -43,7 +39,7 @@ impl Placements {
     }
 
     /// The shard of each site, in the order given. Sites not seen before are asked of
-    /// the catalog; a site it no longer places (purged) or never had is looked for in
+    /// the catalog, many per call; a site it no longer places (purged) or never had is looked for in
     /// the shards' tenant registries, since its rows can only be where a placement once
     /// put them. A site found nowhere is SITE_NOT_FOUND, or SITE_PURGED when the catalog
     /// purged it: nothing of it is left here either.
@@ -60,21 +56,20 @@ impl Placements {
                 }
             }
         }
-        let missing: HashSet<SiteId> = sites
+        let mut seen = HashSet::new();
+        let missing: Vec<SiteId> = sites
             .iter()
-            .filter(|site_id| !found.contains_key(site_id))
+            .filter(|site_id| !found.contains_key(site_id) && seen.insert(**site_id))
             .copied()
             .collect();
-        let answers: Vec<(SiteId, Result<PlacementAnswer, ProductDataError>)> =
-            stream::iter(missing)
-                .map(|site_id| async move { (site_id, self.catalog.placement(site_id).await) })
-                .buffer_unordered(CONCURRENT_LOOKUPS)
-                .collect()
-                .await;
+        let answers = missing
+            .iter()
+            .copied()
+            .zip(self.catalog.placements(&missing).await?);
         let mut unplaced: Vec<(SiteId, PlacementAnswer)> = Vec::new();
         let mut placed: Vec<(SiteId, usize)> = Vec::new();
         for (site_id, answer) in answers {
-            match answer? {
+            match answer {
                 PlacementAnswer::Placed { shard, shard_count } => {
                     placed.push((site_id, self.check(site_id, shard, shard_count)?));
                 }

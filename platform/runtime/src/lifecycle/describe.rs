@@ -6,8 +6,9 @@
 //! of its live rows' digests (order-independent, sensitive to every row), and a target's
 //! fingerprint hashes each table's name, live count and sum.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
+use futures::TryStreamExt;
 use sqlx::{AnyConnection, Row, any::AnyRow};
 
 use super::{
@@ -15,7 +16,7 @@ use super::{
     digests::{self, Cached, Summary},
     model::{TableCount, Target, TargetOutcome, TenantState},
     registry::{RegistryRow, json_list},
-    schema::{ColumnKind, TableSpec},
+    schema::{Column, ColumnKind, DELETED_AT_COLUMN, DELETED_BY_COLUMN, SITE_COLUMN, TableSpec},
 };
 use crate::ids::SiteId;
 
@@ -69,7 +70,9 @@ pub(crate) async fn describe(
         .map(Target::key)
         .collect();
 
-    let mut tallies: HashMap<(String, &'static str), Tally> = HashMap::new();
+    let app_targets: HashSet<&str> = apps.iter().map(String::as_str).collect();
+    let mut tallies = Tallies::default();
+    let mut app_key = String::new();
     for table in lifecycle.schema().tables {
         let app_filter = match table.owner {
             Some(owner) if !apps.is_empty() => {
@@ -94,27 +97,23 @@ pub(crate) async fn describe(
         if !app_filter.is_empty() {
             query = query.bind(json_list(apps.iter().cloned()));
         }
-        let rows = query.fetch_all(&mut *connection).await?;
-        for row in &rows {
-            let (site_id, owner, deleted_at, digest) = digest_row(table, row)?;
-            let mut keys = Vec::with_capacity(2);
+        let layout = RowLayout::of(table);
+        let mut encoding = Vec::new();
+        // Streamed and folded row by row: memory holds one row and the per-target
+        // tallies, never the rows of up to 10,000 sites at once.
+        let mut rows = query.fetch(&mut *connection);
+        while let Some(row) = rows.try_next().await? {
+            let digested = layout.digest(&row, &mut encoding)?;
             if !sites.is_empty() {
-                keys.push(site_id.clone());
+                tallies.add(digested.site_id, table.name, &digested);
             }
-            if let Some(owner) = owner {
-                keys.push(format!("{site_id}:{owner}"));
-            }
-            for key in keys {
-                let tally = tallies.entry((key, table.name)).or_default();
-                match deleted_at {
-                    None => {
-                        tally.live += 1;
-                        tally.sum = tally.sum.wrapping_add(digest);
-                    }
-                    Some(at) => {
-                        tally.deleted += 1;
-                        tally.last_deleted_at = tally.last_deleted_at.max(Some(at));
-                    }
+            if let Some(owner) = digested.owner.filter(|_| !apps.is_empty()) {
+                app_key.clear();
+                app_key.push_str(digested.site_id);
+                app_key.push(':');
+                app_key.push_str(owner);
+                if app_targets.contains(app_key.as_str()) {
+                    tallies.add(&app_key, table.name, &digested);
                 }
             }
         }
@@ -136,10 +135,7 @@ pub(crate) async fn describe(
             let mut counts = Vec::with_capacity(tables.len());
             let mut last_deleted_at = None;
             for table in tables {
-                let tally = tallies
-                    .get(&(key.clone(), table.name))
-                    .copied()
-                    .unwrap_or_default();
+                let tally = tallies.get(&key, table.name);
                 hasher.update(table.name.as_bytes());
                 hasher.update(&tally.live.to_le_bytes());
                 hasher.update(&tally.sum.to_le_bytes());
@@ -227,53 +223,126 @@ pub(crate) async fn describe(
     Ok(outcomes)
 }
 
-/// (site_id, owner, deleted_at if row-deleted, digest) of one row.
-fn digest_row(
-    table: &TableSpec,
-    row: &AnyRow,
-) -> Result<(String, Option<String>, Option<i64>, u128), LifecycleError> {
-    let mut hasher = blake3::Hasher::new();
-    let mut site_id = String::new();
-    let mut owner = None;
-    let mut deleted_by: Option<String> = None;
-    let mut deleted_at: Option<i64> = None;
-    for (index, column) in table.all_columns().iter().enumerate() {
-        hasher.update(column.name.as_bytes());
-        match column.kind {
-            ColumnKind::Text => {
-                let value: Option<String> = row.try_get(index)?;
-                match &value {
-                    None => hasher.update(&[0]),
-                    Some(text) => hasher
-                        .update(&[1])
-                        .update(&(text.len() as u64).to_le_bytes())
-                        .update(text.as_bytes()),
-                };
-                if column.name == super::schema::SITE_COLUMN {
-                    site_id = value.clone().unwrap_or_default();
-                } else if Some(column.name) == table.owner {
-                    owner = value.clone();
-                } else if column.name == super::schema::DELETED_BY_COLUMN {
-                    deleted_by = value;
-                }
+/// Each target key's tally per table, keyed so that a row adds to its key without
+/// allocating: memory grows with the sites and app installations described, never
+/// with their rows.
+#[derive(Default)]
+struct Tallies {
+    by_key: HashMap<String, Vec<(&'static str, Tally)>>,
+}
+
+impl Tallies {
+    fn add(&mut self, key: &str, table: &'static str, row: &Digested<'_>) {
+        let tables = match self.by_key.get_mut(key) {
+            Some(tables) => tables,
+            None => self.by_key.entry(key.to_owned()).or_default(),
+        };
+        let position = tables
+            .iter()
+            .position(|(name, _)| *name == table)
+            .unwrap_or_else(|| {
+                tables.push((table, Tally::default()));
+                tables.len() - 1
+            });
+        let tally = &mut tables[position].1;
+        match row.deleted_at {
+            None => {
+                tally.live += 1;
+                tally.sum = tally.sum.wrapping_add(row.digest);
             }
-            ColumnKind::Int => {
-                let value: Option<i64> = row.try_get(index)?;
-                match value {
-                    None => hasher.update(&[0]),
-                    Some(number) => hasher.update(&[2]).update(&number.to_le_bytes()),
-                };
-                if column.name == super::schema::DELETED_AT_COLUMN {
-                    deleted_at = value;
-                }
+            Some(at) => {
+                tally.deleted += 1;
+                tally.last_deleted_at = tally.last_deleted_at.max(Some(at));
             }
         }
     }
-    let digest = u128::from_le_bytes(
-        hasher.finalize().as_bytes()[..16]
-            .try_into()
-            .unwrap_or_default(),
-    );
-    let deleted = deleted_by.map(|_| deleted_at.unwrap_or(0));
-    Ok((site_id, owner, deleted, digest))
+
+    fn get(&self, key: &str, table: &str) -> Tally {
+        self.by_key
+            .get(key)
+            .and_then(|tables| tables.iter().find(|(name, _)| *name == table))
+            .map(|(_, tally)| *tally)
+            .unwrap_or_default()
+    }
+}
+
+/// What one row adds to its targets' tallies, borrowed from the row.
+struct Digested<'r> {
+    site_id: &'r str,
+    owner: Option<&'r str>,
+    /// When the row was deleted at row level (0 if unknown); `None` for a live row.
+    deleted_at: Option<i64>,
+    digest: u128,
+}
+
+/// A table's columns in fingerprint order and where the ones a tally needs are, worked
+/// out once per table rather than once per row.
+struct RowLayout {
+    columns: Vec<Column>,
+    site: usize,
+    owner: Option<usize>,
+    deleted_by: usize,
+    deleted_at: usize,
+}
+
+impl RowLayout {
+    fn of(table: &TableSpec) -> Self {
+        let columns = table.all_columns();
+        let position = |name: &str| columns.iter().position(|column| column.name == name);
+        Self {
+            site: position(SITE_COLUMN).unwrap_or_default(),
+            owner: table.owner.and_then(position),
+            deleted_by: position(DELETED_BY_COLUMN).unwrap_or_default(),
+            deleted_at: position(DELETED_AT_COLUMN).unwrap_or_default(),
+            columns,
+        }
+    }
+
+    /// The row's digest: BLAKE3 over each column's name and typed value (a tag byte,
+    /// then a text's length and bytes or an integer's eight bytes), written into
+    /// `encoding` (reused across rows) and hashed at once.
+    fn digest<'r>(
+        &self,
+        row: &'r AnyRow,
+        encoding: &mut Vec<u8>,
+    ) -> Result<Digested<'r>, LifecycleError> {
+        encoding.clear();
+        for (index, column) in self.columns.iter().enumerate() {
+            encoding.extend_from_slice(column.name.as_bytes());
+            match column.kind {
+                ColumnKind::Text => match row.try_get::<Option<&str>, _>(index)? {
+                    None => encoding.push(0),
+                    Some(text) => {
+                        encoding.push(1);
+                        encoding.extend_from_slice(&(text.len() as u64).to_le_bytes());
+                        encoding.extend_from_slice(text.as_bytes());
+                    }
+                },
+                ColumnKind::Int => match row.try_get::<Option<i64>, _>(index)? {
+                    None => encoding.push(0),
+                    Some(number) => {
+                        encoding.push(2);
+                        encoding.extend_from_slice(&number.to_le_bytes());
+                    }
+                },
+            }
+        }
+        let hash = blake3::hash(encoding);
+        let mut digest = [0u8; 16];
+        digest.copy_from_slice(&hash.as_bytes()[..16]);
+        let deleted_by: Option<&str> = row.try_get(self.deleted_by)?;
+        let deleted_at: Option<i64> = row.try_get(self.deleted_at)?;
+        Ok(Digested {
+            site_id: row
+                .try_get::<Option<&str>, _>(self.site)?
+                .unwrap_or_default(),
+            owner: self
+                .owner
+                .map(|index| row.try_get::<Option<&str>, _>(index))
+                .transpose()?
+                .flatten(),
+            deleted_at: deleted_by.map(|_| deleted_at.unwrap_or(0)),
+            digest: u128::from_le_bytes(digest),
+        })
+    }
 }
