@@ -332,6 +332,12 @@ fn plan_text(plan: &pb::Plan) -> String {
             blast.sites, blast.app_installations, blast.users, blast.documents, blast.attachments, blast.rows
         ));
     }
+    if !plan.already_active.is_empty() {
+        text.push_str(&format!(
+            "already active, left out: {}\n",
+            plan.already_active.join(", ")
+        ));
+    }
     for error in &plan.errors {
         text.push_str(&format!(
             "  ERROR {} {}: {}\n",
@@ -753,6 +759,11 @@ pub async fn restore(
             "the restore plan has errors; first bad input `{}`: {}",
             first.input, first.message
         )));
+    }
+    if plan.targets.is_empty() {
+        return connection.print(&plan, || {
+            "nothing to restore: every site of the operation is active already".to_owned()
+        });
     }
     apply(connection, plan.plan_id, plan.fingerprint, true).await
 }

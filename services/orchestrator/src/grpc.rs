@@ -65,6 +65,12 @@ fn plan_to_proto(plan: &PlanRecord) -> pb::Plan {
                 products: target.products.clone(),
             })
             .collect(),
+        already_active: plan
+            .body
+            .already_active
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         errors: plan
             .body
             .errors

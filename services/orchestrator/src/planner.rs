@@ -118,9 +118,8 @@ impl Planner<'_> {
             input::check_list("canary", &request.canary)?;
         }
         let mut inputs: Vec<String> = request.inputs.clone();
-        if inputs.is_empty()
-            && let (PlanKind::RestoreSites, Some(undo)) = (kind, undo_operation_id)
-        {
+        let from_operation = inputs.is_empty();
+        if from_operation && let (PlanKind::RestoreSites, Some(undo)) = (kind, undo_operation_id) {
             inputs = self
                 .store
                 .targets(undo)
@@ -149,6 +148,15 @@ impl Planner<'_> {
                     "DUPLICATE_INPUT",
                     "the input is listed twice".to_owned(),
                 ));
+                continue;
+            }
+            if from_operation
+                && kind == PlanKind::RestoreSites
+                && result.found
+                && result.site_state() == SiteState::Active
+                && let Ok(site_id) = result.site_id.parse::<SiteId>()
+            {
+                body.already_active.push(site_id);
                 continue;
             }
             match self.classify(kind, &request, result) {
@@ -608,6 +616,11 @@ pub fn fingerprint(
                 .unwrap_or_default()
                 .as_bytes(),
         );
+    }
+    for site in &body.already_active {
+        hasher
+            .update(b"already active ")
+            .update(site.to_string().as_bytes());
     }
     for problem in &body.errors {
         hasher

@@ -25,7 +25,9 @@ pub struct OrchestratorSettings {
     pub wave_growth: u32,
     /// …up to this many targets.
     pub max_wave: u32,
-    /// Targets restored per batch of lifecycle calls.
+    /// Targets restored per wave of lifecycle calls. A restore has no canary to learn
+    /// from and each wave costs a round of calls and verification, so its waves are
+    /// larger than a deletion's: the incident's 883 sites come back in four.
     pub restore_batch: u32,
     /// Inputs a plan resolves, and targets it describes, per call to each service: a
     /// plan over the incident's 883 sites makes a handful of calls to each, each
@@ -65,7 +67,7 @@ impl Default for OrchestratorSettings {
             canary: 1,
             wave_growth: 2,
             max_wave: 100,
-            restore_batch: 50,
+            restore_batch: 250,
             plan_batch: 250,
             max_backoff: Duration::from_secs(5),
             reaper_interval: Duration::from_secs(3600),

@@ -60,6 +60,10 @@ pub struct PlanBody {
     /// Restore drills: the customers' sites themselves, not scratch copies of them.
     #[serde(default)]
     pub drill_real_sites: bool,
+    /// A restore of an operation: its sites that are active already (another plan
+    /// restored them), left out rather than refused, so the rest can come back.
+    #[serde(default)]
+    pub already_active: Vec<SiteId>,
 }
 
 #[derive(Debug, Clone)]

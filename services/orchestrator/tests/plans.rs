@@ -560,6 +560,82 @@ async fn deletion_runs_in_waves_and_a_restore_brings_every_site_back_verified() 
 }
 
 #[tokio::test]
+async fn restoring_an_operation_leaves_out_its_sites_that_are_active_again() {
+    let mut suite = suite(Backend::Sqlite, 100).await;
+    let (sites, _) = suite.sites(3).await;
+    let made = suite
+        .operator()
+        .create_plan(plan(PlanKind::DeleteSites, &sites))
+        .await
+        .unwrap()
+        .into_inner();
+    suite.approved(&made).await;
+    let deleting = suite.apply(&made).await;
+    let deleted = suite.wait(&deleting.operation_id).await;
+    assert_eq!(deleted.state(), pb::OperationState::Succeeded);
+
+    let restore_of = |inputs: &[String]| CreatePlanRequest {
+        undo_operation_id: deleting.operation_id.clone(),
+        ..plan(PlanKind::RestoreSites, inputs)
+    };
+    let first = suite
+        .operator()
+        .create_plan(restore_of(&sites[..1]))
+        .await
+        .unwrap()
+        .into_inner();
+    let restored_first = suite.apply(&first).await;
+    suite.wait(&restored_first.operation_id).await;
+
+    let rest = suite
+        .operator()
+        .create_plan(restore_of(&[]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(rest.errors.is_empty(), "{:?}", rest.errors);
+    assert_eq!(rest.already_active, vec![sites[0].clone()]);
+    let targets: Vec<&str> = rest.targets.iter().map(|t| t.site_id.as_str()).collect();
+    assert_eq!(targets, vec![sites[1].as_str(), sites[2].as_str()]);
+    let restoring = suite.apply(&rest).await;
+    let restored = suite.wait(&restoring.operation_id).await;
+    assert_eq!(
+        restored.state(),
+        pb::OperationState::Succeeded,
+        "{}",
+        restored.halt_reason
+    );
+    let resolved = suite.resolved(&sites).await;
+    assert!(
+        resolved
+            .iter()
+            .all(|site| site.site_state() == micros_proto::catalog::v1::SiteState::Active),
+        "{resolved:?}"
+    );
+
+    let nothing_left = suite
+        .operator()
+        .create_plan(restore_of(&[]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(nothing_left.targets.is_empty() && nothing_left.errors.is_empty());
+    assert_eq!(nothing_left.already_active, sites);
+
+    let named = suite
+        .operator()
+        .create_plan(restore_of(&sites[..1]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        named.errors.first().map(|error| error.reason.as_str()),
+        Some("WRONG_STATE"),
+        "a site the operator names is refused, not skipped, when it is active"
+    );
+}
+
+#[tokio::test]
 async fn abort_undoes_what_the_operation_already_deleted() {
     let mut suite = suite(Backend::Sqlite, 100).await;
     let (sites, _) = suite.sites(12).await;
