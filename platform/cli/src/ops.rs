@@ -927,8 +927,8 @@ fn hold_text(record: &pb::SiteHold) -> String {
 }
 
 fn rfc3339(at: prost_types::Timestamp) -> String {
-    std::time::SystemTime::try_from(at)
-        .map(|at| humantime::format_rfc3339_micros(at).to_string())
+    micros_platform::store::from_timestamp(at)
+        .map(micros_platform::store::rfc3339)
         .unwrap_or_default()
 }
 

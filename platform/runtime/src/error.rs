@@ -332,6 +332,19 @@ pub fn parse_id<K: IdKind>(field: &str, value: &str) -> Result<crate::ids::Id<K>
     })
 }
 
+/// Parses request field `field`, a protobuf timestamp, as a stored time (unix
+/// microseconds); one out of `SystemTime`'s range is `INVALID_TIMESTAMP`.
+pub fn parse_timestamp(field: &str, at: prost_types::Timestamp) -> Result<i64, InvalidArgument> {
+    crate::store::from_timestamp(at).ok_or_else(|| {
+        InvalidArgument::field(
+            field,
+            "INVALID_TIMESTAMP",
+            format!("{at:?}"),
+            "is not a valid timestamp",
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

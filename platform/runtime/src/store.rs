@@ -346,6 +346,11 @@ async fn ensure_postgres_database(server: &str, database: &str) -> Result<(), St
     Ok(())
 }
 
+/// A JSON array of strings, bound as one parameter (see [`Backend::json_strings`]).
+pub fn json_list(items: impl IntoIterator<Item = String>) -> String {
+    serde_json::Value::Array(items.into_iter().map(serde_json::Value::String).collect()).to_string()
+}
+
 /// Unix microseconds: how every table stores time.
 pub fn unix_micros(time: SystemTime) -> i64 {
     match time.duration_since(UNIX_EPOCH) {
@@ -367,6 +372,11 @@ pub fn from_unix_micros(micros: i64) -> SystemTime {
 /// A stored time as RFC 3339 with microseconds, for messages and error metadata.
 pub fn rfc3339(micros: i64) -> String {
     humantime::format_rfc3339_micros(from_unix_micros(micros)).to_string()
+}
+
+/// A protobuf timestamp as a stored time; `None` when it is out of `SystemTime`'s range.
+pub fn from_timestamp(at: prost_types::Timestamp) -> Option<i64> {
+    SystemTime::try_from(at).ok().map(unix_micros)
 }
 
 /// A protobuf timestamp for a stored time.

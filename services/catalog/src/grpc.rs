@@ -1,11 +1,9 @@
 //! `micros.catalog.v1.CatalogService`: proto ↔ domain, nothing else.
 
-use std::collections::HashMap;
-
 use micros_platform::{
     auth::{Role, require_role},
     error::parse_id,
-    ids::{AppInstallationId, Kind, SiteId, parse_kind},
+    ids::{AppInstallationId, SiteId},
     input,
     lifecycle::{LifecycleError, LiveTenant, TenantState},
     paging,
@@ -19,6 +17,7 @@ use crate::{
         self, AppInstallation, NewSite, ProductAction, ProductState, Site, SiteProduct, SiteUrl,
     },
     error::CatalogError,
+    resolve,
     settings::CatalogSettings,
     store::{CatalogStore, Placement},
 };
@@ -178,7 +177,7 @@ impl CatalogService for CatalogApi {
         let inputs = request.into_inner().inputs;
         input::check_list("inputs", &inputs).map_err(CatalogError::from)?;
         Ok(Response::new(pb::ResolveResponse {
-            results: self.resolve_inputs(&inputs).await?,
+            results: resolve::resolve(&self.store, &inputs).await?,
         }))
     }
 
@@ -356,171 +355,7 @@ impl CatalogService for CatalogApi {
     }
 }
 
-impl CatalogApi {
-    /// Classifies every input exactly as given (checked by [`input::check_list`], never
-    /// trimmed), then looks each class up with one statement.
-    async fn resolve_inputs(
-        &self,
-        inputs: &[String],
-    ) -> Result<Vec<pb::ResolvedInput>, CatalogError> {
-        enum Class {
-            Site(String),
-            App(String),
-            Url(String),
-            Done(pb::ResolvedInput),
-        }
-        let classes: Vec<Class> = inputs
-            .iter()
-            .map(|input| {
-                let unresolved = |kind: pb::InputKind, problem: String| {
-                    Class::Done(pb::ResolvedInput {
-                        input: input.clone(),
-                        kind: kind as i32,
-                        problem,
-                        ..Default::default()
-                    })
-                };
-                match parse_kind(input) {
-                    Ok((Kind::Site, _)) => Class::Site(input.clone()),
-                    Ok((Kind::AppInstallation, _)) => Class::App(input.clone()),
-                    Ok((other, _)) => unresolved(
-                        pb::InputKind::OtherId,
-                        format!(
-                            "a {} ID, neither a site nor an app installation",
-                            other.name()
-                        ),
-                    ),
-                    Err(id_error) => match SiteUrl::parse("input", input) {
-                        Ok(url) => Class::Url(url.as_str().to_owned()),
-                        Err(_) => unresolved(
-                            pb::InputKind::Malformed,
-                            format!("not an ID or a site URL: {id_error}"),
-                        ),
-                    },
-                }
-            })
-            .collect();
-
-        let pick = |wanted: fn(&Class) -> Option<&String>| -> Vec<String> {
-            classes.iter().filter_map(wanted).cloned().collect()
-        };
-        let apps = self
-            .store
-            .apps_by_ids(&pick(|class| match class {
-                Class::App(id) => Some(id),
-                _ => None,
-            }))
-            .await?;
-        let mut site_ids = pick(|class| match class {
-            Class::Site(id) => Some(id),
-            _ => None,
-        });
-        site_ids.extend(apps.iter().map(|(app, _)| app.site_id.to_string()));
-        let mut sites: HashMap<String, Site> = self
-            .store
-            .sites_by_ids(&site_ids)
-            .await?
-            .into_iter()
-            .map(|site| (site.site_id.to_string(), site))
-            .collect();
-        let by_url: HashMap<String, Site> = self
-            .store
-            .sites_by_urls(&pick(|class| match class {
-                Class::Url(url) => Some(url),
-                _ => None,
-            }))
-            .await?
-            .into_iter()
-            .map(|site| (site.url.as_str().to_owned(), site))
-            .collect();
-        sites.extend(
-            by_url
-                .values()
-                .map(|site| (site.site_id.to_string(), site.clone())),
-        );
-        let contents = self
-            .store
-            .site_contents(&sites.keys().cloned().collect::<Vec<_>>())
-            .await?;
-        let apps: HashMap<String, (AppInstallation, bool)> = apps
-            .into_iter()
-            .map(|(app, installed)| (app.app_installation_id.to_string(), (app, installed)))
-            .collect();
-
-        let describe_site = |result: &mut pb::ResolvedInput, site: &Site| {
-            result.site_id = site.site_id.to_string();
-            result.site_name = site.name.clone();
-            result.site_url = site.url.as_str().to_owned();
-            result.site_state = site_state(site.state) as i32;
-            if let Some((products, apps)) = contents.get(&result.site_id) {
-                result.active_products = products.clone();
-                result.app_installations = i32::try_from(*apps).unwrap_or(i32::MAX);
-            }
-        };
-        Ok(inputs
-            .iter()
-            .zip(classes)
-            .map(|(input, class)| match class {
-                Class::Done(result) => result,
-                Class::Site(id) => {
-                    let mut result = pb::ResolvedInput {
-                        input: input.clone(),
-                        kind: pb::InputKind::Site as i32,
-                        ..Default::default()
-                    };
-                    match sites.get(&id) {
-                        Some(site) => {
-                            result.found = true;
-                            describe_site(&mut result, site);
-                        }
-                        None => {
-                            result.site_id = id;
-                            result.problem = "no such site".to_owned();
-                        }
-                    }
-                    result
-                }
-                Class::App(id) => {
-                    let mut result = pb::ResolvedInput {
-                        input: input.clone(),
-                        kind: pb::InputKind::AppInstallation as i32,
-                        app_installation_id: id.clone(),
-                        ..Default::default()
-                    };
-                    match apps.get(&id) {
-                        Some((app, installed)) => {
-                            result.found = true;
-                            result.app_key = app.app_key.clone();
-                            result.app_installed = *installed;
-                            if let Some(site) = sites.get(&app.site_id.to_string()) {
-                                describe_site(&mut result, site);
-                            }
-                        }
-                        None => result.problem = "no such app installation".to_owned(),
-                    }
-                    result
-                }
-                Class::Url(url) => {
-                    let mut result = pb::ResolvedInput {
-                        input: input.clone(),
-                        kind: pb::InputKind::SiteUrl as i32,
-                        ..Default::default()
-                    };
-                    match by_url.get(&url) {
-                        Some(site) => {
-                            result.found = true;
-                            describe_site(&mut result, site);
-                        }
-                        None => result.problem = format!("no site answers on {url}"),
-                    }
-                    result
-                }
-            })
-            .collect())
-    }
-}
-
-fn site_state(state: TenantState) -> pb::SiteState {
+pub(crate) fn site_state(state: TenantState) -> pb::SiteState {
     match state {
         TenantState::Active => pb::SiteState::Active,
         TenantState::Deleted => pb::SiteState::Deleted,

@@ -5,6 +5,7 @@
 mod domain;
 mod error;
 mod grpc;
+mod resolve;
 mod schema;
 mod settings;
 mod store;

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use micros_platform::{
     error::parse_id,
     ids::{AppInstallationId, OperationId, SiteId},
-    lifecycle::{Lifecycle, LifecycleError, LiveTenant, TenantState, Value, registry::json_list},
+    lifecycle::{Lifecycle, LifecycleError, LiveTenant, TenantState, Value},
+    store::json_list,
 };
 use sqlx::{Row, any::AnyRow};
 

@@ -19,7 +19,8 @@ use std::{
 use micros_platform::{
     clock::SharedClock,
     ids::SiteId,
-    lifecycle::{LifecycleError, LifecycleHooks, TenantState, registry::json_list},
+    lifecycle::{LifecycleError, LifecycleHooks, TenantState},
+    store::json_list,
     store::{Store, unix_micros},
 };
 use sqlx::{AnyConnection, Row};

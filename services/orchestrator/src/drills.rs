@@ -6,16 +6,13 @@
 //! needs it. Drills on copies need no approval; one scheduled drill runs at a time.
 
 use micros_platform::{clock::SharedClock, store::unix_micros};
-use micros_proto::{
-    catalog::v1::ListSitesRequest,
-    orchestrator::v1::{CreatePlanRequest, PlanKind as ProtoPlanKind},
-};
 use rand::seq::IndexedRandom;
 
 use crate::{
     error::OrchestratorError,
     executor::Executor,
     fleet::Fleet,
+    model::PlanKind,
     planner::Planner,
     schedule::{self, First},
     settings::OrchestratorSettings,
@@ -67,23 +64,18 @@ impl Drills {
             store: &self.store,
             now,
         };
-        let mut plan = planner
-            .plan(
+        // A site deleted since the listing is left out: the others are drilled.
+        let Some(plan) = planner
+            .scheduled(
                 DRILLER,
-                CreatePlanRequest {
-                    kind: ProtoPlanKind::RestoreDrill as i32,
-                    inputs: sample,
-                    reason: "scheduled restore drill".to_owned(),
-                    ..Default::default()
-                },
+                PlanKind::RestoreDrill,
+                sample,
+                "scheduled restore drill",
             )
-            .await?;
-        // A site deleted since the listing is a plan error: drill the others.
-        plan.body.errors.clear();
-        plan.fingerprint = crate::planner::fingerprint(plan.kind, None, None, &plan.body);
-        if plan.body.targets.is_empty() {
+            .await?
+        else {
             return Ok(None);
-        }
+        };
         let count = plan.body.targets.len();
         self.store.insert_plan(&plan).await?;
         self.executor.start(&plan, now).await?;
@@ -92,27 +84,12 @@ impl Drills {
 
     /// Every active customer site, from the catalog.
     async fn active_sites(&self) -> Result<Vec<String>, OrchestratorError> {
-        let mut catalog = self.fleet.catalog();
-        let mut sites = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let page = catalog
-                .list_sites(ListSitesRequest {
-                    page_size: 1000,
-                    page_token: page_token.clone(),
-                    show_deleted: false,
-                })
-                .await
-                .map_err(|status| OrchestratorError::Downstream {
-                    service: "catalog".to_owned(),
-                    status,
-                })?
-                .into_inner();
-            sites.extend(page.sites.into_iter().map(|site| site.site_id));
-            if page.next_page_token.is_empty() {
-                return Ok(sites);
-            }
-            page_token = page.next_page_token;
-        }
+        Ok(self
+            .fleet
+            .sites(false)
+            .await?
+            .into_iter()
+            .map(|site| site.site_id)
+            .collect())
     }
 }

@@ -22,7 +22,7 @@ use crate::{
     executor::Executor,
     fleet::Fleet,
     holds,
-    model::OperationState,
+    model::{OperationState, RestoreSource},
     planner::Planner,
     progress::operation_to_proto,
     provision, report,
@@ -98,10 +98,14 @@ fn plan_to_proto(plan: &PlanRecord) -> pb::Plan {
         reason: plan.reason.clone(),
         ticket: plan.ticket.clone(),
         undo_operation_id: plan
-            .undo_operation_id
+            .restore_source
+            .and_then(RestoreSource::undo)
             .map(|id| id.to_string())
             .unwrap_or_default(),
-        point_in_time: plan.point_in_time.map(timestamp),
+        point_in_time: plan
+            .restore_source
+            .and_then(RestoreSource::point_in_time)
+            .map(timestamp),
         operation_id: plan
             .operation_id
             .map(|id| id.to_string())
@@ -369,7 +373,7 @@ impl OrchestratorService for OrchestratorApi {
         let operation = self.store.operation(operation_id).await?;
         let targets = self.store.targets(operation_id).await?;
         let steps = self.store.steps(operation_id).await?;
-        let undone = match operation.undo_operation_id {
+        let undone = match operation.restore_source.and_then(RestoreSource::undo) {
             Some(undone) => self.store.targets(undone).await?,
             None => Vec::new(),
         };

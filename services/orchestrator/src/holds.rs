@@ -3,11 +3,10 @@
 //! `ListSiteHolds`. A hold in any service stops the reaper and any purge plan.
 
 use micros_platform::{
-    error::{InvalidArgument, parse_id},
+    error::parse_id,
     ids::{OperationId, SiteId},
     lifecycle::Target,
 };
-use micros_proto::catalog::v1::{InputKind, ResolveRequest};
 
 use crate::{
     error::OrchestratorError,
@@ -34,7 +33,7 @@ pub async fn set(
 ) -> Result<HoldRecord, OrchestratorError> {
     micros_platform::input::check_text("reason", &request.reason, true)?;
     micros_platform::input::check_text("ticket", &request.ticket, false)?;
-    let site_id = resolve_site(fleet, &request.site).await?;
+    let site_id: SiteId = parse_id("site_id", &fleet.resolve_site(&request.site).await?.site_id)?;
     let why = Why {
         reason: format!("{} (hold by {})", request.reason, request.principal),
         ticket: request.ticket.clone(),
@@ -66,36 +65,4 @@ pub async fn set(
     store.record_hold(&record).await?;
     tracing::info!(%site_id, held = record.held, principal = record.principal, "site hold changed in every service");
     Ok(record)
-}
-
-/// The site an operator named by ID or URL, as the catalog knows it.
-async fn resolve_site(fleet: &Fleet, site: &str) -> Result<SiteId, OrchestratorError> {
-    if site.is_empty() {
-        return Err(InvalidArgument::missing("site").into());
-    }
-    let resolved = fleet
-        .catalog()
-        .resolve(ResolveRequest {
-            inputs: vec![site.to_owned()],
-        })
-        .await
-        .map_err(|status| OrchestratorError::Downstream {
-            service: "catalog".to_owned(),
-            status,
-        })?
-        .into_inner()
-        .results
-        .into_iter()
-        .next()
-        .ok_or_else(|| InvalidArgument::missing("site"))?;
-    if !matches!(resolved.kind(), InputKind::Site | InputKind::SiteUrl) || !resolved.found {
-        return Err(InvalidArgument::field(
-            "site",
-            "NOT_A_KNOWN_SITE",
-            site,
-            format!("is not a site the catalog knows: {}", resolved.problem),
-        )
-        .into());
-    }
-    Ok(parse_id("site_id", &resolved.site_id)?)
 }

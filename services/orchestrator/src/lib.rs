@@ -8,6 +8,7 @@
 //! database, so a restarted orchestrator finishes what it started.
 
 mod approval;
+mod catalog;
 mod drills;
 mod error;
 mod executor;

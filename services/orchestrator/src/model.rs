@@ -1,6 +1,7 @@
 //! The orchestrator's states, each changed in one place.
 
-use micros_proto::orchestrator::v1 as pb;
+use micros_platform::ids::OperationId;
+use micros_proto::{lifecycle::v1::restore_request::Source, orchestrator::v1 as pb};
 
 macro_rules! text_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$variant_doc:meta])* $variant:ident = $text:literal),* $(,)? }) => {
@@ -203,5 +204,52 @@ mod tests {
         assert!(!Aborted.can_become(Running));
         assert!(!Paused.can_become(Succeeded));
         assert_eq!(OperationState::parse("halted"), Some(Halted));
+    }
+}
+
+/// Where a restore takes its sites back from: what one operation deleted, or their
+/// state at a point in time (unix microseconds). Only restore plans have one, and never
+/// both: the type holds what the planner checked once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreSource {
+    Undo(OperationId),
+    PointInTime(i64),
+}
+
+impl RestoreSource {
+    pub fn undo(self) -> Option<OperationId> {
+        match self {
+            Self::Undo(operation_id) => Some(operation_id),
+            Self::PointInTime(_) => None,
+        }
+    }
+
+    pub fn point_in_time(self) -> Option<i64> {
+        match self {
+            Self::Undo(_) => None,
+            Self::PointInTime(at) => Some(at),
+        }
+    }
+
+    /// The source stored as its two columns; `None` when both are empty, `Err` when
+    /// both are set.
+    pub fn from_columns(
+        undo: Option<OperationId>,
+        point_in_time: Option<i64>,
+    ) -> Result<Option<Self>, &'static str> {
+        match (undo, point_in_time) {
+            (None, None) => Ok(None),
+            (Some(operation_id), None) => Ok(Some(Self::Undo(operation_id))),
+            (None, Some(at)) => Ok(Some(Self::PointInTime(at))),
+            (Some(_), Some(_)) => Err("a restore source names both an operation and a time"),
+        }
+    }
+
+    /// As the services' `Restore` takes it.
+    pub fn to_proto(self) -> Source {
+        match self {
+            Self::Undo(operation_id) => Source::UndoOperationId(operation_id.to_string()),
+            Self::PointInTime(at) => Source::PointInTime(micros_platform::store::timestamp(at)),
+        }
     }
 }

@@ -11,7 +11,7 @@ use micros_platform::{
     lifecycle::Target,
 };
 use micros_proto::{
-    catalog::v1::{InputKind, ResolveRequest, ResolvedInput, SiteState},
+    catalog::v1::{InputKind, ResolvedInput, SiteState},
     lifecycle::v1::TargetOutcome,
     orchestrator::v1::{self as pb, ExpectedKind},
 };
@@ -19,7 +19,7 @@ use micros_proto::{
 use crate::{
     error::OrchestratorError,
     fleet::Fleet,
-    model::{PlanKind, PlanState},
+    model::{PlanKind, PlanState, RestoreSource},
     settings::OrchestratorSettings,
     store::{Blast, OrchestratorStore, PlanBody, PlanRecord, PlannedError, PlannedTarget},
 };
@@ -48,6 +48,37 @@ fn describe_input(resolved: &ResolvedInput) -> String {
 }
 
 impl Planner<'_> {
+    /// A plan the orchestrator makes on its own schedule (purges past retention,
+    /// restore drills) over sites it listed a moment ago: a site that changed since is
+    /// left out instead of failing the plan, and policy needs no second principal. `None`
+    /// when nothing is left to do.
+    pub async fn scheduled(
+        &self,
+        principal: &str,
+        kind: PlanKind,
+        sites: Vec<String>,
+        reason: &str,
+    ) -> Result<Option<PlanRecord>, OrchestratorError> {
+        let mut plan = self
+            .plan(
+                principal,
+                pb::CreatePlanRequest {
+                    kind: kind.to_proto() as i32,
+                    inputs: sites,
+                    reason: reason.to_owned(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        if plan.body.targets.is_empty() {
+            return Ok(None);
+        }
+        plan.body.errors.clear();
+        plan.requires_approval = false;
+        plan.fingerprint = fingerprint(plan.kind, None, &plan.body);
+        Ok(Some(plan))
+    }
+
     pub async fn plan(
         &self,
         principal: &str,
@@ -73,21 +104,11 @@ impl Planner<'_> {
         };
         let point_in_time = request
             .point_in_time
-            .map(|at| {
-                std::time::SystemTime::try_from(at)
-                    .map(micros_platform::store::unix_micros)
-                    .map_err(|_| {
-                        InvalidArgument::field(
-                            "point_in_time",
-                            "INVALID_TIMESTAMP",
-                            format!("{at:?}"),
-                            "is not a valid time",
-                        )
-                    })
-            })
+            .map(|at| micros_platform::error::parse_timestamp("point_in_time", at))
             .transpose()?;
-        match (kind, undo_operation_id, point_in_time) {
-            (PlanKind::RestoreSites, Some(_), None) | (PlanKind::RestoreSites, None, Some(_)) => {}
+        let restore_source = match (kind, undo_operation_id, point_in_time) {
+            (PlanKind::RestoreSites, Some(undo), None) => Some(RestoreSource::Undo(undo)),
+            (PlanKind::RestoreSites, None, Some(at)) => Some(RestoreSource::PointInTime(at)),
             (PlanKind::RestoreSites, _, _) => {
                 return Err(InvalidArgument::field(
                     "undo_operation_id",
@@ -97,7 +118,7 @@ impl Planner<'_> {
                 )
                 .into());
             }
-            (_, None, None) => {}
+            (_, None, None) => None,
             _ => {
                 return Err(InvalidArgument::field(
                     "undo_operation_id",
@@ -107,7 +128,7 @@ impl Planner<'_> {
                 )
                 .into());
             }
-        }
+        };
 
         // Taken exactly as sent: a blank or whitespace-padded input is refused naming
         // it, never trimmed or dropped (see `micros_platform::input`).
@@ -119,7 +140,7 @@ impl Planner<'_> {
         }
         let mut inputs: Vec<String> = request.inputs.clone();
         let from_operation = inputs.is_empty();
-        if from_operation && let (PlanKind::RestoreSites, Some(undo)) = (kind, undo_operation_id) {
+        if from_operation && let Some(RestoreSource::Undo(undo)) = restore_source {
             inputs = self
                 .store
                 .targets(undo)
@@ -218,7 +239,7 @@ impl Planner<'_> {
         body.blast = blast_radius(&body.targets, &described);
 
         let plan_id = PlanId::new();
-        let fingerprint = fingerprint(kind, undo_operation_id, point_in_time, &body);
+        let fingerprint = fingerprint(kind, restore_source, &body);
         Ok(PlanRecord {
             plan_id,
             kind,
@@ -226,12 +247,13 @@ impl Planner<'_> {
             fingerprint,
             requested_by: principal.to_owned(),
             approved_by: None,
-            requires_approval: kind.needs_approval(point_in_time.is_some(), !body.drill_real_sites)
-                && sites.len() > self.settings.approval_threshold_sites as usize,
+            requires_approval: kind.needs_approval(
+                matches!(restore_source, Some(RestoreSource::PointInTime(_))),
+                !body.drill_real_sites,
+            ) && sites.len() > self.settings.approval_threshold_sites as usize,
             reason: request.reason.clone(),
             ticket: request.ticket.clone(),
-            undo_operation_id,
-            point_in_time,
+            restore_source,
             body,
             create_time: self.now,
             expire_time: self.now
@@ -410,17 +432,7 @@ impl Planner<'_> {
         &self,
         inputs: &[String],
     ) -> Result<Vec<ResolvedInput>, OrchestratorError> {
-        self.fleet
-            .catalog()
-            .resolve(ResolveRequest {
-                inputs: inputs.to_vec(),
-            })
-            .await
-            .map(|response| response.into_inner().results)
-            .map_err(|status| OrchestratorError::Downstream {
-                service: "catalog".to_owned(),
-                status,
-            })
+        self.fleet.resolve(inputs).await
     }
 
     /// Every service's view of the targets, per service in target order: one Describe
@@ -464,8 +476,7 @@ impl Planner<'_> {
                 }
                 let expire = outcome
                     .expire_time
-                    .and_then(|at| std::time::SystemTime::try_from(at).ok())
-                    .map(micros_platform::store::unix_micros);
+                    .and_then(micros_platform::store::from_timestamp);
                 if outcome.hold {
                     *problem = Some(error(
                         &target.input,
@@ -595,16 +606,22 @@ pub fn lifecycle_targets(kind: PlanKind, targets: &[PlannedTarget]) -> Vec<Targe
 }
 
 /// A digest of exactly what the plan will do.
-pub fn fingerprint(
-    kind: PlanKind,
-    undo: Option<OperationId>,
-    at: Option<i64>,
-    body: &PlanBody,
-) -> String {
+pub fn fingerprint(kind: PlanKind, source: Option<RestoreSource>, body: &PlanBody) -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(kind.as_str().as_bytes());
-    hasher.update(undo.map(|id| id.to_string()).unwrap_or_default().as_bytes());
-    hasher.update(&at.unwrap_or_default().to_le_bytes());
+    hasher.update(
+        source
+            .and_then(RestoreSource::undo)
+            .map(|id| id.to_string())
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    hasher.update(
+        &source
+            .and_then(RestoreSource::point_in_time)
+            .unwrap_or_default()
+            .to_le_bytes(),
+    );
     hasher.update(&(body.canary as u64).to_le_bytes());
     hasher.update(&[u8::from(body.drill_real_sites)]);
     for target in &body.targets {

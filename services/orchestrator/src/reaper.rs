@@ -4,16 +4,18 @@
 //! an operation that was asked to abort. Retention is policy, so these plans need no
 //! approval; everything else about them is visible like any operator's plan.
 
-use micros_platform::{clock::SharedClock, ids::SiteId, store::unix_micros};
-use micros_proto::{
-    catalog::v1::{ListSitesRequest, SiteState},
-    orchestrator::v1::{CreatePlanRequest, PlanKind as ProtoPlanKind},
+use micros_platform::{
+    clock::SharedClock,
+    ids::SiteId,
+    store::{from_timestamp, unix_micros},
 };
+use micros_proto::catalog::v1::SiteState;
 
 use crate::{
     error::OrchestratorError,
     executor::Executor,
     fleet::Fleet,
+    model::PlanKind,
     planner::Planner,
     schedule::{self, First},
     settings::OrchestratorSettings,
@@ -72,26 +74,14 @@ impl Reaper {
             store: &self.store,
             now,
         };
-        let mut plan = planner
-            .plan(
-                REAPER,
-                CreatePlanRequest {
-                    kind: ProtoPlanKind::PurgeSites as i32,
-                    inputs,
-                    reason: "retention expired".to_owned(),
-                    ticket: String::new(),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        // A site restored, purged, held or leased since the listing is a plan error
-        // (held or unexpired in any service, too): leave it out.
-        plan.body.errors.clear();
-        plan.requires_approval = false;
-        plan.fingerprint = crate::planner::fingerprint(plan.kind, None, None, &plan.body);
-        if plan.body.targets.is_empty() {
+        // A site restored, purged, held or leased since the listing (or held or not yet
+        // expired in some service) is left out.
+        let Some(plan) = planner
+            .scheduled(REAPER, PlanKind::PurgeSites, inputs, "retention expired")
+            .await?
+        else {
             return Ok(None);
-        }
+        };
         let count = plan.body.targets.len();
         self.store.insert_plan(&plan).await?;
         self.executor.start(&plan, now).await?;
@@ -100,35 +90,16 @@ impl Reaper {
 
     /// Soft-deleted sites whose expire time has passed, from the catalog.
     async fn expired_sites(&self, now: i64) -> Result<Vec<SiteId>, OrchestratorError> {
-        let mut catalog = self.fleet.catalog();
         let mut expired = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let page = catalog
-                .list_sites(ListSitesRequest {
-                    page_size: 1000,
-                    page_token: page_token.clone(),
-                    show_deleted: true,
-                })
-                .await
-                .map_err(|status| OrchestratorError::Downstream {
-                    service: "catalog".to_owned(),
-                    status,
-                })?
-                .into_inner();
-            for site in &page.sites {
-                let due = site
-                    .expire_time
-                    .and_then(|at| std::time::SystemTime::try_from(at).ok())
-                    .is_some_and(|at| unix_micros(at) <= now);
-                if site.state() == SiteState::Deleted && due {
-                    expired.push(micros_platform::error::parse_id("site_id", &site.site_id)?);
-                }
+        for site in self.fleet.sites(true).await? {
+            let due = site
+                .expire_time
+                .and_then(from_timestamp)
+                .is_some_and(|at| at <= now);
+            if site.state() == SiteState::Deleted && due {
+                expired.push(micros_platform::error::parse_id("site_id", &site.site_id)?);
             }
-            if page.next_page_token.is_empty() {
-                return Ok(expired);
-            }
-            page_token = page.next_page_token;
         }
+        Ok(expired)
     }
 }

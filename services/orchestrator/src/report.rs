@@ -8,15 +8,12 @@ use micros_platform::{
     ids::SiteId,
     store::{rfc3339, timestamp},
 };
-use micros_proto::{
-    catalog::v1::{ResolveRequest, SiteState},
-    orchestrator::v1 as pb,
-};
+use micros_proto::{catalog::v1::SiteState, orchestrator::v1 as pb};
 
 use crate::{
     error::OrchestratorError,
     fleet::Fleet,
-    model::{PlanKind, RehearsalState, TargetStatus},
+    model::{PlanKind, RehearsalState, RestoreSource, TargetStatus},
     store::{OperationRecord, StepRecord, TargetRecord},
 };
 
@@ -86,15 +83,8 @@ pub async fn build(fleet: &Fleet, facts: &Facts<'_>) -> Result<pb::Report, Orche
         BTreeMap::new()
     } else {
         fleet
-            .catalog()
-            .resolve(ResolveRequest { inputs: site_ids })
-            .await
-            .map_err(|status| OrchestratorError::Downstream {
-                service: "catalog".to_owned(),
-                status,
-            })?
-            .into_inner()
-            .results
+            .resolve(&site_ids)
+            .await?
             .into_iter()
             .map(|result| (result.input.clone(), result.site_state()))
             .collect()
@@ -111,13 +101,13 @@ pub async fn build(fleet: &Fleet, facts: &Facts<'_>) -> Result<pb::Report, Orche
         .count();
     let confidence = finished as f64 / total;
     let problems = problems(operation, targets);
-    let expected_data_loss = match (operation.kind, operation.point_in_time) {
-        (PlanKind::RestoreSites, Some(at)) => format!(
+    let expected_data_loss = match (operation.kind, operation.restore_source) {
+        (PlanKind::RestoreSites, Some(RestoreSource::PointInTime(at))) => format!(
             "changes made after {} ({:.0} minutes before the restore began)",
             rfc3339(at),
             (operation.create_time - at) as f64 / 60e6
         ),
-        (PlanKind::RestoreSites, None) => {
+        (PlanKind::RestoreSites, _) => {
             "none: the soft-deleted data was restored in full".to_owned()
         }
         (PlanKind::PurgeSites, _) => {
@@ -161,7 +151,8 @@ pub async fn build(fleet: &Fleet, facts: &Facts<'_>) -> Result<pb::Report, Orche
         })
         .collect();
     let undone_operation_id = operation
-        .undo_operation_id
+        .restore_source
+        .and_then(RestoreSource::undo)
         .map(|id| id.to_string())
         .unwrap_or_default();
 

@@ -3,67 +3,17 @@
 //! halted operation, a service restored from backup) shows as split instead of hiding
 //! behind the catalog's answer.
 
-use micros_platform::{error::InvalidArgument, ids::SiteId, input, lifecycle::Target};
-use micros_proto::{
-    catalog::v1::{self as catalog, ResolveRequest},
-    lifecycle::v1::TenantState,
-    orchestrator::v1 as pb,
-};
-use tonic::Status;
+use micros_platform::{error::parse_id, ids::SiteId, lifecycle::Target};
+use micros_proto::{lifecycle::v1::TenantState, orchestrator::v1 as pb};
 
-use crate::{
-    error::OrchestratorError,
-    fleet::{CATALOG, Fleet},
-};
+use crate::{error::OrchestratorError, fleet::Fleet};
 
 /// The summary of `site` (an ID or a URL): found through the catalog, then described
 /// by every service.
 pub async fn summary(fleet: &Fleet, site: &str) -> Result<pb::SiteSummary, OrchestratorError> {
-    if site.is_empty() {
-        return Err(InvalidArgument::missing("site").into());
-    }
-    input::check("site", None, site)?;
-    let catalog_error = |status| OrchestratorError::Downstream {
-        service: CATALOG.to_owned(),
-        status,
-    };
-    let resolved = fleet
-        .catalog()
-        .resolve(ResolveRequest {
-            inputs: vec![site.to_owned()],
-        })
-        .await
-        .map_err(catalog_error)?
-        .into_inner()
-        .results
-        .into_iter()
-        .next()
-        .ok_or_else(|| OrchestratorError::Unexpected("the catalog resolved no input".to_owned()))?;
-    if !matches!(
-        resolved.kind(),
-        catalog::InputKind::Site | catalog::InputKind::SiteUrl
-    ) {
-        return Err(InvalidArgument::field(
-            "site",
-            "NOT_A_SITE",
-            site,
-            format!("is not a site ID or site URL: {}", resolved.problem),
-        )
-        .into());
-    }
-    if !resolved.found {
-        return Err(catalog_error(Status::not_found(resolved.problem)));
-    }
-    let site_id: SiteId = micros_platform::error::parse_id("site_id", &resolved.site_id)?;
-    let details = fleet
-        .catalog()
-        .get_site(catalog::GetSiteRequest {
-            site_id: resolved.site_id.clone(),
-            show_deleted: true,
-        })
-        .await
-        .map_err(catalog_error)?
-        .into_inner();
+    let resolved = fleet.resolve_site(site).await?;
+    let site_id: SiteId = parse_id("site_id", &resolved.site_id)?;
+    let details = fleet.site_record(&resolved.site_id).await?;
     let services = service_states(fleet, site_id).await;
     let split = {
         let mut held = services

@@ -5,15 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use micros_platform::{
     error::parse_id,
     ids::{AppInstallationId, OperationId, PlanId, SiteId},
-    lifecycle::registry::json_list,
-    store::{Store, StoreError},
+    store::{Store, StoreError, json_list},
 };
 use serde::{Deserialize, Serialize};
 use sqlx::{Row, any::AnyRow};
 
 use crate::{
     error::OrchestratorError,
-    model::{OperationState, PlanKind, PlanState, RehearsalState, TargetStatus},
+    model::{OperationState, PlanKind, PlanState, RehearsalState, RestoreSource, TargetStatus},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,8 +76,7 @@ pub struct PlanRecord {
     pub requires_approval: bool,
     pub reason: String,
     pub ticket: String,
-    pub undo_operation_id: Option<OperationId>,
-    pub point_in_time: Option<i64>,
+    pub restore_source: Option<RestoreSource>,
     pub body: PlanBody,
     pub create_time: i64,
     pub expire_time: i64,
@@ -91,8 +89,7 @@ pub struct OperationRecord {
     pub plan_id: PlanId,
     pub kind: PlanKind,
     pub state: OperationState,
-    pub undo_operation_id: Option<OperationId>,
-    pub point_in_time: Option<i64>,
+    pub restore_source: Option<RestoreSource>,
     pub requested_by: String,
     pub approved_by: Option<String>,
     pub reason: String,
@@ -202,8 +199,8 @@ impl OrchestratorStore {
         .bind(i64::from(plan.requires_approval))
         .bind(plan.reason.clone())
         .bind(plan.ticket.clone())
-        .bind(plan.undo_operation_id.map(|id| id.to_string()))
-        .bind(plan.point_in_time)
+        .bind(undo_column(plan.restore_source))
+        .bind(plan.restore_source.and_then(RestoreSource::point_in_time))
         .bind(body)
         .bind(plan.create_time)
         .bind(plan.expire_time)
@@ -298,8 +295,8 @@ impl OrchestratorStore {
         .bind(operation.plan_id.to_string())
         .bind(operation.kind.as_str())
         .bind(operation.state.as_str())
-        .bind(operation.undo_operation_id.map(|id| id.to_string()))
-        .bind(operation.point_in_time)
+        .bind(undo_column(operation.restore_source))
+        .bind(operation.restore_source.and_then(RestoreSource::point_in_time))
         .bind(operation.requested_by.clone())
         .bind(operation.approved_by.clone())
         .bind(operation.reason.clone())
@@ -972,9 +969,7 @@ impl OrchestratorStore {
             self.store.json_strings("$2")
         )))
         .bind(operation_id.to_string())
-        .bind(micros_platform::lifecycle::registry::json_list(
-            sites.iter().map(ToString::to_string),
-        ))
+        .bind(json_list(sites.iter().map(ToString::to_string)))
         .fetch_all(self.store.pool())
         .await?;
         rows.iter()
@@ -1027,11 +1022,28 @@ impl OrchestratorStore {
     }
 }
 
+fn undo_column(source: Option<RestoreSource>) -> Option<String> {
+    source
+        .and_then(RestoreSource::undo)
+        .map(|operation_id| operation_id.to_string())
+}
+
+fn restore_source_from_row(
+    row: &AnyRow,
+    table: &'static str,
+) -> Result<Option<RestoreSource>, OrchestratorError> {
+    let undo = row
+        .try_get::<Option<String>, _>("undo_operation_id")?
+        .map(|id| parse_id("undo_operation_id", &id))
+        .transpose()?;
+    RestoreSource::from_columns(undo, row.try_get("point_in_time")?)
+        .map_err(|problem| corrupt(table, problem.to_owned()))
+}
+
 fn plan_from_row(row: &AnyRow) -> Result<PlanRecord, OrchestratorError> {
     let kind: String = row.try_get("kind")?;
     let state: String = row.try_get("state")?;
     let body: String = row.try_get("body")?;
-    let undo: Option<String> = row.try_get("undo_operation_id")?;
     let plan_id: String = row.try_get("plan_id")?;
     Ok(PlanRecord {
         plan_id: parse_id("plan_id", &plan_id)?,
@@ -1045,10 +1057,7 @@ fn plan_from_row(row: &AnyRow) -> Result<PlanRecord, OrchestratorError> {
         requires_approval: row.try_get::<i64, _>("requires_approval")? != 0,
         reason: row.try_get("reason")?,
         ticket: row.try_get("ticket")?,
-        undo_operation_id: undo
-            .map(|id| parse_id("undo_operation_id", &id))
-            .transpose()?,
-        point_in_time: row.try_get("point_in_time")?,
+        restore_source: restore_source_from_row(row, "plans")?,
         body: serde_json::from_str(&body).map_err(|error| corrupt("plans", error.to_string()))?,
         create_time: row.try_get("create_time")?,
         expire_time: row.try_get("expire_time")?,
@@ -1063,7 +1072,6 @@ fn operation_from_row(row: &AnyRow) -> Result<OperationRecord, OrchestratorError
     let kind: String = row.try_get("kind")?;
     let state: String = row.try_get("state")?;
     let operation_id: String = row.try_get("operation_id")?;
-    let undo: Option<String> = row.try_get("undo_operation_id")?;
     let revert: Option<String> = row.try_get("revert_operation_id")?;
     let rehearsal: Option<String> = row.try_get("rehearsal_operation_id")?;
     let rehearsal_state: Option<String> = row.try_get("rehearsal_state")?;
@@ -1074,10 +1082,7 @@ fn operation_from_row(row: &AnyRow) -> Result<OperationRecord, OrchestratorError
             .ok_or_else(|| corrupt("operations", format!("unknown plan kind {kind}")))?,
         state: OperationState::parse(&state)
             .ok_or_else(|| corrupt("operations", format!("unknown operation state {state}")))?,
-        undo_operation_id: undo
-            .map(|id| parse_id("undo_operation_id", &id))
-            .transpose()?,
-        point_in_time: row.try_get("point_in_time")?,
+        restore_source: restore_source_from_row(row, "operations")?,
         requested_by: row.try_get("requested_by")?,
         approved_by: row.try_get("approved_by")?,
         reason: row.try_get("reason")?,

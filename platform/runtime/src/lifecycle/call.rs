@@ -9,9 +9,9 @@ use sqlx::{AnyConnection, Row};
 use super::{
     Lifecycle, LifecycleError,
     model::{Action, LifecycleRequest, RestoreSource, Target, TargetOutcome},
-    registry::{self, Registry, json_list},
+    registry::{self, Registry},
 };
-use crate::{error::InvalidArgument, ids::SiteId};
+use crate::{error::InvalidArgument, ids::SiteId, store::json_list};
 
 /// The most targets one call may name.
 pub const MAX_TARGETS: usize = 10_000;

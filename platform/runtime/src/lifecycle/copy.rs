@@ -14,12 +14,12 @@ use super::{
     describe::describe,
     digests,
     model::{Action, LifecycleRequest, TargetOutcome, TenantState},
-    registry::{self, json_list},
+    registry,
     schema::{ColumnKind, SITE_COLUMN, TableSpec},
     scratch,
     tenant::{Value, bind_as},
 };
-use crate::{error::InvalidArgument, ids::SiteId};
+use crate::{error::InvalidArgument, ids::SiteId, store::json_list};
 
 /// One site to copy and the scratch site to copy it into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

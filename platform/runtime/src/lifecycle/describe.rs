@@ -15,10 +15,11 @@ use super::{
     Lifecycle, LifecycleError,
     digests::{self, Cached, Summary},
     model::{TableCount, Target, TargetOutcome, TenantState},
-    registry::{RegistryRow, json_list},
+    registry::RegistryRow,
     schema::{Column, ColumnKind, DELETED_AT_COLUMN, DELETED_BY_COLUMN, SITE_COLUMN, TableSpec},
 };
 use crate::ids::SiteId;
+use crate::store::json_list;
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Tally {

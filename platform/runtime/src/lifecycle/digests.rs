@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 
-use super::{LifecycleError, model::TableCount, registry::json_list};
+use super::{LifecycleError, model::TableCount};
+use crate::store::json_list;
 use crate::{
     ids::SiteId,
     store::{Backend, Store},

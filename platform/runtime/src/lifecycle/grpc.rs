@@ -19,9 +19,9 @@ use super::{
 };
 use crate::{
     auth::{Grant, Role, require_role},
-    error::{InvalidArgument, parse_id},
+    error::{InvalidArgument, parse_id, parse_timestamp},
     ids::SiteId,
-    store::{timestamp, unix_micros},
+    store::timestamp,
 };
 
 /// Says which shard database holds each site (product-data asks the catalog's placement).
@@ -434,17 +434,9 @@ impl TenantLifecycle for LifecycleService {
             Some(Source::UndoOperationId(operation)) => RestoreSource::Operation(
                 parse_id("undo_operation_id", operation).map_err(LifecycleError::from)?,
             ),
-            Some(Source::PointInTime(at)) => {
-                let at = std::time::SystemTime::try_from(*at).map_err(|_| {
-                    LifecycleError::from(InvalidArgument::field(
-                        "point_in_time",
-                        "INVALID_TIMESTAMP",
-                        format!("{at:?}"),
-                        "is not a valid timestamp",
-                    ))
-                })?;
-                RestoreSource::PointInTime(unix_micros(at))
-            }
+            Some(Source::PointInTime(at)) => RestoreSource::PointInTime(
+                parse_timestamp("point_in_time", *at).map_err(LifecycleError::from)?,
+            ),
             None => {
                 return Err(LifecycleError::from(InvalidArgument::missing(
                     "undo_operation_id | point_in_time",

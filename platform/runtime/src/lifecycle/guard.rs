@@ -21,9 +21,9 @@ use sqlx::AnyConnection;
 use super::{
     Lifecycle, LifecycleError,
     model::{LifecycleRequest, Target, TenantState},
-    registry::{self, Registry, json_list},
+    registry::{self, Registry},
 };
-use crate::{ids::SiteId, store::Backend};
+use crate::{ids::SiteId, store::Backend, store::json_list};
 
 /// Serializes guarded soft deletes within one PostgreSQL database.
 const LEDGER_LOCK: i64 = 0x6d69_6372_6f73_6764;

@@ -14,8 +14,9 @@ use std::collections::BTreeSet;
 
 use sqlx::{AnyConnection, Row};
 
-use super::{Lifecycle, LifecycleError, registry::json_list, schema::TableSpec, tenant::Value};
+use super::{Lifecycle, LifecycleError, schema::TableSpec, tenant::Value};
 use crate::store::Backend;
+use crate::store::json_list;
 
 /// What a record did to its target's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

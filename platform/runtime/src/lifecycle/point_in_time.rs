@@ -12,10 +12,9 @@ use sqlx::AnyConnection;
 use super::{
     Lifecycle, LifecycleError,
     marks::{self, Kind, Record},
-    registry::json_list,
     schema::TableSpec,
 };
-use crate::{error::InvalidArgument, ids::SiteId, store::rfc3339};
+use crate::{error::InvalidArgument, ids::SiteId, store::json_list, store::rfc3339};
 
 /// Returns `sites` to their state at `at` (unix µs): one set of statements per table, and
 /// one statement per mark record made since `at` (a few per app uninstalled or restored).

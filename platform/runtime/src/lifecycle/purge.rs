@@ -10,9 +10,10 @@ use super::{
     digests,
     marks::{self, Forget},
     model::{Action, LifecycleRequest, Target, TargetOutcome, TenantState},
-    registry::{self, Registry, Transition, json_list},
+    registry::{self, Registry, Transition},
 };
 use crate::ids::SiteId;
+use crate::store::json_list;
 
 impl Lifecycle {
     pub async fn purge(

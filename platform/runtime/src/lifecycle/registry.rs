@@ -17,7 +17,7 @@ use super::{
 use crate::{
     error::parse_id,
     ids::{OperationId, SiteId},
-    store::{Backend, Store},
+    store::{Backend, Store, json_list},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -409,11 +409,6 @@ pub(crate) async fn fence(
     .execute(&mut *connection)
     .await?;
     Ok(())
-}
-
-/// A JSON array of strings, bound as one parameter (see [`Store::json_strings`]).
-pub fn json_list(items: impl IntoIterator<Item = String>) -> String {
-    serde_json::Value::Array(items.into_iter().map(serde_json::Value::String).collect()).to_string()
 }
 
 #[cfg(test)]

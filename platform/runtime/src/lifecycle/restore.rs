@@ -13,11 +13,12 @@ use super::{
     marks::{MarkedGroup, Scoped},
     model::{Action, LifecycleRequest, RestoreSource, Target, TargetOutcome, TenantState},
     point_in_time,
-    registry::{self, Registry, Transition, json_list},
+    registry::{self, Registry, Transition},
 };
 use crate::{
     error::InvalidArgument,
     ids::{OperationId, SiteId},
+    store::json_list,
 };
 
 impl Lifecycle {

@@ -10,11 +10,12 @@ use super::{
     digests,
     marks::Owned,
     model::{Action, LifecycleRequest, Target, TargetOutcome, TenantState},
-    registry::{self, Registry, Transition, json_list},
+    registry::{self, Registry, Transition},
     schema::TableSpec,
     tenant::{Value, bind},
 };
 use crate::ids::SiteId;
+use crate::store::json_list;
 
 impl Lifecycle {
     pub(crate) async fn apply_soft_delete(

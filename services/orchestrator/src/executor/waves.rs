@@ -5,14 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use micros_platform::{auth::Grant, ids::SiteId, store::timestamp};
+use micros_platform::{auth::Grant, ids::SiteId};
 use micros_proto::lifecycle::v1::{TenantState, restore_request::Source};
 
 use super::{RestoreCall, Run, Stop, lifecycle_target, lifecycle_targets, paired};
 use crate::{
     error::OrchestratorError,
     fleet::Deletion,
-    model::{OperationState, PlanKind, TargetStatus},
+    model::{OperationState, PlanKind, RestoreSource, TargetStatus},
     store::TargetRecord,
 };
 
@@ -124,7 +124,10 @@ impl Run<'_> {
             .await?;
         paired("catalog", &lifecycle, &outcomes)?;
         let kind = self.operation.kind;
-        let restoring_to_a_time = self.operation.point_in_time.is_some();
+        let restoring_to_a_time = matches!(
+            self.operation.restore_source,
+            Some(RestoreSource::PointInTime(_))
+        );
         for (target, outcome) in lifecycle.iter().zip(&outcomes) {
             let state = outcome.state();
             let expected: &[TenantState] = match kind {
@@ -260,16 +263,14 @@ impl Run<'_> {
     }
 
     fn restore_source(&self) -> Result<Source, Stop> {
-        match (
-            self.operation.undo_operation_id,
-            self.operation.point_in_time,
-        ) {
-            (Some(undo), _) => Ok(Source::UndoOperationId(undo.to_string())),
-            (None, Some(at)) => Ok(Source::PointInTime(timestamp(at))),
-            (None, None) => Err(Stop::Failed(OrchestratorError::Unexpected(
-                "a restore without a source".to_owned(),
-            ))),
-        }
+        self.operation
+            .restore_source
+            .map(RestoreSource::to_proto)
+            .ok_or_else(|| {
+                Stop::Failed(OrchestratorError::Unexpected(
+                    "a restore without a source".to_owned(),
+                ))
+            })
     }
 
     /// Restores a wave: catalog first (the site record and placement come back with
@@ -320,12 +321,12 @@ impl Run<'_> {
         // Only this wave's records are read; whether the deletion recorded any site at
         // all decides if a missing record fails.
         let (recorded, deletion_recorded): (BTreeMap<SiteId, BTreeMap<String, String>>, bool) =
-            match self.operation.undo_operation_id {
-                Some(undo) => (
+            match self.operation.restore_source {
+                Some(RestoreSource::Undo(undo)) => (
                     self.store().recorded_fingerprints(undo, &sites).await?,
                     self.store().has_site_targets(undo).await?,
                 ),
-                None => (BTreeMap::new(), false),
+                Some(RestoreSource::PointInTime(_)) | None => (BTreeMap::new(), false),
             };
         self.verify_and_mark(&restored, TargetStatus::Verified, |service, target, outcome| {
             let expected = recorded
