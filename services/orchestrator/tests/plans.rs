@@ -145,6 +145,28 @@ impl Suite {
             .into_inner()
     }
 
+    /// Applies `made` and waits for it to succeed; the operation as it ended.
+    async fn applied(&self, made: &pb::Plan) -> pb::Operation {
+        let operation = self.apply(made).await;
+        let done = self.wait(&operation.operation_id).await;
+        assert_eq!(
+            done.state(),
+            pb::OperationState::Succeeded,
+            "{}",
+            done.halt_reason
+        );
+        done
+    }
+
+    /// Asserts that the catalog says every one of `sites` is `state` now.
+    async fn assert_sites(&self, sites: &[String], state: micros_proto::catalog::v1::SiteState) {
+        let resolved = self.resolved(sites).await;
+        assert!(
+            resolved.iter().all(|site| site.site_state() == state),
+            "{state:?}: {resolved:?}"
+        );
+    }
+
     /// What the catalog says each of `sites` is now.
     async fn resolved(&self, sites: &[String]) -> Vec<micros_proto::catalog::v1::ResolvedInput> {
         self.catalog
@@ -511,12 +533,9 @@ async fn deletion_runs_in_waves_and_a_restore_brings_every_site_back_verified() 
             "{backend:?}: {}",
             deleted.halt_reason
         );
-        let resolved = suite.resolved(&sites).await;
-        assert!(
-            resolved
-                .iter()
-                .all(|site| site.site_state() == micros_proto::catalog::v1::SiteState::Deleted)
-        );
+        suite
+            .assert_sites(&sites, micros_proto::catalog::v1::SiteState::Deleted)
+            .await;
 
         let restore = suite
             .operator()
@@ -533,14 +552,7 @@ async fn deletion_runs_in_waves_and_a_restore_brings_every_site_back_verified() 
             "the targets come from the deleting operation"
         );
         suite.approved(&restore).await;
-        let restoring = suite.apply(&restore).await;
-        let restored = suite.wait(&restoring.operation_id).await;
-        assert_eq!(
-            restored.state(),
-            pb::OperationState::Succeeded,
-            "{}",
-            restored.halt_reason
-        );
+        let restoring = suite.applied(&restore).await;
         let report = suite
             .operator()
             .get_report(pb::GetReportRequest {
@@ -570,9 +582,7 @@ async fn restoring_an_operation_leaves_out_its_sites_that_are_active_again() {
         .unwrap()
         .into_inner();
     suite.approved(&made).await;
-    let deleting = suite.apply(&made).await;
-    let deleted = suite.wait(&deleting.operation_id).await;
-    assert_eq!(deleted.state(), pb::OperationState::Succeeded);
+    let deleting = suite.applied(&made).await;
 
     let restore_of = |inputs: &[String]| CreatePlanRequest {
         undo_operation_id: deleting.operation_id.clone(),
@@ -584,8 +594,7 @@ async fn restoring_an_operation_leaves_out_its_sites_that_are_active_again() {
         .await
         .unwrap()
         .into_inner();
-    let restored_first = suite.apply(&first).await;
-    suite.wait(&restored_first.operation_id).await;
+    suite.applied(&first).await;
 
     let rest = suite
         .operator()
@@ -597,21 +606,10 @@ async fn restoring_an_operation_leaves_out_its_sites_that_are_active_again() {
     assert_eq!(rest.already_active, vec![sites[0].clone()]);
     let targets: Vec<&str> = rest.targets.iter().map(|t| t.site_id.as_str()).collect();
     assert_eq!(targets, vec![sites[1].as_str(), sites[2].as_str()]);
-    let restoring = suite.apply(&rest).await;
-    let restored = suite.wait(&restoring.operation_id).await;
-    assert_eq!(
-        restored.state(),
-        pb::OperationState::Succeeded,
-        "{}",
-        restored.halt_reason
-    );
-    let resolved = suite.resolved(&sites).await;
-    assert!(
-        resolved
-            .iter()
-            .all(|site| site.site_state() == micros_proto::catalog::v1::SiteState::Active),
-        "{resolved:?}"
-    );
+    suite.applied(&rest).await;
+    suite
+        .assert_sites(&sites, micros_proto::catalog::v1::SiteState::Active)
+        .await;
 
     let nothing_left = suite
         .operator()
@@ -681,13 +679,9 @@ async fn abort_undoes_what_the_operation_already_deleted() {
         "{}",
         final_state.halt_reason
     );
-    let resolved = suite.resolved(&sites).await;
-    assert!(
-        resolved
-            .iter()
-            .all(|site| site.site_state() == micros_proto::catalog::v1::SiteState::Active),
-        "every site the operation deleted is back"
-    );
+    suite
+        .assert_sites(&sites, micros_proto::catalog::v1::SiteState::Active)
+        .await;
     let resume_aborted = suite
         .operator()
         .resume_operation(OperationControlRequest {
@@ -735,11 +729,7 @@ impl Suite {
             .await
             .unwrap()
             .into_inner();
-        let operation = self.apply(&made).await;
-        assert_eq!(
-            self.wait(&operation.operation_id).await.state(),
-            pb::OperationState::Succeeded
-        );
+        self.applied(&made).await;
     }
 }
 
@@ -814,26 +804,15 @@ async fn a_restore_drill_deletes_restores_and_verifies_every_wave() {
             .into_inner();
         assert!(made.errors.is_empty(), "{:?}", made.errors);
         suite.approved(&made).await;
-        let operation = suite.apply(&made).await;
-        let done = suite.wait(&operation.operation_id).await;
-        assert_eq!(
-            done.state(),
-            pb::OperationState::Succeeded,
-            "{backend:?}: {}",
-            done.halt_reason
-        );
+        let done = suite.applied(&made).await;
         assert_eq!(done.targets_done, 7);
-        let resolved = suite.resolved(&sites).await;
-        assert!(
-            resolved
-                .iter()
-                .all(|site| site.site_state() == micros_proto::catalog::v1::SiteState::Active),
-            "every drilled site is back"
-        );
+        suite
+            .assert_sites(&sites, micros_proto::catalog::v1::SiteState::Active)
+            .await;
         let report = suite
             .operator()
             .get_report(pb::GetReportRequest {
-                operation_id: operation.operation_id,
+                operation_id: done.operation_id,
             })
             .await
             .unwrap()
