@@ -410,10 +410,11 @@ async fn get_site_shows_a_site_deleted_in_one_service_only_as_split() {
             "orchestrator",
             &[Role::Lifecycle],
         ));
+        let stray = OperationId::new().to_string();
         product_data
             .soft_delete(SoftDeleteRequest {
                 targets: vec![target_to_proto(&Target::Site(site.parse().unwrap()))],
-                operation_id: OperationId::new().to_string(),
+                operation_id: stray.clone(),
                 justification: Some(Justification {
                     reason: "a deletion that reached one service".to_owned(),
                     ticket: "OPS-9".to_owned(),
@@ -450,6 +451,50 @@ async fn get_site_shows_a_site_deleted_in_one_service_only_as_split() {
                 .iter()
                 .all(|service| service.error.is_empty()),
             "{split:?}"
+        );
+
+        // A restore of that operation takes the site although the catalog says active,
+        // and mends it.
+        let mending = approved_plan(
+            &mut world.alice,
+            &mut world.bob,
+            CreatePlanRequest {
+                undo_operation_id: stray,
+                ..request(PlanKind::RestoreSites, std::slice::from_ref(&site))
+            },
+        )
+        .await;
+        assert_eq!(mending.targets.len(), 1, "{mending:?}");
+        let operation = apply(&mut world.alice, &mending).await.unwrap();
+        let done = settle(&mut world.alice, &operation.operation_id).await;
+        assert_eq!(
+            done.state(),
+            pb::OperationState::Succeeded,
+            "{}",
+            done.halt_reason
+        );
+        let mended = world
+            .alice
+            .get_site(pb::GetSiteRequest { site: site.clone() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!mended.split, "{mended:?}");
+
+        // Active everywhere now: naming it again is refused, with nothing to restore.
+        let again = world
+            .alice
+            .create_plan(CreatePlanRequest {
+                undo_operation_id: operation.operation_id.clone(),
+                ..request(PlanKind::RestoreSites, std::slice::from_ref(&site))
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            again.errors.first().map(|error| error.reason.as_str()),
+            Some("WRONG_STATE"),
+            "{again:?}"
         );
         world.stop().await;
     }

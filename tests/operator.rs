@@ -260,6 +260,72 @@ async fn a_hold_in_any_service_stops_purge_plans_and_the_reaper() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_hold_changes_take_turns_and_every_service_ends_on_the_same_answer() {
+    for backend in testing::backends() {
+        let (suite, orchestrator, alice, _bob) = start(backend, Duration::ZERO).await;
+        let seeded = suite.seed(&orchestrator.server.url(), "racing", 1).await;
+        let site = seeded[0].site_id.clone();
+        let target = [Target::Site(SiteId::parse(&site).unwrap())];
+        for round in 0..3 {
+            let racers = (0..6).map(|racer| {
+                let (mut client, site) = (alice.clone(), site.clone());
+                async move {
+                    client
+                        .set_site_hold(SetSiteHoldRequest {
+                            site,
+                            hold: racer % 2 == 0,
+                            reason: format!("round {round}, racer {racer}"),
+                            ticket: String::new(),
+                        })
+                        .await
+                }
+            });
+            let answers = futures::future::join_all(racers).await;
+            let mut changed = 0;
+            for answer in &answers {
+                match answer {
+                    Ok(_) => changed += 1,
+                    Err(status) => {
+                        assert_eq!(status.code(), tonic::Code::Aborted, "{status}");
+                        assert_eq!(
+                            status.get_details_error_info().unwrap().reason,
+                            "HOLD_CHANGE_IN_FLIGHT"
+                        );
+                    }
+                }
+            }
+            assert!(changed >= 1, "{answers:?}");
+            let holds: Vec<(String, bool)> = suite
+                .describe(&target)
+                .await
+                .into_iter()
+                .map(|(service, outcomes)| (service, outcomes[0].hold))
+                .collect();
+            let held = holds[0].1;
+            assert!(
+                holds.iter().all(|(_, hold)| *hold == held),
+                "round {round}: {holds:?}"
+            );
+            let listed = alice
+                .clone()
+                .list_site_holds(ListSiteHoldsRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .holds
+                .iter()
+                .any(|hold| hold.site_id == site);
+            assert_eq!(
+                listed, held,
+                "round {round}: the orchestrator's list agrees"
+            );
+        }
+        orchestrator.stop().await;
+        suite.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reports_lists_errors_and_plans_as_an_operator_needs_them() {
     for backend in testing::backends() {
         let (suite, orchestrator, mut alice, mut bob) = start(backend, Duration::ZERO).await;

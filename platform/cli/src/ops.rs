@@ -55,10 +55,6 @@ impl std::error::Error for Failure {}
 
 pub const REFUSED: u8 = 3;
 
-fn refused(message: String) -> anyhow::Error {
-    refused_with("REFUSED", message, [])
-}
-
 fn refused_with<const N: usize>(
     reason: &str,
     message: String,
@@ -350,7 +346,7 @@ fn plan_text(plan: &pb::Plan) -> String {
             plan.plan_id, plan.fingerprint
         ));
     }
-    if plan.errors.is_empty() {
+    if plan.errors.is_empty() && !plan.targets.is_empty() {
         text.push_str(&format!(
             "apply with: micros apply {} --fingerprint {}",
             plan.plan_id, plan.fingerprint
@@ -502,8 +498,13 @@ pub async fn plan(connection: &Connection, args: PlanArgs) -> anyhow::Result<()>
         .map_err(from_status)?
         .into_inner();
     connection.print(&plan, || plan_text(&plan))?;
-    if let Some(first) = plan.errors.first() {
-        return Err(refused_with(
+    refuse_errors(&plan)
+}
+
+/// A plan with errors cannot be applied: refused naming its first bad input.
+fn refuse_errors(plan: &pb::Plan) -> anyhow::Result<()> {
+    match plan.errors.first() {
+        Some(first) => Err(refused_with(
             "PLAN_HAS_ERRORS",
             format!(
                 "the plan has {} errors and cannot be applied; first bad input `{}`: {} ({})",
@@ -518,9 +519,9 @@ pub async fn plan(connection: &Connection, args: PlanArgs) -> anyhow::Result<()>
                 ("first_input", first.input.clone()),
                 ("first_reason", first.reason.clone()),
             ],
-        ));
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 pub async fn approve(
@@ -751,14 +752,12 @@ pub async fn restore(
         .await
         .map_err(from_status)?
         .into_inner();
+    if !plan.errors.is_empty() {
+        connection.print(&plan, || plan_text(&plan))?;
+        return refuse_errors(&plan);
+    }
     if connection.output == Output::Text {
         println!("{}", plan_text(&plan));
-    }
-    if let Some(first) = plan.errors.first() {
-        return Err(refused(format!(
-            "the restore plan has errors; first bad input `{}`: {}",
-            first.input, first.message
-        )));
     }
     if plan.targets.is_empty() {
         return connection.print(&plan, || {
@@ -792,13 +791,14 @@ pub async fn site(connection: &Connection, site: String) -> anyhow::Result<()> {
             .iter()
             .map(|service| match service.error.as_str() {
                 "" => format!(
-                    "{} {}",
+                    "{} {}{}",
                     service.service,
                     service
                         .state()
                         .as_str_name()
                         .trim_start_matches("TENANT_STATE_")
-                        .to_lowercase()
+                        .to_lowercase(),
+                    if service.hold { " (held)" } else { "" }
                 ),
                 error => format!("{} unreachable ({error})", service.service),
             })
@@ -813,7 +813,7 @@ pub async fn site(connection: &Connection, site: String) -> anyhow::Result<()> {
             summary.app_installations,
             services.join(", "),
             if summary.split {
-                "\n  SPLIT: the services disagree on this site's state"
+                "\n  SPLIT: the services disagree on this site's state or hold"
             } else {
                 ""
             }

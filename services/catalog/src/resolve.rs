@@ -30,13 +30,18 @@ fn classify(input: &str) -> Class {
     match parse_kind(input) {
         Ok((Kind::Site, _)) => Class::Site(input.to_owned()),
         Ok((Kind::AppInstallation, _)) => Class::App(input.to_owned()),
-        Ok((other, _)) => Class::Unresolved(
-            pb::InputKind::OtherId,
-            format!(
-                "a {} ID, neither a site nor an app installation",
-                other.name()
-            ),
-        ),
+        Ok((other, _)) => {
+            let name = other.name();
+            let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            Class::Unresolved(
+                pb::InputKind::OtherId,
+                format!("{article} {name} ID, neither a site nor an app installation"),
+            )
+        }
         Err(id_error) => match SiteUrl::parse("input", input) {
             Ok(url) => Class::Url(url.as_str().to_owned()),
             Err(_) => Class::Unresolved(
@@ -185,10 +190,13 @@ mod tests {
         assert_eq!(classify(&site), Class::Site(site.clone()));
         let app = AppInstallationId::new().to_string();
         assert_eq!(classify(&app), Class::App(app.clone()));
-        assert!(matches!(
+        assert_eq!(
             classify(&OperationId::new().to_string()),
-            Class::Unresolved(pb::InputKind::OtherId, _)
-        ));
+            Class::Unresolved(
+                pb::InputKind::OtherId,
+                "an operation ID, neither a site nor an app installation".to_owned()
+            )
+        );
         assert!(matches!(
             classify(" "),
             Class::Unresolved(pb::InputKind::Malformed, _)

@@ -49,6 +49,11 @@ pub fn check_approval(plan: &PlanRecord, approver: &str) -> Result<(), Orchestra
 /// The plan may be applied: no errors, and approved when it needed approval.
 pub fn check_apply(plan: &PlanRecord, threshold_sites: u32) -> Result<(), OrchestratorError> {
     check_no_errors(plan)?;
+    if plan.body.targets.is_empty() {
+        return Err(OrchestratorError::PlanEmpty {
+            plan_id: plan.plan_id,
+        });
+    }
     if plan.requires_approval && plan.approved_by.is_none() {
         return Err(OrchestratorError::ApprovalRequired {
             plan_id: plan.plan_id,
@@ -94,12 +99,12 @@ pub fn control_target(
 
 #[cfg(test)]
 mod tests {
-    use micros_platform::ids::{OperationId, PlanId};
+    use micros_platform::ids::{OperationId, PlanId, SiteId};
 
     use super::*;
     use crate::{
         model::PlanKind,
-        store::{PlanBody, PlannedError, Rehearsal},
+        store::{PlanBody, PlannedError, PlannedTarget, Rehearsal},
     };
 
     fn plan() -> PlanRecord {
@@ -114,7 +119,19 @@ mod tests {
             reason: String::new(),
             ticket: String::new(),
             restore_source: None,
-            body: PlanBody::default(),
+            body: PlanBody {
+                targets: vec![PlannedTarget {
+                    input: "https://acme.example.net".to_owned(),
+                    site_id: SiteId::new(),
+                    site_name: "Acme".to_owned(),
+                    site_url: "https://acme.example.net".to_owned(),
+                    app_installation_id: None,
+                    app_key: String::new(),
+                    products: Vec::new(),
+                    app_installations: 0,
+                }],
+                ..PlanBody::default()
+            },
             create_time: 0,
             expire_time: 100,
             operation_id: None,
@@ -176,7 +193,7 @@ mod tests {
                     reason: "WRONG_KIND".to_owned(),
                     message: "an app installation".to_owned(),
                 }],
-                ..PlanBody::default()
+                ..plan().body
             },
             ..plan()
         };
@@ -197,6 +214,11 @@ mod tests {
             ..plan()
         };
         assert!(check_apply(&small, 5).is_ok());
+        let empty = PlanRecord {
+            body: PlanBody::default(),
+            ..small
+        };
+        assert_eq!(reason(check_apply(&empty, 5)), "PLAN_EMPTY");
     }
 
     #[test]

@@ -60,13 +60,13 @@ impl Fleet {
                 OrchestratorError::Unexpected("the catalog resolved no input".to_owned())
             })?;
         if !matches!(resolved.kind(), InputKind::Site | InputKind::SiteUrl) {
-            return Err(InvalidArgument::field(
-                "site",
-                "NOT_A_SITE",
-                site,
-                format!("is not a site ID or site URL: {}", resolved.problem),
-            )
-            .into());
+            let message = match resolved.kind() {
+                InputKind::AppInstallation => {
+                    "is an app installation, not a site ID or site URL".to_owned()
+                }
+                _ => format!("is not a site ID or site URL: {}", resolved.problem),
+            };
+            return Err(InvalidArgument::field("site", "NOT_A_SITE", site, message).into());
         }
         if !resolved.found {
             return Err(downstream(status_with_info(

@@ -2,7 +2,7 @@
 
 use micros_platform::{
     error::{PlatformError, Problem, into_status, status_with_info},
-    ids::{OperationId, PlanId},
+    ids::{OperationId, PlanId, SiteId},
 };
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -22,6 +22,8 @@ pub enum OrchestratorError {
         errors: usize,
         first: String,
     },
+    #[error("plan {plan_id} has no targets: there is nothing to apply")]
+    PlanEmpty { plan_id: PlanId },
     #[error("plan {plan_id} expired at {expire_time}; make a new plan")]
     PlanExpired {
         plan_id: PlanId,
@@ -61,6 +63,9 @@ pub enum OrchestratorError {
         .sites.len(), .sites.first().map(String::as_str).unwrap_or("")
     )]
     SitesBusy { holder: String, sites: Vec<String> },
+    /// Another hold change on the site is being made in every service; retry when it is.
+    #[error("another hold change on {site_id} is in flight (until {until} at the latest); retry")]
+    HoldChangeInFlight { site_id: SiteId, until: String },
     /// This runner no longer holds the operation (another runner claimed it): it stops
     /// without changing anything.
     #[error("operation {operation_id} is driven by another runner now")]
@@ -100,13 +105,14 @@ impl Problem for OrchestratorError {
             Self::Platform(inner) => inner.code(),
             Self::PlanNotFound { .. } | Self::OperationNotFound { .. } => Code::NotFound,
             Self::PlanHasErrors { .. }
+            | Self::PlanEmpty { .. }
             | Self::PlanExpired { .. }
             | Self::FingerprintMismatch { .. }
             | Self::ApprovalRequired { .. }
             | Self::AlreadyApplied { .. }
             | Self::InvalidTransition { .. }
             | Self::SitesBusy { .. } => Code::FailedPrecondition,
-            Self::Fenced { .. } => Code::Aborted,
+            Self::Fenced { .. } | Self::HoldChangeInFlight { .. } => Code::Aborted,
             Self::SelfApproval { .. } => Code::PermissionDenied,
             Self::Unexpected(_) => Code::FailedPrecondition,
             Self::Downstream { status, .. } => match status.code() {
@@ -122,6 +128,7 @@ impl Problem for OrchestratorError {
             Self::PlanNotFound { .. } => "PLAN_NOT_FOUND",
             Self::OperationNotFound { .. } => "OPERATION_NOT_FOUND",
             Self::PlanHasErrors { .. } => "PLAN_HAS_ERRORS",
+            Self::PlanEmpty { .. } => "PLAN_EMPTY",
             Self::PlanExpired { .. } => "PLAN_EXPIRED",
             Self::FingerprintMismatch { .. } => "PLAN_FINGERPRINT_MISMATCH",
             Self::ApprovalRequired { .. } => "APPROVAL_REQUIRED",
@@ -129,6 +136,7 @@ impl Problem for OrchestratorError {
             Self::AlreadyApplied { .. } => "PLAN_ALREADY_APPLIED",
             Self::InvalidTransition { .. } => "INVALID_OPERATION_TRANSITION",
             Self::SitesBusy { .. } => "SITES_BUSY",
+            Self::HoldChangeInFlight { .. } => "HOLD_CHANGE_IN_FLIGHT",
             Self::Fenced { .. } => "OPERATION_FENCED",
             Self::Downstream { .. } => "DOWNSTREAM_FAILURE",
             Self::Unexpected(_) => "UNEXPECTED_RESULT",
@@ -145,7 +153,9 @@ impl Problem for OrchestratorError {
     fn metadata(&self) -> Vec<(&'static str, String)> {
         match self {
             Self::Platform(inner) => inner.metadata(),
-            Self::PlanNotFound { plan_id } | Self::PlanExpired { plan_id, .. } => {
+            Self::PlanNotFound { plan_id }
+            | Self::PlanEmpty { plan_id }
+            | Self::PlanExpired { plan_id, .. } => {
                 vec![("plan_id", plan_id.to_string())]
             }
             Self::OperationNotFound { operation_id } => {
@@ -201,6 +211,10 @@ impl Problem for OrchestratorError {
                 ("operation_id", operation_id.to_string()),
                 ("state", (*from).to_owned()),
                 ("requested_state", (*to).to_owned()),
+            ],
+            Self::HoldChangeInFlight { site_id, until } => vec![
+                ("site_id", site_id.to_string()),
+                ("expire_time", until.clone()),
             ],
             Self::SitesBusy { holder, sites } => vec![
                 ("holding_operation_id", holder.clone()),

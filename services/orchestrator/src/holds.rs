@@ -23,8 +23,14 @@ pub struct HoldRequest {
     pub principal: String,
 }
 
+/// How long a hold change keeps its site's slot if its process dies half-way.
+const HOLD_CHANGE_TTL_MICROS: i64 = 120_000_000;
+
 /// Sets or clears the hold in every service, catalog first; a service that refuses
-/// (a purged site) or cannot be reached fails the call, and a retry is harmless.
+/// (a purged site) or cannot be reached fails the call, and a retry is harmless. Changes
+/// of one site take turns (a racing one is refused as `HOLD_CHANGE_IN_FLIGHT`), so the
+/// services never end on different answers; a change runs to its end even when its
+/// caller goes away.
 pub async fn set(
     fleet: &Fleet,
     store: &OrchestratorStore,
@@ -34,17 +40,39 @@ pub async fn set(
     micros_platform::input::check_text("reason", &request.reason, true)?;
     micros_platform::input::check_text("ticket", &request.ticket, false)?;
     let site_id: SiteId = parse_id("site_id", &fleet.resolve_site(&request.site).await?.site_id)?;
+    let change = OperationId::new();
+    store
+        .begin_hold_change(site_id, change, now, now + HOLD_CHANGE_TTL_MICROS)
+        .await?;
+    let (fleet, store) = (fleet.clone(), store.clone());
+    tokio::spawn(async move {
+        let changed = apply(&fleet, &store, site_id, change, request, now).await;
+        store.end_hold_change(site_id, change).await?;
+        changed
+    })
+    .await
+    .map_err(|error| OrchestratorError::Unexpected(format!("the hold change failed: {error}")))?
+}
+
+/// The change itself, holding the site's slot.
+async fn apply(
+    fleet: &Fleet,
+    store: &OrchestratorStore,
+    site_id: SiteId,
+    change: OperationId,
+    request: HoldRequest,
+    now: i64,
+) -> Result<HoldRecord, OrchestratorError> {
     let why = Why {
         reason: format!("{} (hold by {})", request.reason, request.principal),
         ticket: request.ticket.clone(),
     };
-    let operation = OperationId::new();
     for service in fleet.services() {
         fleet
             .set_hold(
                 service,
                 &[Target::Site(site_id)],
-                operation,
+                change,
                 &why,
                 request.hold,
             )

@@ -12,7 +12,7 @@ use micros_platform::{
 };
 use micros_proto::{
     catalog::v1::{InputKind, ResolvedInput, SiteState},
-    lifecycle::v1::TargetOutcome,
+    lifecycle::v1::{TargetOutcome, TenantState},
     orchestrator::v1::{self as pb, ExpectedKind},
 };
 
@@ -141,10 +141,22 @@ impl Planner<'_> {
         let mut inputs: Vec<String> = request.inputs.clone();
         let from_operation = inputs.is_empty();
         if from_operation && let Some(RestoreSource::Undo(undo)) = restore_source {
-            inputs = self
-                .store
-                .targets(undo)
-                .await?
+            let undone = self.store.targets(undo).await?;
+            if !undone.is_empty()
+                && undone
+                    .iter()
+                    .all(|target| target.app_installation_id.is_some())
+            {
+                return Err(InvalidArgument::field(
+                    "undo_operation_id",
+                    "UNDO_OF_UNINSTALL",
+                    undo.to_string(),
+                    "uninstalled app installations, and a restore by operation brings back \
+                     sites; restore the sites to a point in time before it instead",
+                )
+                .into());
+            }
+            inputs = undone
                 .into_iter()
                 .filter(|target| target.app_installation_id.is_none())
                 .map(|target| target.site_id.to_string())
@@ -162,6 +174,12 @@ impl Planner<'_> {
             ..PlanBody::default()
         };
         let mut seen = BTreeSet::new();
+        // Each target once, by the input that named it first: an ID and its site URL
+        // are two inputs but one target, and a service refuses a call naming it twice.
+        let mut named: BTreeMap<String, &str> = BTreeMap::new();
+        // Restores of an operation: targets the catalog has active already, settled
+        // once every service has described them.
+        let mut active_in_catalog = BTreeSet::new();
         for result in &resolved {
             if !seen.insert(result.input.clone()) {
                 body.errors.push(error(
@@ -171,38 +189,28 @@ impl Planner<'_> {
                 ));
                 continue;
             }
-            if from_operation
-                && kind == PlanKind::RestoreSites
-                && result.found
-                && result.site_state() == SiteState::Active
-                && let Ok(site_id) = result.site_id.parse::<SiteId>()
-            {
-                body.already_active.push(site_id);
-                continue;
-            }
             match self.classify(kind, &request, result) {
-                Ok(target) => body.targets.push(target),
+                Ok(target) => {
+                    let key = target.key();
+                    if let Some(first) = named.get(&key) {
+                        body.errors.push(error(
+                            &result.input,
+                            "DUPLICATE_TARGET",
+                            format!("names {key}, which input `{first}` names already"),
+                        ));
+                        continue;
+                    }
+                    named.insert(key, &result.input);
+                    if kind == PlanKind::RestoreSites && result.site_state() == SiteState::Active {
+                        active_in_catalog.insert(target.site_id);
+                    }
+                    body.targets.push(target);
+                }
                 Err(problem) => body.errors.push(problem),
             }
         }
         if !request.canary.is_empty() {
             put_canary_first(&mut body, &request.canary);
-        }
-        let distinct_targets: BTreeSet<String> = body
-            .targets
-            .iter()
-            .map(|target| {
-                target
-                    .app_installation_id
-                    .map_or_else(|| target.site_id.to_string(), |app| app.to_string())
-            })
-            .collect();
-        if distinct_targets.len() != body.targets.len() {
-            body.errors.push(error(
-                "",
-                "DUPLICATE_TARGET",
-                "two inputs name the same target (an ID and its site URL?)".to_owned(),
-            ));
         }
         if request.expected_count > 0
             && usize::try_from(request.expected_count).ok() != Some(body.targets.len())
@@ -232,7 +240,15 @@ impl Planner<'_> {
             ));
         }
         self.drop_busy(&mut body).await?;
-        let described = self.describe(kind, &body.targets).await?;
+        let mut described = self.describe(kind, &body.targets).await?;
+        if restore_source.and_then(RestoreSource::undo).is_some() {
+            settle_active(
+                &mut body,
+                &mut described,
+                &active_in_catalog,
+                from_operation,
+            );
+        }
         if kind == PlanKind::PurgeSites {
             self.drop_unpurgeable(&mut body, &described);
         }
@@ -357,6 +373,9 @@ impl Planner<'_> {
             (PlanKind::DeleteSites | PlanKind::RestoreDrill, _) => {
                 needs(SiteState::Active, "active")?
             }
+            // Active in the catalog is settled once every service has described the
+            // site: a site a halted restore left split still needs this one.
+            (PlanKind::RestoreSites, false) if state == SiteState::Active => {}
             (PlanKind::RestoreSites, false) | (PlanKind::PurgeSites, _) => {
                 needs(SiteState::Deleted, "deleted")?
             }
@@ -563,6 +582,68 @@ fn blast_radius(
         }
     }
     blast
+}
+
+/// A restore of an operation over sites the catalog has active (`active_in_catalog`): a
+/// site active in every service has nothing to restore, and is left out (listed in
+/// `already_active`) when the operation supplied the inputs, or refused when the operator
+/// named it; a site some service still has deleted (a halted operation left it split)
+/// stays a target, so the restore mends it. `described` loses the outcomes of the
+/// targets taken out, keeping it in target order.
+fn settle_active(
+    body: &mut PlanBody,
+    described: &mut BTreeMap<String, Vec<TargetOutcome>>,
+    active_in_catalog: &BTreeSet<SiteId>,
+    from_operation: bool,
+) {
+    if active_in_catalog.is_empty() {
+        return;
+    }
+    let settled: Vec<bool> = body
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(index, target)| {
+            active_in_catalog.contains(&target.site_id)
+                && described.values().all(|outcomes| {
+                    outcomes.get(index).is_none_or(|outcome| {
+                        matches!(outcome.state(), TenantState::Active | TenantState::Absent)
+                    })
+                })
+        })
+        .collect();
+    for outcomes in described.values_mut() {
+        let mut index = 0;
+        outcomes.retain(|_| {
+            let keep = !settled.get(index).copied().unwrap_or(false);
+            index += 1;
+            keep
+        });
+    }
+    let mut index = 0;
+    let mut left_out = Vec::new();
+    body.targets.retain(|target| {
+        let keep = !settled[index];
+        index += 1;
+        if !keep {
+            left_out.push(target.clone());
+        }
+        keep
+    });
+    for target in left_out {
+        if from_operation {
+            body.already_active.push(target.site_id);
+        } else {
+            body.errors.push(error(
+                &target.input,
+                "WRONG_STATE",
+                format!(
+                    "{} is active in every service; this plan needs it deleted",
+                    target.site_id
+                ),
+            ));
+        }
+    }
 }
 
 /// Moves the targets the plan names as its canary to the front, in the order named, and

@@ -16,14 +16,14 @@ pub async fn summary(fleet: &Fleet, site: &str) -> Result<pb::SiteSummary, Orche
     let details = fleet.site_record(&resolved.site_id).await?;
     let services = service_states(fleet, site_id).await;
     let split = {
-        let mut held = services
+        let mut answers = services
             .iter()
             .filter(|service| {
                 service.state != TenantState::Absent as i32 && service.error.is_empty()
             })
-            .map(|service| service.state);
-        let first = held.next();
-        held.any(|state| Some(state) != first)
+            .map(|service| (service.state, service.hold));
+        let first = answers.next();
+        answers.any(|answer| Some(answer) != first)
     };
     Ok(pb::SiteSummary {
         state: resolved.site_state,
@@ -54,6 +54,7 @@ async fn service_states(fleet: &Fleet, site_id: SiteId) -> Vec<pb::ServiceSiteSt
                     live_rows: outcome.counts.iter().map(|count| count.live).sum(),
                     deleted_rows: outcome.counts.iter().map(|count| count.deleted).sum(),
                     error: String::new(),
+                    hold: outcome.hold,
                 },
                 Ok(None) => pb::ServiceSiteState {
                     service: service.clone(),

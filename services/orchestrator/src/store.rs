@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use micros_platform::{
     error::parse_id,
     ids::{AppInstallationId, OperationId, PlanId, SiteId},
-    store::{Store, StoreError, json_list},
+    store::{Store, StoreError, json_list, rfc3339},
 };
 use serde::{Deserialize, Serialize};
 use sqlx::{Row, any::AnyRow};
@@ -27,6 +27,14 @@ pub struct PlannedTarget {
     /// Apps installed on the site (what a site target takes down with it).
     #[serde(default)]
     pub app_installations: i64,
+}
+
+impl PlannedTarget {
+    /// What the target is, as one key: its app installation, or else its site.
+    pub fn key(&self) -> String {
+        self.app_installation_id
+            .map_or_else(|| self.site_id.to_string(), |app| app.to_string())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -899,6 +907,57 @@ impl OrchestratorStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Takes `site_id`'s hold-change slot for `change` until `expire_time`; refused while
+    /// another change holds it and has not lapsed at `now`.
+    pub async fn begin_hold_change(
+        &self,
+        site_id: SiteId,
+        change: OperationId,
+        now: i64,
+        expire_time: i64,
+    ) -> Result<(), OrchestratorError> {
+        let taken = sqlx::query(
+            "INSERT INTO hold_changes (site_id, change_id, expire_time) VALUES ($1, $2, $3)
+             ON CONFLICT (site_id) DO UPDATE
+                 SET change_id = excluded.change_id, expire_time = excluded.expire_time
+                 WHERE hold_changes.expire_time <= $4",
+        )
+        .bind(site_id.to_string())
+        .bind(change.to_string())
+        .bind(expire_time)
+        .bind(now)
+        .execute(self.store.pool())
+        .await?
+        .rows_affected()
+            == 1;
+        if taken {
+            return Ok(());
+        }
+        let until: Option<i64> =
+            sqlx::query_scalar("SELECT expire_time FROM hold_changes WHERE site_id = $1")
+                .bind(site_id.to_string())
+                .fetch_optional(self.store.pool())
+                .await?;
+        Err(OrchestratorError::HoldChangeInFlight {
+            site_id,
+            until: rfc3339(until.unwrap_or(now)),
+        })
+    }
+
+    /// Gives back the slot [`Self::begin_hold_change`] took.
+    pub async fn end_hold_change(
+        &self,
+        site_id: SiteId,
+        change: OperationId,
+    ) -> Result<(), OrchestratorError> {
+        sqlx::query("DELETE FROM hold_changes WHERE site_id = $1 AND change_id = $2")
+            .bind(site_id.to_string())
+            .bind(change.to_string())
+            .execute(self.store.pool())
+            .await?;
         Ok(())
     }
 

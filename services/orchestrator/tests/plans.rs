@@ -342,6 +342,44 @@ async fn a_plan_over_many_batches_is_the_plan_made_in_one() {
 }
 
 #[tokio::test]
+async fn an_id_and_its_url_are_one_target_and_the_second_is_named_as_the_duplicate() {
+    let mut suite = suite(Backend::Sqlite, 100).await;
+    let (sites, _) = suite.sites(3).await;
+    let url = "https://site-1.example.com".to_owned();
+    let inputs = [
+        sites[0].clone(),
+        sites[1].clone(),
+        url.clone(),
+        sites[2].clone(),
+    ];
+    let made = suite
+        .operator()
+        .create_plan(plan(PlanKind::DeleteSites, &inputs))
+        .await
+        .expect("the duplicate is a plan error, not a failed call")
+        .into_inner();
+    let targets: Vec<&str> = made.targets.iter().map(|t| t.site_id.as_str()).collect();
+    assert_eq!(
+        targets,
+        sites.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert_eq!(made.errors.len(), 1, "{:?}", made.errors);
+    assert_eq!(
+        (
+            made.errors[0].input.as_str(),
+            made.errors[0].reason.as_str()
+        ),
+        (url.as_str(), "DUPLICATE_TARGET")
+    );
+    assert!(
+        made.errors[0].message.contains(&sites[1]),
+        "{}",
+        made.errors[0].message
+    );
+    assert_eq!(made.blast_radius.unwrap().sites, 3);
+}
+
+#[tokio::test]
 async fn site_ids_fed_to_an_app_uninstall_make_a_plan_that_cannot_be_applied() {
     for backend in testing::backends() {
         let mut suite = suite(backend, 10).await;

@@ -18,8 +18,7 @@ use super::{
     registry::RegistryRow,
     schema::{Column, ColumnKind, DELETED_AT_COLUMN, DELETED_BY_COLUMN, SITE_COLUMN, TableSpec},
 };
-use crate::ids::SiteId;
-use crate::store::json_list;
+use crate::{ids::SiteId, store::json_list};
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Tally {

@@ -15,8 +15,7 @@ use std::collections::BTreeSet;
 use sqlx::{AnyConnection, Row};
 
 use super::{Lifecycle, LifecycleError, schema::TableSpec, tenant::Value};
-use crate::store::Backend;
-use crate::store::json_list;
+use crate::store::{Backend, StoreError, json_list};
 
 /// What a record did to its target's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +30,12 @@ impl Kind {
             Kind::Mark => "mark",
             Kind::Unmark => "unmark",
         }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Kind::Mark, Kind::Unmark]
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
     }
 }
 
@@ -289,11 +294,10 @@ pub(crate) async fn after(
                     owner: row.try_get("owner")?,
                 },
                 operation: row.try_get("operation_id")?,
-                kind: if kind == Kind::Unmark.as_str() {
-                    Kind::Unmark
-                } else {
-                    Kind::Mark
-                },
+                kind: Kind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
+                    table: "tenant_marks",
+                    message: format!("unknown kind {kind}"),
+                })?,
                 deleted_at: row.try_get("deleted_at")?,
                 after_seq: row.try_get("after_seq")?,
             })

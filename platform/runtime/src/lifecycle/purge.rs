@@ -12,8 +12,7 @@ use super::{
     model::{Action, LifecycleRequest, Target, TargetOutcome, TenantState},
     registry::{self, Registry, Transition},
 };
-use crate::ids::SiteId;
-use crate::store::json_list;
+use crate::{ids::SiteId, store::json_list};
 
 impl Lifecycle {
     pub async fn purge(

@@ -14,8 +14,7 @@ use super::{
     schema::TableSpec,
     tenant::{Value, bind},
 };
-use crate::ids::SiteId;
-use crate::store::json_list;
+use crate::{ids::SiteId, store::json_list};
 
 impl Lifecycle {
     pub(crate) async fn apply_soft_delete(
