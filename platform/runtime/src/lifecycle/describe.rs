@@ -272,6 +272,7 @@ struct Digested<'r> {
     owner: Option<&'r str>,
     /// When the row was deleted at row level (0 if unknown); `None` for a live row.
     deleted_at: Option<i64>,
+    /// 0 for a deleted row: only live rows are in a fingerprint.
     digest: u128,
 }
 
@@ -300,12 +301,33 @@ impl RowLayout {
 
     /// The row's digest: BLAKE3 over each column's name and typed value (a tag byte,
     /// then a text's length and bytes or an integer's eight bytes), written into
-    /// `encoding` (reused across rows) and hashed at once.
+    /// `encoding` (reused across rows) and hashed at once. A row deleted at row level is
+    /// in no fingerprint, so it is only counted, never encoded or hashed: describing an
+    /// app's marked rows costs their read alone.
     fn digest<'r>(
         &self,
         row: &'r AnyRow,
         encoding: &mut Vec<u8>,
     ) -> Result<Digested<'r>, LifecycleError> {
+        let deleted_by: Option<&str> = row.try_get(self.deleted_by)?;
+        let deleted_at: Option<i64> = row.try_get(self.deleted_at)?;
+        let site_id = row
+            .try_get::<Option<&str>, _>(self.site)?
+            .unwrap_or_default();
+        let owner = self
+            .owner
+            .map(|index| row.try_get::<Option<&str>, _>(index))
+            .transpose()?
+            .flatten();
+        let deleted_at = deleted_by.map(|_| deleted_at.unwrap_or(0));
+        if deleted_at.is_some() {
+            return Ok(Digested {
+                site_id,
+                owner,
+                deleted_at,
+                digest: 0,
+            });
+        }
         encoding.clear();
         for (index, column) in self.columns.iter().enumerate() {
             encoding.extend_from_slice(column.name.as_bytes());
@@ -330,18 +352,10 @@ impl RowLayout {
         let hash = blake3::hash(encoding);
         let mut digest = [0u8; 16];
         digest.copy_from_slice(&hash.as_bytes()[..16]);
-        let deleted_by: Option<&str> = row.try_get(self.deleted_by)?;
-        let deleted_at: Option<i64> = row.try_get(self.deleted_at)?;
         Ok(Digested {
-            site_id: row
-                .try_get::<Option<&str>, _>(self.site)?
-                .unwrap_or_default(),
-            owner: self
-                .owner
-                .map(|index| row.try_get::<Option<&str>, _>(index))
-                .transpose()?
-                .flatten(),
-            deleted_at: deleted_by.map(|_| deleted_at.unwrap_or(0)),
+            site_id,
+            owner,
+            deleted_at,
             digest: u128::from_le_bytes(digest),
         })
     }
