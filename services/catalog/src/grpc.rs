@@ -61,15 +61,14 @@ impl CatalogApi {
         request: Request<pb::ProductRequest>,
         action: ProductAction,
     ) -> Result<Response<pb::SiteProduct>, Status> {
-        require_role(&request, Role::Admin).map_err(CatalogError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = request.into_inner();
         let product = domain::key_in(
             "product",
             &request.product,
             &self.settings.products,
             "UNKNOWN_PRODUCT",
-        )
-        .map_err(CatalogError::from)?;
+        )?;
         let tenant = self.tenant("site_id", &request.site_id).await?;
         let changed = self.store.change_product(&tenant, &product, action).await?;
         tracing::info!(site_id = %tenant.site_id(), product, action = action.as_str(), "product changed");
@@ -83,24 +82,23 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::CreateSiteRequest>,
     ) -> Result<Response<pb::Site>, Status> {
-        require_role(&request, Role::Admin).map_err(CatalogError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = request.into_inner();
         let site_id = if request.site_id.is_empty() {
             SiteId::new()
         } else {
-            parse_id("site_id", &request.site_id).map_err(CatalogError::from)?
+            parse_id("site_id", &request.site_id)?
         };
         let new = NewSite {
             site_id,
-            name: domain::site_name(&request.name).map_err(CatalogError::from)?,
-            url: SiteUrl::parse("url", &request.url).map_err(CatalogError::from)?,
+            name: domain::site_name(&request.name)?,
+            url: SiteUrl::parse("url", &request.url)?,
             region: domain::key_in(
                 "region",
                 &request.region,
                 &self.settings.regions,
                 "UNKNOWN_REGION",
-            )
-            .map_err(CatalogError::from)?,
+            )?,
             shard: domain::shard_of(site_id, self.settings.product_data_shards),
         };
         let site = self.store.create_site(&new).await?;
@@ -112,9 +110,8 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::GetSiteRequest>,
     ) -> Result<Response<pb::Site>, Status> {
-        require_role(&request, Role::Viewer).map_err(CatalogError::from)?;
-        let site_id: SiteId =
-            parse_id("site_id", &request.get_ref().site_id).map_err(CatalogError::from)?;
+        require_role(&request, Role::Viewer)?;
+        let site_id: SiteId = parse_id("site_id", &request.get_ref().site_id)?;
         let site = self
             .store
             .site_any_state(site_id)
@@ -132,8 +129,8 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::ResolveSiteUrlRequest>,
     ) -> Result<Response<pb::Site>, Status> {
-        require_role(&request, Role::Viewer).map_err(CatalogError::from)?;
-        let url = SiteUrl::parse("url", &request.get_ref().url).map_err(CatalogError::from)?;
+        require_role(&request, Role::Viewer)?;
+        let url = SiteUrl::parse("url", &request.get_ref().url)?;
         let site = self.store.site_by_url(url.as_str()).await?.ok_or_else(|| {
             CatalogError::UrlNotFound {
                 url: url.as_str().to_owned(),
@@ -151,13 +148,12 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::ListSitesRequest>,
     ) -> Result<Response<pb::ListSitesResponse>, Status> {
-        require_role(&request, Role::Viewer).map_err(CatalogError::from)?;
+        require_role(&request, Role::Viewer)?;
         if request.get_ref().show_deleted {
-            require_role(&request, Role::Operator).map_err(CatalogError::from)?;
+            require_role(&request, Role::Operator)?;
         }
         let request = request.into_inner();
-        let page =
-            paging::Page::of(request.page_size, &request.page_token).map_err(CatalogError::from)?;
+        let page = paging::Page::of(request.page_size, &request.page_token)?;
         let sites = self
             .store
             .list_sites(page.after.as_deref(), page.fetch(), request.show_deleted)
@@ -173,9 +169,9 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::ResolveRequest>,
     ) -> Result<Response<pb::ResolveResponse>, Status> {
-        require_role(&request, Role::Operator).map_err(CatalogError::from)?;
+        require_role(&request, Role::Operator)?;
         let inputs = request.into_inner().inputs;
-        input::check_list("inputs", &inputs).map_err(CatalogError::from)?;
+        input::check_list("inputs", &inputs)?;
         Ok(Response::new(pb::ResolveResponse {
             results: resolve::resolve(&self.store, &inputs).await?,
         }))
@@ -214,7 +210,7 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::ListProductsRequest>,
     ) -> Result<Response<pb::ListProductsResponse>, Status> {
-        require_role(&request, Role::Viewer).map_err(CatalogError::from)?;
+        require_role(&request, Role::Viewer)?;
         let tenant = self.tenant("site_id", &request.get_ref().site_id).await?;
         let products = self.store.products(&tenant).await?;
         Ok(Response::new(pb::ListProductsResponse {
@@ -226,14 +222,13 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::InstallAppRequest>,
     ) -> Result<Response<pb::AppInstallation>, Status> {
-        require_role(&request, Role::Admin).map_err(CatalogError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = request.into_inner();
-        let app_key = domain::app_key(&request.app_key).map_err(CatalogError::from)?;
+        let app_key = domain::app_key(&request.app_key)?;
         let app_installation_id = if request.app_installation_id.is_empty() {
             AppInstallationId::new()
         } else {
-            parse_id("app_installation_id", &request.app_installation_id)
-                .map_err(CatalogError::from)?
+            parse_id("app_installation_id", &request.app_installation_id)?
         };
         let tenant = self.tenant("site_id", &request.site_id).await?;
         let installed = self
@@ -247,11 +242,10 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::UninstallAppRequest>,
     ) -> Result<Response<pb::UninstallAppResponse>, Status> {
-        require_role(&request, Role::Admin).map_err(CatalogError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = request.into_inner();
         let app_installation_id: AppInstallationId =
-            parse_id("app_installation_id", &request.app_installation_id)
-                .map_err(CatalogError::from)?;
+            parse_id("app_installation_id", &request.app_installation_id)?;
         let tenant = self.tenant("site_id", &request.site_id).await?;
         let operation_id = self
             .store
@@ -267,7 +261,7 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::ListAppInstallationsRequest>,
     ) -> Result<Response<pb::ListAppInstallationsResponse>, Status> {
-        require_role(&request, Role::Viewer).map_err(CatalogError::from)?;
+        require_role(&request, Role::Viewer)?;
         let request = request.into_inner();
         let tenant = self.tenant("site_id", &request.site_id).await?;
         let filter = (!request.app_key.is_empty()).then_some(request.app_key.as_str());
@@ -285,9 +279,9 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::GetPlacementRequest>,
     ) -> Result<Response<pb::Placement>, Status> {
-        require_role(&request, Role::Viewer).map_err(CatalogError::from)?;
+        require_role(&request, Role::Viewer)?;
         let request = request.into_inner();
-        let site_id: SiteId = parse_id("site_id", &request.site_id).map_err(CatalogError::from)?;
+        let site_id: SiteId = parse_id("site_id", &request.site_id)?;
         let placed = self.store.placed_sites(&[site_id]).await?;
         let shard = match placed
             .get(&site_id)
@@ -315,16 +309,15 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::GetPlacementsRequest>,
     ) -> Result<Response<pb::GetPlacementsResponse>, Status> {
-        require_role(&request, Role::Viewer).map_err(CatalogError::from)?;
+        require_role(&request, Role::Viewer)?;
         let request = request.into_inner();
-        input::check_list("site_ids", &request.site_ids).map_err(CatalogError::from)?;
+        input::check_list("site_ids", &request.site_ids)?;
         let site_ids: Vec<SiteId> = request
             .site_ids
             .iter()
             .enumerate()
             .map(|(index, site_id)| parse_id(&format!("site_ids[{index}]"), site_id))
-            .collect::<Result<_, _>>()
-            .map_err(CatalogError::from)?;
+            .collect::<Result<_, _>>()?;
         let placed = self.store.placed_sites(&site_ids).await?;
         let placements = site_ids
             .iter()

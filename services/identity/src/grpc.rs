@@ -95,17 +95,16 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::CreateUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        require_role(&request, Role::Admin).map_err(IdentityError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = request.into_inner();
         let new = NewUser {
             user_id: optional_id("user_id", &request.user_id)?.unwrap_or_else(UserId::new),
-            email: Email::parse("email", &request.email).map_err(IdentityError::from)?,
+            email: Email::parse("email", &request.email)?,
             display_name: domain::name(
                 "display_name",
                 &request.display_name,
                 "INVALID_DISPLAY_NAME",
-            )
-            .map_err(IdentityError::from)?,
+            )?,
             site_admin: request.site_admin,
         };
         let tenant = self.register(&request.site_id).await?;
@@ -118,9 +117,9 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        require_role(&request, Role::Viewer).map_err(IdentityError::from)?;
+        require_role(&request, Role::Viewer)?;
         let request = request.into_inner();
-        let user_id: UserId = parse_id("user_id", &request.user_id).map_err(IdentityError::from)?;
+        let user_id: UserId = parse_id("user_id", &request.user_id)?;
         let tenant = self.live(&request.site_id).await?;
         let user = self.directory.user(&tenant, user_id).await?;
         Ok(Response::new(user_to_proto(user)))
@@ -130,7 +129,7 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        require_role(&request, Role::Viewer).map_err(IdentityError::from)?;
+        require_role(&request, Role::Viewer)?;
         let request = request.into_inner();
         let page = Page::of(request.page_size, &request.page_token)?;
         let Some(tenant) = self.reader(&request.site_id).await? else {
@@ -156,9 +155,9 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::SetSiteAdminRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        require_role(&request, Role::Admin).map_err(IdentityError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = request.into_inner();
-        let user_id: UserId = parse_id("user_id", &request.user_id).map_err(IdentityError::from)?;
+        let user_id: UserId = parse_id("user_id", &request.user_id)?;
         let tenant = self.live(&request.site_id).await?;
         let user = self
             .directory
@@ -172,9 +171,9 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::DeleteUserResponse>, Status> {
-        require_role(&request, Role::Admin).map_err(IdentityError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = request.into_inner();
-        let user_id: UserId = parse_id("user_id", &request.user_id).map_err(IdentityError::from)?;
+        let user_id: UserId = parse_id("user_id", &request.user_id)?;
         let tenant = self.live(&request.site_id).await?;
         let cascade = self.directory.delete_user(&tenant, user_id).await?;
         tracing::info!(
@@ -194,11 +193,10 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::CreateGroupRequest>,
     ) -> Result<Response<pb::Group>, Status> {
-        require_role(&request, Role::Admin).map_err(IdentityError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = request.into_inner();
         let group_id = optional_id("group_id", &request.group_id)?.unwrap_or_else(GroupId::new);
-        let name = domain::name("name", &request.name, "INVALID_GROUP_NAME")
-            .map_err(IdentityError::from)?;
+        let name = domain::name("name", &request.name, "INVALID_GROUP_NAME")?;
         let tenant = self.register(&request.site_id).await?;
         let group = self
             .directory
@@ -212,10 +210,9 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::GetGroupRequest>,
     ) -> Result<Response<pb::Group>, Status> {
-        require_role(&request, Role::Viewer).map_err(IdentityError::from)?;
+        require_role(&request, Role::Viewer)?;
         let request = request.into_inner();
-        let group_id: GroupId =
-            parse_id("group_id", &request.group_id).map_err(IdentityError::from)?;
+        let group_id: GroupId = parse_id("group_id", &request.group_id)?;
         let tenant = self.live(&request.site_id).await?;
         let group = self.directory.group(&tenant, group_id).await?;
         Ok(Response::new(group_to_proto(group)))
@@ -225,7 +222,7 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::ListGroupsRequest>,
     ) -> Result<Response<pb::ListGroupsResponse>, Status> {
-        require_role(&request, Role::Viewer).map_err(IdentityError::from)?;
+        require_role(&request, Role::Viewer)?;
         let request = request.into_inner();
         let page = Page::of(request.page_size, &request.page_token)?;
         let Some(tenant) = self.reader(&request.site_id).await? else {
@@ -246,10 +243,9 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::DeleteGroupRequest>,
     ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
-        require_role(&request, Role::Admin).map_err(IdentityError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = request.into_inner();
-        let group_id: GroupId =
-            parse_id("group_id", &request.group_id).map_err(IdentityError::from)?;
+        let group_id: GroupId = parse_id("group_id", &request.group_id)?;
         let tenant = self.live(&request.site_id).await?;
         let cascade = self.directory.delete_group(&tenant, group_id).await?;
         tracing::info!(
@@ -269,11 +265,10 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::AddMemberRequest>,
     ) -> Result<Response<pb::Membership>, Status> {
-        require_role(&request, Role::Admin).map_err(IdentityError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = request.into_inner();
-        let group_id: GroupId =
-            parse_id("group_id", &request.group_id).map_err(IdentityError::from)?;
-        let user_id: UserId = parse_id("user_id", &request.user_id).map_err(IdentityError::from)?;
+        let group_id: GroupId = parse_id("group_id", &request.group_id)?;
+        let user_id: UserId = parse_id("user_id", &request.user_id)?;
         let tenant = self.live(&request.site_id).await?;
         let membership = self
             .directory
@@ -286,11 +281,10 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::RemoveMemberRequest>,
     ) -> Result<Response<pb::RemoveMemberResponse>, Status> {
-        require_role(&request, Role::Admin).map_err(IdentityError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = request.into_inner();
-        let group_id: GroupId =
-            parse_id("group_id", &request.group_id).map_err(IdentityError::from)?;
-        let user_id: UserId = parse_id("user_id", &request.user_id).map_err(IdentityError::from)?;
+        let group_id: GroupId = parse_id("group_id", &request.group_id)?;
+        let user_id: UserId = parse_id("user_id", &request.user_id)?;
         let tenant = self.live(&request.site_id).await?;
         self.directory
             .remove_member(&tenant, group_id, user_id)
@@ -302,10 +296,9 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::ListMembersRequest>,
     ) -> Result<Response<pb::ListMembersResponse>, Status> {
-        require_role(&request, Role::Viewer).map_err(IdentityError::from)?;
+        require_role(&request, Role::Viewer)?;
         let request = request.into_inner();
-        let group_id: GroupId =
-            parse_id("group_id", &request.group_id).map_err(IdentityError::from)?;
+        let group_id: GroupId = parse_id("group_id", &request.group_id)?;
         let page = Page::of(request.page_size, &request.page_token)?;
         let tenant = self.live(&request.site_id).await?;
         let users = self
@@ -323,7 +316,7 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::GrantPermissionRequest>,
     ) -> Result<Response<pb::Grant>, Status> {
-        require_role(&request, Role::Admin).map_err(IdentityError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = request.into_inner();
         let spec = self.grant_spec(
             request.subject,
@@ -341,7 +334,7 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::RevokePermissionRequest>,
     ) -> Result<Response<pb::RevokePermissionResponse>, Status> {
-        require_role(&request, Role::Admin).map_err(IdentityError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = request.into_inner();
         let spec = self.grant_spec(
             request.subject,
@@ -359,7 +352,7 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::ListGrantsRequest>,
     ) -> Result<Response<pb::ListGrantsResponse>, Status> {
-        require_role(&request, Role::Viewer).map_err(IdentityError::from)?;
+        require_role(&request, Role::Viewer)?;
         let request = request.into_inner();
         let filter = GrantFilter {
             subject: request
@@ -389,7 +382,7 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::SetProductAccessRequest>,
     ) -> Result<Response<pb::ProductAccess>, Status> {
-        require_role(&request, Role::Admin).map_err(IdentityError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = request.into_inner();
         let product = self.product("product", &request.product)?;
         let tenant = self.register(&request.site_id).await?;
@@ -405,7 +398,7 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::ListProductAccessRequest>,
     ) -> Result<Response<pb::ListProductAccessResponse>, Status> {
-        require_role(&request, Role::Viewer).map_err(IdentityError::from)?;
+        require_role(&request, Role::Viewer)?;
         let Some(tenant) = self.reader(&request.get_ref().site_id).await? else {
             return Ok(Response::new(pb::ListProductAccessResponse::default()));
         };
@@ -419,7 +412,7 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::EscrowContactsRequest>,
     ) -> Result<Response<pb::EscrowedSite>, Status> {
-        require_role(&request, Role::Admin).map_err(IdentityError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = escrow_request(request.into_inner())?;
         self.directory.know(request.site_id).await?;
         let escrowed = self.escrow.escrow(&request).await?;
@@ -435,9 +428,9 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::FindSitesByContactRequest>,
     ) -> Result<Response<pb::FindSitesByContactResponse>, Status> {
-        require_role(&request, Role::Operator).map_err(IdentityError::from)?;
+        require_role(&request, Role::Operator)?;
         let request = request.into_inner();
-        let email = Email::parse("email", &request.email).map_err(IdentityError::from)?;
+        let email = Email::parse("email", &request.email)?;
         let page = Page::of(request.page_size, &request.page_token)?;
         let sites = self
             .escrow
@@ -454,7 +447,7 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::GetEscrowedContactsRequest>,
     ) -> Result<Response<pb::GetEscrowedContactsResponse>, Status> {
-        require_role(&request, Role::Operator).map_err(IdentityError::from)?;
+        require_role(&request, Role::Operator)?;
         let site_ids = &request.get_ref().site_ids;
         if site_ids.is_empty() {
             return Err(IdentityError::from(InvalidArgument::missing("site_ids")).into());
@@ -472,8 +465,7 @@ impl IdentityService for IdentityApi {
             .iter()
             .enumerate()
             .map(|(index, site_id)| parse_id(&format!("site_ids[{index}]"), site_id))
-            .collect::<Result<Vec<SiteId>, _>>()
-            .map_err(IdentityError::from)?;
+            .collect::<Result<Vec<SiteId>, _>>()?;
         let escrowed = self.escrow.escrowed(&sites).await?;
         Ok(Response::new(pb::GetEscrowedContactsResponse {
             sites: escrowed.into_iter().map(escrowed_to_proto).collect(),
@@ -484,9 +476,9 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::ForgetContactsRequest>,
     ) -> Result<Response<pb::ForgetContactsResponse>, Status> {
-        let principal = require_role(&request, Role::Operator).map_err(IdentityError::from)?;
+        let principal = require_role(&request, Role::Operator)?;
         let request = request.into_inner();
-        let site_id: SiteId = parse_id("site_id", &request.site_id).map_err(IdentityError::from)?;
+        let site_id: SiteId = parse_id("site_id", &request.site_id)?;
         let reason = request.reason.trim();
         if reason.is_empty() {
             return Err(IdentityError::from(InvalidArgument::missing("reason")).into());

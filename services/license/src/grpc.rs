@@ -38,17 +38,16 @@ impl LicenseService for LicenseApi {
         &self,
         request: Request<pb::CreateLicenseRequest>,
     ) -> Result<Response<pb::License>, Status> {
-        require_role(&request, Role::Admin).map_err(LicenseError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = request.into_inner();
-        let site_id: SiteId = parse_id("site_id", &request.site_id).map_err(LicenseError::from)?;
+        let site_id: SiteId = parse_id("site_id", &request.site_id)?;
         let new = NewLicense {
             license_id: if request.license_id.is_empty() {
                 LicenseId::new()
             } else {
-                parse_id("license_id", &request.license_id).map_err(LicenseError::from)?
+                parse_id("license_id", &request.license_id)?
             },
-            product: domain::product(&request.product, &self.settings.products)
-                .map_err(LicenseError::from)?,
+            product: domain::product(&request.product, &self.settings.products)?,
             seats: self.seats(request.seats)?,
         };
         let tenant = self.licenses.register(site_id).await?;
@@ -67,11 +66,10 @@ impl LicenseService for LicenseApi {
         &self,
         request: Request<pb::GetLicenseRequest>,
     ) -> Result<Response<pb::License>, Status> {
-        require_role(&request, Role::Viewer).map_err(LicenseError::from)?;
+        require_role(&request, Role::Viewer)?;
         let request = request.into_inner();
-        let site_id: SiteId = parse_id("site_id", &request.site_id).map_err(LicenseError::from)?;
-        let license_id: LicenseId =
-            parse_id("license_id", &request.license_id).map_err(LicenseError::from)?;
+        let site_id: SiteId = parse_id("site_id", &request.site_id)?;
+        let license_id: LicenseId = parse_id("license_id", &request.license_id)?;
         let tenant = self.licenses.live(site_id).await?;
         let license = self.licenses.get(&tenant, license_id).await?;
         Ok(Response::new(license_to_proto(license)))
@@ -81,11 +79,10 @@ impl LicenseService for LicenseApi {
         &self,
         request: Request<pb::ListLicensesRequest>,
     ) -> Result<Response<pb::ListLicensesResponse>, Status> {
-        require_role(&request, Role::Viewer).map_err(LicenseError::from)?;
+        require_role(&request, Role::Viewer)?;
         let request = request.into_inner();
-        let site_id: SiteId = parse_id("site_id", &request.site_id).map_err(LicenseError::from)?;
-        let page =
-            paging::Page::of(request.page_size, &request.page_token).map_err(LicenseError::from)?;
+        let site_id: SiteId = parse_id("site_id", &request.site_id)?;
+        let page = paging::Page::of(request.page_size, &request.page_token)?;
         let Some(tenant) = self.licenses.reader(site_id).await? else {
             return Ok(Response::new(pb::ListLicensesResponse::default()));
         };
@@ -105,11 +102,10 @@ impl LicenseService for LicenseApi {
         &self,
         request: Request<pb::UpdateLicenseRequest>,
     ) -> Result<Response<pb::License>, Status> {
-        require_role(&request, Role::Admin).map_err(LicenseError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = request.into_inner();
-        let site_id: SiteId = parse_id("site_id", &request.site_id).map_err(LicenseError::from)?;
-        let license_id: LicenseId =
-            parse_id("license_id", &request.license_id).map_err(LicenseError::from)?;
+        let site_id: SiteId = parse_id("site_id", &request.site_id)?;
+        let license_id: LicenseId = parse_id("license_id", &request.license_id)?;
         let change = LicenseChange {
             seats: request.seats.map(|seats| self.seats(seats)).transpose()?,
             state: request.state.map(state_from_proto).transpose()?,

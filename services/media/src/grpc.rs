@@ -85,7 +85,7 @@ impl MediaService for MediaApi {
         &self,
         request: Request<Streaming<pb::UploadRequest>>,
     ) -> Result<Response<pb::Attachment>, Status> {
-        let principal = require_role(&request, Role::Admin).map_err(MediaError::from)?;
+        let principal = require_role(&request, Role::Admin)?;
         let mut messages = request.into_inner();
         let metadata = match messages.next().await {
             Some(message) => match message.map_err(MediaError::UploadInterrupted)?.part {
@@ -116,7 +116,7 @@ impl MediaService for MediaApi {
         &self,
         request: Request<pb::DownloadRequest>,
     ) -> Result<Response<Self::DownloadStream>, Status> {
-        require_role(&request, Role::Viewer).map_err(MediaError::from)?;
+        require_role(&request, Role::Viewer)?;
         let request = request.into_inner();
         let (site_id, media_id) = attachment_ids(&request.site_id, &request.media_id)?;
         let (attachment, pieces) = self.attachments.download(site_id, media_id).await?;
@@ -146,7 +146,7 @@ impl MediaService for MediaApi {
         &self,
         request: Request<pb::GetAttachmentRequest>,
     ) -> Result<Response<pb::Attachment>, Status> {
-        require_role(&request, Role::Viewer).map_err(MediaError::from)?;
+        require_role(&request, Role::Viewer)?;
         let request = request.into_inner();
         let (site_id, media_id) = attachment_ids(&request.site_id, &request.media_id)?;
         let attachment = self.attachments.get(site_id, media_id).await?;
@@ -157,11 +157,10 @@ impl MediaService for MediaApi {
         &self,
         request: Request<pb::ListAttachmentsRequest>,
     ) -> Result<Response<pb::ListAttachmentsResponse>, Status> {
-        require_role(&request, Role::Viewer).map_err(MediaError::from)?;
+        require_role(&request, Role::Viewer)?;
         let request = request.into_inner();
-        let site_id: SiteId = parse_id("site_id", &request.site_id).map_err(MediaError::from)?;
-        let page =
-            paging::Page::of(request.page_size, &request.page_token).map_err(MediaError::from)?;
+        let site_id: SiteId = parse_id("site_id", &request.site_id)?;
+        let page = paging::Page::of(request.page_size, &request.page_token)?;
         let attachments = self
             .attachments
             .list(site_id, page.after.as_deref(), page.fetch())
@@ -178,7 +177,7 @@ impl MediaService for MediaApi {
         &self,
         request: Request<pb::DeleteAttachmentRequest>,
     ) -> Result<Response<pb::DeleteAttachmentResponse>, Status> {
-        let principal = require_role(&request, Role::Admin).map_err(MediaError::from)?;
+        let principal = require_role(&request, Role::Admin)?;
         let request = request.into_inner();
         let (site_id, media_id) = attachment_ids(&request.site_id, &request.media_id)?;
         self.attachments

@@ -145,8 +145,7 @@ impl OrchestratorApi {
         to: OperationState,
     ) -> Result<Response<pb::Operation>, Status> {
         let principal = role(&request, Role::Operator)?;
-        let operation_id: OperationId = parse_id("operation_id", &request.get_ref().operation_id)
-            .map_err(OrchestratorError::from)?;
+        let operation_id: OperationId = parse_id("operation_id", &request.get_ref().operation_id)?;
         let operation = self.store.operation(operation_id).await?;
         let to = approval::control_target(&operation, to)?;
         let changed = if to == OperationState::Aborting {
@@ -238,8 +237,7 @@ impl OrchestratorService for OrchestratorApi {
         request: Request<pb::GetPlanRequest>,
     ) -> Result<Response<pb::Plan>, Status> {
         role(&request, Role::Viewer)?;
-        let plan_id: PlanId =
-            parse_id("plan_id", &request.get_ref().plan_id).map_err(OrchestratorError::from)?;
+        let plan_id: PlanId = parse_id("plan_id", &request.get_ref().plan_id)?;
         Ok(Response::new(plan_to_proto(
             &self.store.plan(plan_id).await?,
         )))
@@ -284,8 +282,7 @@ impl OrchestratorService for OrchestratorApi {
         request: Request<pb::GetOperationRequest>,
     ) -> Result<Response<pb::Operation>, Status> {
         role(&request, Role::Viewer)?;
-        let operation_id: OperationId = parse_id("operation_id", &request.get_ref().operation_id)
-            .map_err(OrchestratorError::from)?;
+        let operation_id: OperationId = parse_id("operation_id", &request.get_ref().operation_id)?;
         Ok(Response::new(self.operation_proto(operation_id).await?))
     }
 
@@ -295,8 +292,7 @@ impl OrchestratorService for OrchestratorApi {
     ) -> Result<Response<pb::ListOperationsResponse>, Status> {
         role(&request, Role::Viewer)?;
         let body = request.into_inner();
-        let page =
-            paging::Page::of(body.page_size, &body.page_token).map_err(OrchestratorError::from)?;
+        let page = paging::Page::of(body.page_size, &body.page_token)?;
         let records = self
             .store
             .operations(page.after.as_deref(), page.fetch())
@@ -321,8 +317,7 @@ impl OrchestratorService for OrchestratorApi {
         request: Request<pb::WatchOperationRequest>,
     ) -> Result<Response<Self::WatchOperationStream>, Status> {
         role(&request, Role::Viewer)?;
-        let operation_id: OperationId = parse_id("operation_id", &request.get_ref().operation_id)
-            .map_err(OrchestratorError::from)?;
+        let operation_id: OperationId = parse_id("operation_id", &request.get_ref().operation_id)?;
         let first = self.operation_proto(operation_id).await?;
         let store = self.store.clone();
         let clock = self.clock.clone();
@@ -368,8 +363,7 @@ impl OrchestratorService for OrchestratorApi {
         request: Request<pb::GetReportRequest>,
     ) -> Result<Response<pb::Report>, Status> {
         role(&request, Role::Viewer)?;
-        let operation_id: OperationId = parse_id("operation_id", &request.get_ref().operation_id)
-            .map_err(OrchestratorError::from)?;
+        let operation_id: OperationId = parse_id("operation_id", &request.get_ref().operation_id)?;
         let operation = self.store.operation(operation_id).await?;
         let targets = self.store.targets(operation_id).await?;
         let steps = self.store.steps(operation_id).await?;
@@ -428,8 +422,7 @@ impl OrchestratorService for OrchestratorApi {
     ) -> Result<Response<pb::ListSiteHoldsResponse>, Status> {
         role(&request, Role::Viewer)?;
         let body = request.into_inner();
-        let page =
-            paging::Page::of(body.page_size, &body.page_token).map_err(OrchestratorError::from)?;
+        let page = paging::Page::of(body.page_size, &body.page_token)?;
         let records = self
             .store
             .holds(page.after.as_deref(), page.fetch())

@@ -89,10 +89,9 @@ impl ProductDataService for ProductDataApi {
         &self,
         request: Request<pb::CreateDocumentRequest>,
     ) -> Result<Response<pb::Document>, Status> {
-        require_role(&request, Role::Admin).map_err(ProductDataError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = request.into_inner();
-        let site_id: SiteId =
-            parse_id("site_id", &request.site_id).map_err(ProductDataError::from)?;
+        let site_id: SiteId = parse_id("site_id", &request.site_id)?;
         let new = new_document(&request)?;
         if let Some(app_installation_id) = new.app_installation_id
             && !self
@@ -121,12 +120,10 @@ impl ProductDataService for ProductDataApi {
         &self,
         request: Request<pb::GetDocumentRequest>,
     ) -> Result<Response<pb::Document>, Status> {
-        require_role(&request, Role::Viewer).map_err(ProductDataError::from)?;
+        require_role(&request, Role::Viewer)?;
         let request = request.into_inner();
-        let site_id: SiteId =
-            parse_id("site_id", &request.site_id).map_err(ProductDataError::from)?;
-        let document_id: DocumentId =
-            parse_id("document_id", &request.document_id).map_err(ProductDataError::from)?;
+        let site_id: SiteId = parse_id("site_id", &request.site_id)?;
+        let document_id: DocumentId = parse_id("document_id", &request.document_id)?;
         let (_, document) = self.existing(site_id, document_id).await?;
         Ok(Response::new(document_to_proto(document)))
     }
@@ -135,11 +132,10 @@ impl ProductDataService for ProductDataApi {
         &self,
         request: Request<pb::ListDocumentsRequest>,
     ) -> Result<Response<pb::ListDocumentsResponse>, Status> {
-        require_role(&request, Role::Viewer).map_err(ProductDataError::from)?;
+        require_role(&request, Role::Viewer)?;
         let request = request.into_inner();
         let query = DocumentQuery {
-            product: domain::product_filter("product", &request.product)
-                .map_err(ProductDataError::from)?,
+            product: domain::product_filter("product", &request.product)?,
             title_contains: None,
             with_bodies: full_view(request.view)?,
         };
@@ -161,12 +157,10 @@ impl ProductDataService for ProductDataApi {
         &self,
         request: Request<pb::UpdateDocumentRequest>,
     ) -> Result<Response<pb::Document>, Status> {
-        require_role(&request, Role::Admin).map_err(ProductDataError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = request.into_inner();
-        let site_id: SiteId =
-            parse_id("site_id", &request.site_id).map_err(ProductDataError::from)?;
-        let document_id: DocumentId =
-            parse_id("document_id", &request.document_id).map_err(ProductDataError::from)?;
+        let site_id: SiteId = parse_id("site_id", &request.site_id)?;
+        let document_id: DocumentId = parse_id("document_id", &request.document_id)?;
         let change = document_change(request.change.as_ref())?;
         if let Some(expected) = request.expected_version
             && expected < 1
@@ -199,14 +193,11 @@ impl ProductDataService for ProductDataApi {
         &self,
         request: Request<pb::TrashDocumentRequest>,
     ) -> Result<Response<pb::TrashDocumentResponse>, Status> {
-        require_role(&request, Role::Admin).map_err(ProductDataError::from)?;
+        require_role(&request, Role::Admin)?;
         let request = request.into_inner();
-        let site_id: SiteId =
-            parse_id("site_id", &request.site_id).map_err(ProductDataError::from)?;
-        let document_id: DocumentId =
-            parse_id("document_id", &request.document_id).map_err(ProductDataError::from)?;
-        let user_id: UserId =
-            parse_id("user_id", &request.user_id).map_err(ProductDataError::from)?;
+        let site_id: SiteId = parse_id("site_id", &request.site_id)?;
+        let document_id: DocumentId = parse_id("document_id", &request.document_id)?;
+        let user_id: UserId = parse_id("user_id", &request.user_id)?;
         let tenant =
             self.documents
                 .reader(site_id)
@@ -226,12 +217,10 @@ impl ProductDataService for ProductDataApi {
         &self,
         request: Request<pb::ListVersionsRequest>,
     ) -> Result<Response<pb::ListVersionsResponse>, Status> {
-        require_role(&request, Role::Viewer).map_err(ProductDataError::from)?;
+        require_role(&request, Role::Viewer)?;
         let request = request.into_inner();
-        let site_id: SiteId =
-            parse_id("site_id", &request.site_id).map_err(ProductDataError::from)?;
-        let document_id: DocumentId =
-            parse_id("document_id", &request.document_id).map_err(ProductDataError::from)?;
+        let site_id: SiteId = parse_id("site_id", &request.site_id)?;
+        let document_id: DocumentId = parse_id("document_id", &request.document_id)?;
         let with_bodies = full_view(request.view)?;
         let page_size = page_limit(request.page_size, with_bodies)?;
         let after = version_token(&request.page_token)?;
@@ -258,15 +247,11 @@ impl ProductDataService for ProductDataApi {
         &self,
         request: Request<pb::SearchDocumentsRequest>,
     ) -> Result<Response<pb::SearchDocumentsResponse>, Status> {
-        require_role(&request, Role::Viewer).map_err(ProductDataError::from)?;
+        require_role(&request, Role::Viewer)?;
         let request = request.into_inner();
         let query = DocumentQuery {
-            product: domain::product_filter("product", &request.product)
-                .map_err(ProductDataError::from)?,
-            title_contains: Some(
-                domain::title_query("title_query", &request.title_query)
-                    .map_err(ProductDataError::from)?,
-            ),
+            product: domain::product_filter("product", &request.product)?,
+            title_contains: Some(domain::title_query("title_query", &request.title_query)?),
             with_bodies: full_view(request.view)?,
         };
         let (documents, next_page_token) = self
