@@ -530,3 +530,18 @@ fn token_refuses_lookalike_principals_and_an_unbelievable_lifecycle_role() {
         text(&peer)
     );
 }
+
+#[test]
+fn a_reader_that_went_away_ends_the_command_quietly() {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let output = Command::new(env!("CARGO_BIN_EXE_micros"))
+        .arg("services")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run micros");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -9,6 +9,8 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Parser, Subcommand};
 use micros_platform::service::{RunOptions, ServiceEntry};
 
+#[macro_use]
+mod out;
 mod bench;
 mod json;
 mod ops;
@@ -244,7 +246,7 @@ fn main() -> ExitCode {
             },
             Command::Services => {
                 for ServiceEntry { descriptor, .. } in registry::all() {
-                    println!(
+                    say!(
                         "{:<14} port {:<6} metrics {:<6} databases {}",
                         descriptor.name,
                         descriptor.port,

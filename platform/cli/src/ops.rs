@@ -274,11 +274,11 @@ impl Connection {
         text: impl FnOnce() -> String,
     ) -> anyhow::Result<()> {
         match self.output {
-            Output::Json => println!(
+            Output::Json => say!(
                 "{}",
                 serde_json::to_string_pretty(&crate::json::message(message)?)?
             ),
-            Output::Text => println!("{}", text()),
+            Output::Text => say!("{}", text()),
         }
         Ok(())
     }
@@ -562,8 +562,8 @@ pub async fn apply(
         // The ID first: if this terminal goes away, the operation goes on and can be
         // followed again with `micros watch`.
         match connection.output {
-            Output::Json => println!("{}", crate::json::message(&operation)?),
-            Output::Text => println!(
+            Output::Json => say!("{}", crate::json::message(&operation)?),
+            Output::Text => say!(
                 "operation {id} started; follow it again with: micros watch {id}",
                 id = operation.operation_id
             ),
@@ -649,7 +649,7 @@ pub async fn watch(connection: &Connection, operation_id: String) -> anyhow::Res
     let last = last.context("the orchestrator sent no progress")?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
-        println!("{}", operation_text(&last));
+        say!("{}", operation_text(&last));
     }
     finished(&last)
 }
@@ -680,7 +680,7 @@ async fn follow(
                 bar.set_position(u64::try_from(update.targets_done).unwrap_or_default());
                 bar.set_message(live_line(&update));
             }
-            None => println!(
+            None => say!(
                 "{}",
                 crate::json::message(&update)
                     .map_err(|error| tonic::Status::internal(format!("{error:#}")))?
@@ -757,7 +757,7 @@ pub async fn restore(
         return refuse_errors(&plan);
     }
     if connection.output == Output::Text {
-        println!("{}", plan_text(&plan));
+        say!("{}", plan_text(&plan));
     }
     if plan.targets.is_empty() {
         return connection.print(&plan, || {

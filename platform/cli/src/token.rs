@@ -45,8 +45,8 @@ pub struct TokenArgs {
 pub fn run(data_dir: &Path, principal: &str, args: TokenArgs) -> anyhow::Result<()> {
     if args.new_key {
         let key = SigningKey::generate();
-        println!("private {}", key.encode().expose_secret());
-        println!("public  {}", key.public().encode());
+        say!("private {}", key.encode().expose_secret());
+        say!("public  {}", key.public().encode());
         return Ok(());
     }
     let token = match &args.service {
@@ -75,7 +75,7 @@ pub fn run(data_dir: &Path, principal: &str, args: TokenArgs) -> anyhow::Result<
             issuer(data_dir)?.issue(principal, &args.roles, args.ttl)?
         }
     };
-    println!("{token}");
+    say!("{token}");
     Ok(())
 }
 
