@@ -145,6 +145,15 @@ impl Suite {
             .into_inner()
     }
 
+    /// The plan the operator makes of `request`.
+    async fn made(&self, request: CreatePlanRequest) -> pb::Plan {
+        self.operator()
+            .create_plan(request)
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     /// Applies `made` and waits for it to succeed; the operation as it ended.
     async fn applied(&self, made: &pb::Plan) -> pb::Operation {
         let operation = self.apply(made).await;
@@ -283,12 +292,7 @@ async fn a_plan_over_many_batches_is_the_plan_made_in_one() {
         inputs.push(micros_platform::ids::SiteId::new().to_string());
         let request = plan(PlanKind::DeleteSites, &inputs);
 
-        let batched = suite
-            .operator()
-            .create_plan(request.clone())
-            .await
-            .unwrap()
-            .into_inner();
+        let batched = suite.made(request.clone()).await;
         let whole = principal_of(&unbatched, "alice", &[Role::Operator])
             .create_plan(request)
             .await
@@ -385,14 +389,11 @@ async fn site_ids_fed_to_an_app_uninstall_make_a_plan_that_cannot_be_applied() {
         let mut suite = suite(backend, 10).await;
         let (sites, _) = suite.sites(3).await;
         let made = suite
-            .operator()
-            .create_plan(CreatePlanRequest {
+            .made(CreatePlanRequest {
                 app_key: "insight".to_owned(),
                 ..plan(PlanKind::UninstallApp, &sites)
             })
-            .await
-            .unwrap()
-            .into_inner();
+            .await;
         assert!(
             made.targets.is_empty(),
             "{backend:?}: zero app installations"
@@ -425,12 +426,7 @@ async fn site_ids_fed_to_an_app_uninstall_make_a_plan_that_cannot_be_applied() {
 async fn approval_is_needed_above_the_threshold_and_never_from_the_requester() {
     let mut suite = suite(Backend::Sqlite, 2).await;
     let (sites, _) = suite.sites(3).await;
-    let made = suite
-        .operator()
-        .create_plan(plan(PlanKind::DeleteSites, &sites))
-        .await
-        .unwrap()
-        .into_inner();
+    let made = suite.made(plan(PlanKind::DeleteSites, &sites)).await;
     assert!(made.requires_approval);
     assert!(made.errors.is_empty());
     let apply = ApplyPlanRequest {
@@ -519,12 +515,7 @@ async fn approval_is_needed_above_the_threshold_and_never_from_the_requester() {
 async fn plans_expire() {
     let mut suite = suite(Backend::Sqlite, 10).await;
     let (sites, _) = suite.sites(1).await;
-    let made = suite
-        .operator()
-        .create_plan(plan(PlanKind::DeleteSites, &sites))
-        .await
-        .unwrap()
-        .into_inner();
+    let made = suite.made(plan(PlanKind::DeleteSites, &sites)).await;
     suite
         .orchestrator_service
         .clock
@@ -549,15 +540,12 @@ async fn deletion_runs_in_waves_and_a_restore_brings_every_site_back_verified() 
         let mut suite = suite(backend, 100).await;
         let (sites, _) = suite.sites(9).await;
         let made = suite
-            .operator()
-            .create_plan(CreatePlanRequest {
+            .made(CreatePlanRequest {
                 expected_count: 9,
                 expected_kind: pb::ExpectedKind::Site as i32,
                 ..plan(PlanKind::DeleteSites, &sites)
             })
-            .await
-            .unwrap()
-            .into_inner();
+            .await;
         suite.approved(&made).await;
         let operation = suite.apply(&made).await;
         assert_eq!(
@@ -576,14 +564,11 @@ async fn deletion_runs_in_waves_and_a_restore_brings_every_site_back_verified() 
             .await;
 
         let restore = suite
-            .operator()
-            .create_plan(CreatePlanRequest {
+            .made(CreatePlanRequest {
                 undo_operation_id: operation.operation_id.clone(),
                 ..plan(PlanKind::RestoreSites, &[])
             })
-            .await
-            .unwrap()
-            .into_inner();
+            .await;
         assert_eq!(
             restore.targets.len(),
             9,
@@ -613,12 +598,7 @@ async fn deletion_runs_in_waves_and_a_restore_brings_every_site_back_verified() 
 async fn restoring_an_operation_leaves_out_its_sites_that_are_active_again() {
     let mut suite = suite(Backend::Sqlite, 100).await;
     let (sites, _) = suite.sites(3).await;
-    let made = suite
-        .operator()
-        .create_plan(plan(PlanKind::DeleteSites, &sites))
-        .await
-        .unwrap()
-        .into_inner();
+    let made = suite.made(plan(PlanKind::DeleteSites, &sites)).await;
     suite.approved(&made).await;
     let deleting = suite.applied(&made).await;
 
@@ -626,20 +606,10 @@ async fn restoring_an_operation_leaves_out_its_sites_that_are_active_again() {
         undo_operation_id: deleting.operation_id.clone(),
         ..plan(PlanKind::RestoreSites, inputs)
     };
-    let first = suite
-        .operator()
-        .create_plan(restore_of(&sites[..1]))
-        .await
-        .unwrap()
-        .into_inner();
+    let first = suite.made(restore_of(&sites[..1])).await;
     suite.applied(&first).await;
 
-    let rest = suite
-        .operator()
-        .create_plan(restore_of(&[]))
-        .await
-        .unwrap()
-        .into_inner();
+    let rest = suite.made(restore_of(&[])).await;
     assert!(rest.errors.is_empty(), "{:?}", rest.errors);
     assert_eq!(rest.already_active, vec![sites[0].clone()]);
     let targets: Vec<&str> = rest.targets.iter().map(|t| t.site_id.as_str()).collect();
@@ -649,21 +619,11 @@ async fn restoring_an_operation_leaves_out_its_sites_that_are_active_again() {
         .assert_sites(&sites, micros_proto::catalog::v1::SiteState::Active)
         .await;
 
-    let nothing_left = suite
-        .operator()
-        .create_plan(restore_of(&[]))
-        .await
-        .unwrap()
-        .into_inner();
+    let nothing_left = suite.made(restore_of(&[])).await;
     assert!(nothing_left.targets.is_empty() && nothing_left.errors.is_empty());
     assert_eq!(nothing_left.already_active, sites);
 
-    let named = suite
-        .operator()
-        .create_plan(restore_of(&sites[..1]))
-        .await
-        .unwrap()
-        .into_inner();
+    let named = suite.made(restore_of(&sites[..1])).await;
     assert_eq!(
         named.errors.first().map(|error| error.reason.as_str()),
         Some("WRONG_STATE"),
@@ -675,12 +635,7 @@ async fn restoring_an_operation_leaves_out_its_sites_that_are_active_again() {
 async fn abort_undoes_what_the_operation_already_deleted() {
     let mut suite = suite(Backend::Sqlite, 100).await;
     let (sites, _) = suite.sites(12).await;
-    let made = suite
-        .operator()
-        .create_plan(plan(PlanKind::DeleteSites, &sites))
-        .await
-        .unwrap()
-        .into_inner();
+    let made = suite.made(plan(PlanKind::DeleteSites, &sites)).await;
     suite.approved(&made).await;
     let operation = suite.apply(&made).await;
     let paused = suite
@@ -761,12 +716,7 @@ async fn until_states(suite: &Suite, sites: &[String], states: &[SiteState]) -> 
 impl Suite {
     /// Deletes `sites` through a plan the operator applies, to the end.
     async fn delete_sites(&self, sites: &[String]) {
-        let made = self
-            .operator()
-            .create_plan(plan(PlanKind::DeleteSites, sites))
-            .await
-            .unwrap()
-            .into_inner();
+        let made = self.made(plan(PlanKind::DeleteSites, sites)).await;
         self.applied(&made).await;
     }
 }
@@ -834,12 +784,7 @@ async fn a_restore_drill_deletes_restores_and_verifies_every_wave() {
     for backend in testing::backends() {
         let mut suite = suite(backend, 100).await;
         let (sites, _) = suite.sites(7).await;
-        let made = suite
-            .operator()
-            .create_plan(plan(PlanKind::RestoreDrill, &sites))
-            .await
-            .unwrap()
-            .into_inner();
+        let made = suite.made(plan(PlanKind::RestoreDrill, &sites)).await;
         assert!(made.errors.is_empty(), "{:?}", made.errors);
         suite.approved(&made).await;
         let done = suite.applied(&made).await;
