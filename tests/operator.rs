@@ -260,6 +260,62 @@ async fn a_hold_in_any_service_stops_purge_plans_and_the_reaper() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_app_of_a_site_with_nothing_in_some_services_is_uninstalled() {
+    for backend in testing::backends() {
+        let (suite, orchestrator, mut alice, mut bob) = start(backend, Duration::ZERO).await;
+        // Provisioned only: media and product-data hold nothing of the site yet.
+        let provisioned = alice
+            .provision_site(pb::ProvisionSiteRequest {
+                name: "Fresh".to_owned(),
+                url: "fresh.example.net".to_owned(),
+                region: "eu-west".to_owned(),
+                products: vec!["jira".to_owned()],
+                admin: Some(pb::Contact {
+                    email: "admin@fresh.example".to_owned(),
+                    name: String::new(),
+                    kind: "admin".to_owned(),
+                }),
+                contacts: Vec::new(),
+                apps: vec!["insight".to_owned()],
+                site_id: String::new(),
+                seats: 5,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let site = SiteId::parse(&provisioned.site_id).unwrap();
+        let absent_in: Vec<String> = suite
+            .describe(&[Target::Site(site)])
+            .await
+            .into_iter()
+            .filter(|(_, outcomes)| outcomes[0].state() == TenantState::Absent)
+            .map(|(service, _)| service)
+            .collect();
+        assert!(
+            !absent_in.is_empty(),
+            "some service holds nothing of it yet"
+        );
+        let uninstalled = run(
+            &mut alice,
+            &mut bob,
+            CreatePlanRequest {
+                app_key: "insight".to_owned(),
+                ..request(PlanKind::UninstallApp, &provisioned.app_installation_ids)
+            },
+        )
+        .await;
+        assert_eq!(
+            uninstalled.state(),
+            pb::OperationState::Succeeded,
+            "{backend:?}, absent in {absent_in:?}: {}",
+            uninstalled.halt_reason
+        );
+        orchestrator.stop().await;
+        suite.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_hold_changes_take_turns_and_every_service_ends_on_the_same_answer() {
     for backend in testing::backends() {
         let (suite, orchestrator, alice, _bob) = start(backend, Duration::ZERO).await;

@@ -106,6 +106,9 @@ fn from_status(status: tonic::Status) -> anyhow::Error {
         Code::NotFound => 4,
         Code::Unauthenticated | Code::PermissionDenied => 5,
         Code::Unavailable | Code::DeadlineExceeded => 6,
+        // The connection broke mid-call (the server died): tonic says Unknown with the
+        // transport's error as the source, where a server's own answer has none.
+        Code::Unknown if std::error::Error::source(&status).is_some() => 6,
         _ => 1,
     };
     let mut message = format!("{:?}: {}", status.code(), status.message());

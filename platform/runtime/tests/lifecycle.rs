@@ -673,6 +673,50 @@ async fn operations_are_idempotent_and_validate_only_changes_nothing() {
 }
 
 #[tokio::test]
+async fn an_app_of_a_site_this_service_holds_nothing_of_is_uninstalled_and_back_as_absent() {
+    let Fixture {
+        lifecycle,
+        _store: _guard,
+        ..
+    } = fixture(Backend::Sqlite).await;
+    let (absent, deleted) = (SiteId::new(), SiteId::new());
+    lifecycle.register(deleted).await.unwrap();
+    lifecycle
+        .soft_delete(&request(vec![Target::Site(deleted)]))
+        .await
+        .unwrap();
+    let app_of = |site_id| Target::AppInstallation {
+        site_id,
+        app_installation_id: AppInstallationId::new(),
+    };
+    let uninstall = request(vec![app_of(absent)]);
+    let outcome = lifecycle.soft_delete(&uninstall).await.unwrap().remove(0);
+    assert_eq!(
+        (outcome.state, outcome.rows_affected),
+        (TenantState::Absent, 0)
+    );
+    let restored = lifecycle
+        .restore(
+            &request(uninstall.targets.clone()),
+            RestoreSource::Operation(uninstall.operation_id),
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(restored.state, TenantState::Absent);
+    assert!(
+        matches!(
+            lifecycle
+                .soft_delete(&request(vec![app_of(deleted)]))
+                .await
+                .unwrap_err(),
+            LifecycleError::NotActive { .. }
+        ),
+        "an app of a deleted site is still refused"
+    );
+}
+
+#[tokio::test]
 async fn a_refused_target_refuses_the_whole_call() {
     let Fixture {
         lifecycle,

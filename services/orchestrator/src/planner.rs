@@ -141,6 +141,8 @@ impl Planner<'_> {
         let mut inputs: Vec<String> = request.inputs.clone();
         let from_operation = inputs.is_empty();
         if from_operation && let Some(RestoreSource::Undo(undo)) = restore_source {
+            // An operation this orchestrator never ran is not found, not an empty list.
+            self.store.operation(undo).await?;
             let undone = self.store.targets(undo).await?;
             if !undone.is_empty()
                 && undone
@@ -241,12 +243,13 @@ impl Planner<'_> {
         }
         self.drop_busy(&mut body).await?;
         let mut described = self.describe(kind, &body.targets).await?;
-        if restore_source.and_then(RestoreSource::undo).is_some() {
-            settle_active(
+        if let Some(undo) = restore_source.and_then(RestoreSource::undo) {
+            settle_restore(
                 &mut body,
                 &mut described,
                 &active_in_catalog,
                 from_operation,
+                undo,
             );
         }
         if kind == PlanKind::PurgeSites {
@@ -584,64 +587,86 @@ fn blast_radius(
     blast
 }
 
-/// A restore of an operation over sites the catalog has active (`active_in_catalog`): a
-/// site active in every service has nothing to restore, and is left out (listed in
-/// `already_active`) when the operation supplied the inputs, or refused when the operator
-/// named it; a site some service still has deleted (a halted operation left it split)
-/// stays a target, so the restore mends it. `described` loses the outcomes of the
-/// targets taken out, keeping it in target order.
-fn settle_active(
+/// A restore of operation `undo`, settled once every service has described its targets
+/// (`described`, in target order, loses the outcomes of the targets taken out):
+/// * a site some service has deleted by another operation cannot come back through this
+///   one: refused (`DELETED_BY_ANOTHER_OPERATION`, naming it);
+/// * a site the catalog has active (`active_in_catalog`) and every service has active
+///   has nothing to restore: left out (`already_active`) when the operation supplied
+///   the inputs, refused (`WRONG_STATE`) when the operator named it;
+/// * a site the catalog has active but some service still has deleted (split by a
+///   halt) stays a target, so the restore mends it.
+fn settle_restore(
     body: &mut PlanBody,
     described: &mut BTreeMap<String, Vec<TargetOutcome>>,
     active_in_catalog: &BTreeSet<SiteId>,
     from_operation: bool,
+    undo: OperationId,
 ) {
-    if active_in_catalog.is_empty() {
-        return;
+    enum Verdict {
+        Keep,
+        AlreadyActive,
+        Refused(PlannedError),
     }
-    let settled: Vec<bool> = body
+    let undo = undo.to_string();
+    let verdicts: Vec<Verdict> = body
         .targets
         .iter()
         .enumerate()
         .map(|(index, target)| {
-            active_in_catalog.contains(&target.site_id)
-                && described.values().all(|outcomes| {
-                    outcomes.get(index).is_none_or(|outcome| {
-                        matches!(outcome.state(), TenantState::Active | TenantState::Absent)
-                    })
+            let outcomes: Vec<(&String, &TargetOutcome)> = described
+                .iter()
+                .filter_map(|(service, outcomes)| {
+                    outcomes.get(index).map(|outcome| (service, outcome))
                 })
+                .collect();
+            if let Some((service, other)) = outcomes.iter().find(|(_, outcome)| {
+                outcome.state() == TenantState::Deleted
+                    && !outcome.deleted_by.is_empty()
+                    && outcome.deleted_by != undo
+            }) {
+                return Verdict::Refused(error(
+                    &target.input,
+                    "DELETED_BY_ANOTHER_OPERATION",
+                    format!(
+                        "{} was deleted in {service} by operation {}, not {undo}; restore that operation",
+                        target.site_id, other.deleted_by
+                    ),
+                ));
+            }
+            let active_everywhere = outcomes.iter().all(|(_, outcome)| {
+                matches!(outcome.state(), TenantState::Active | TenantState::Absent)
+            });
+            let nothing_to_restore =
+                active_in_catalog.contains(&target.site_id) && active_everywhere;
+            match (nothing_to_restore, from_operation) {
+                (false, _) => Verdict::Keep,
+                (true, true) => Verdict::AlreadyActive,
+                (true, false) => Verdict::Refused(error(
+                    &target.input,
+                    "WRONG_STATE",
+                    format!(
+                        "{} is active in every service; this plan needs it deleted",
+                        target.site_id
+                    ),
+                )),
+            }
         })
         .collect();
     for outcomes in described.values_mut() {
         let mut index = 0;
         outcomes.retain(|_| {
-            let keep = !settled.get(index).copied().unwrap_or(false);
+            let keep = matches!(verdicts.get(index), Some(Verdict::Keep) | None);
             index += 1;
             keep
         });
     }
-    let mut index = 0;
-    let mut left_out = Vec::new();
-    body.targets.retain(|target| {
-        let keep = !settled[index];
-        index += 1;
-        if !keep {
-            left_out.push(target.clone());
-        }
-        keep
-    });
-    for target in left_out {
-        if from_operation {
-            body.already_active.push(target.site_id);
-        } else {
-            body.errors.push(error(
-                &target.input,
-                "WRONG_STATE",
-                format!(
-                    "{} is active in every service; this plan needs it deleted",
-                    target.site_id
-                ),
-            ));
+    let targets = std::mem::take(&mut body.targets);
+    for (target, verdict) in targets.into_iter().zip(verdicts) {
+        match verdict {
+            Verdict::Keep => body.targets.push(target),
+            Verdict::AlreadyActive => body.already_active.push(target.site_id),
+            Verdict::Refused(problem) => body.errors.push(problem),
         }
     }
 }

@@ -632,6 +632,60 @@ async fn restoring_an_operation_leaves_out_its_sites_that_are_active_again() {
 }
 
 #[tokio::test]
+async fn a_restore_takes_no_site_another_operation_deleted_since_nor_an_unknown_operation() {
+    let mut suite = suite(Backend::Sqlite, 100).await;
+    let (sites, _) = suite.sites(2).await;
+    let first = suite
+        .applied(&suite.made(plan(PlanKind::DeleteSites, &sites)).await)
+        .await;
+    let restore_of = |operation: &str, inputs: &[String]| CreatePlanRequest {
+        undo_operation_id: operation.to_owned(),
+        ..plan(PlanKind::RestoreSites, inputs)
+    };
+    suite
+        .applied(
+            &suite
+                .made(restore_of(&first.operation_id, &sites[..1]))
+                .await,
+        )
+        .await;
+    let second = suite
+        .applied(&suite.made(plan(PlanKind::DeleteSites, &sites[..1])).await)
+        .await;
+
+    let stale = suite.made(restore_of(&first.operation_id, &[])).await;
+    let targets: Vec<&str> = stale.targets.iter().map(|t| t.site_id.as_str()).collect();
+    assert_eq!(targets, vec![sites[1].as_str()]);
+    assert_eq!(stale.errors.len(), 1, "{:?}", stale.errors);
+    assert_eq!(
+        (
+            stale.errors[0].input.as_str(),
+            stale.errors[0].reason.as_str()
+        ),
+        (sites[0].as_str(), "DELETED_BY_ANOTHER_OPERATION")
+    );
+    assert!(
+        stale.errors[0].message.contains(&second.operation_id),
+        "{}",
+        stale.errors[0].message
+    );
+
+    let unknown = suite
+        .operator()
+        .create_plan(restore_of(
+            &micros_platform::ids::OperationId::new().to_string(),
+            &[],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown}");
+    assert_eq!(
+        unknown.get_details_error_info().unwrap().reason,
+        "OPERATION_NOT_FOUND"
+    );
+}
+
+#[tokio::test]
 async fn abort_undoes_what_the_operation_already_deleted() {
     let mut suite = suite(Backend::Sqlite, 100).await;
     let (sites, _) = suite.sites(12).await;

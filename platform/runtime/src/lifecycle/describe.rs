@@ -179,6 +179,7 @@ pub(crate) async fn describe(
                     hold: registered.is_some_and(|row| row.hold),
                     rows_affected: 0,
                     origin: registered.and_then(|row| row.origin),
+                    deleted_by: registered.and_then(|row| row.deleted_by.clone()),
                 },
                 Target::AppInstallation { .. } => {
                     let live: i64 = counts.iter().map(|count| count.live).sum();
@@ -214,6 +215,7 @@ pub(crate) async fn describe(
                         hold: registered.is_some_and(|row| row.hold),
                         rows_affected: 0,
                         origin: registered.and_then(|row| row.origin),
+                        deleted_by: None,
                     }
                 }
             }

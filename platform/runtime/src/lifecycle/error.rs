@@ -30,7 +30,7 @@ pub enum LifecycleError {
     },
     #[error("site {site_id} is not deleted")]
     NotDeleted { site_id: SiteId },
-    #[error("site {site_id} is not active; restore it before restoring it to a point in time")]
+    #[error("site {site_id} is not active here; restore it first")]
     NotActive { site_id: SiteId },
     #[error("site {site_id} is purged; nothing is left to restore")]
     Purged { site_id: SiteId },

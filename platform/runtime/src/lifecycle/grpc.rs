@@ -320,6 +320,7 @@ pub fn outcome_to_proto(outcome: TargetOutcome) -> pb::TargetOutcome {
             .origin
             .map(|origin| origin.to_string())
             .unwrap_or_default(),
+        deleted_by: outcome.deleted_by.unwrap_or_default(),
     }
 }
 

@@ -267,6 +267,7 @@ mod tests {
             hold: false,
             rows_affected: 0,
             origin: None,
+            deleted_by: None,
         }
     }
 

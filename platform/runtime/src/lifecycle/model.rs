@@ -138,6 +138,10 @@ pub struct TargetOutcome {
     /// For a scratch copy, the site it was copied from.
     #[serde(default)]
     pub origin: Option<SiteId>,
+    /// For a soft-deleted site target, the operation that deleted it: a restore of
+    /// another operation cannot bring it back.
+    #[serde(default)]
+    pub deleted_by: Option<String>,
 }
 
 /// Who asked for a destructive call, and why.

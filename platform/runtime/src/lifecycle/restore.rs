@@ -104,7 +104,11 @@ impl Lifecycle {
         }
         for app in &apps {
             let site_id = app.site_id();
-            if registry::state_in(registry, site_id) != TenantState::Active {
+            // Absent: nothing of the site here, so nothing of the app to revive.
+            if !matches!(
+                registry::state_in(registry, site_id),
+                TenantState::Active | TenantState::Absent
+            ) {
                 return Err(LifecycleError::NotActive { site_id });
             }
         }

@@ -45,10 +45,15 @@ impl Lifecycle {
                 deleting.push(*site_id);
             }
         }
+        // An app of a site this service holds nothing of has nothing here to mark: the
+        // call passes for it (absent), as a site-wide uninstall must.
+        let mut marking = Vec::with_capacity(apps.len());
         for app in &apps {
             let site_id = app.site_id();
-            if registry::state_in(registry, site_id) != TenantState::Active {
-                return Err(LifecycleError::NotActive { site_id });
+            match registry::state_in(registry, site_id) {
+                TenantState::Active => marking.push(*app),
+                TenantState::Absent => {}
+                _ => return Err(LifecycleError::NotActive { site_id }),
             }
         }
         let taken_down = super::guard::customer_targets(registry, &request.targets);
@@ -69,8 +74,9 @@ impl Lifecycle {
             },
         )
         .await?;
-        if !apps.is_empty() {
-            self.mark_app_rows(connection, &apps, request, now).await?;
+        if !marking.is_empty() {
+            self.mark_app_rows(connection, &marking, request, now)
+                .await?;
         }
 
         self.outcomes_after(
@@ -204,6 +210,7 @@ impl Lifecycle {
                             delete_time: row.and_then(|row| row.delete_time),
                             expire_time: row.and_then(|row| row.expire_time),
                             hold: row.is_some_and(|row| row.hold),
+                            deleted_by: row.and_then(|row| row.deleted_by.clone()),
                             ..before.clone()
                         }
                     }

@@ -149,6 +149,18 @@ impl Run<'_> {
                         .join(" or ")
                 )));
             }
+            // Deleted again by another operation since the plan: only that operation's
+            // restore brings it back.
+            if let Some(RestoreSource::Undo(undo)) = self.operation.restore_source
+                && state == TenantState::Deleted
+                && !outcome.deleted_by.is_empty()
+                && outcome.deleted_by != undo.to_string()
+            {
+                return Ok(Some(format!(
+                    "{target} was deleted by operation {} since the plan, not by {undo}",
+                    outcome.deleted_by
+                )));
+            }
         }
         Ok(None)
     }
