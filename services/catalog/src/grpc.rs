@@ -17,7 +17,7 @@ use crate::{
         self, AppInstallation, NewSite, ProductAction, ProductState, Site, SiteProduct, SiteUrl,
     },
     error::CatalogError,
-    resolve,
+    resolve::{self, site_state},
     settings::CatalogSettings,
     store::{CatalogStore, Placement},
 };
@@ -345,15 +345,6 @@ impl CatalogService for CatalogApi {
             placements,
             shard_count: i32::from(self.settings.product_data_shards),
         }))
-    }
-}
-
-pub(crate) fn site_state(state: TenantState) -> pb::SiteState {
-    match state {
-        TenantState::Active => pb::SiteState::Active,
-        TenantState::Deleted => pb::SiteState::Deleted,
-        TenantState::Purging | TenantState::Purged => pb::SiteState::Purged,
-        TenantState::Absent => pb::SiteState::Unspecified,
     }
 }
 

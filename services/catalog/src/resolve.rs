@@ -5,13 +5,15 @@
 
 use std::collections::HashMap;
 
-use micros_platform::ids::{Kind, parse_kind};
+use micros_platform::{
+    ids::{Kind, parse_kind},
+    lifecycle::TenantState,
+};
 use micros_proto::catalog::v1 as pb;
 
 use crate::{
     domain::{AppInstallation, Site, SiteUrl},
     error::CatalogError,
-    grpc::site_state,
     store::CatalogStore,
 };
 
@@ -49,6 +51,17 @@ fn classify(input: &str) -> Class {
                 format!("not an ID or a site URL: {id_error}"),
             ),
         },
+    }
+}
+
+/// A site's lifecycle state as the catalog's API says it (a purge under way reads as
+/// purged).
+pub fn site_state(state: TenantState) -> pb::SiteState {
+    match state {
+        TenantState::Active => pb::SiteState::Active,
+        TenantState::Deleted => pb::SiteState::Deleted,
+        TenantState::Purging | TenantState::Purged => pb::SiteState::Purged,
+        TenantState::Absent => pb::SiteState::Unspecified,
     }
 }
 
