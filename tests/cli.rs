@@ -50,21 +50,12 @@ async fn operators_plan_apply_watch_and_report_from_the_command_line() {
     let mut sites = Vec::new();
     for index in 0..3 {
         let site = admin
-            .provision_site(pb::ProvisionSiteRequest {
-                name: format!("Cli {index}"),
-                url: format!("cli{index}.example.com"),
-                region: "us-east".to_owned(),
-                products: vec!["jira".to_owned()],
-                admin: Some(pb::Contact {
-                    email: format!("admin@cli{index}.example"),
-                    name: String::new(),
-                    kind: "admin".to_owned(),
-                }),
-                contacts: Vec::new(),
-                apps: vec!["insight".to_owned()],
-                site_id: String::new(),
-                seats: 5,
-            })
+            .provision_site(support::provision_request(
+                format!("Cli {index}"),
+                format!("cli{index}.example.com"),
+                "us-east",
+                &["insight"],
+            ))
             .await
             .unwrap()
             .into_inner();
@@ -316,21 +307,12 @@ async fn watching_survives_an_orchestrator_restart() {
     let mut sites = Vec::new();
     for index in 0..3 {
         let site = admin
-            .provision_site(pb::ProvisionSiteRequest {
-                name: format!("Restart {index}"),
-                url: format!("restart{index}.example.com"),
-                region: "us-east".to_owned(),
-                products: vec!["jira".to_owned()],
-                admin: Some(pb::Contact {
-                    email: format!("admin@restart{index}.example"),
-                    name: String::new(),
-                    kind: "admin".to_owned(),
-                }),
-                contacts: Vec::new(),
-                apps: Vec::new(),
-                site_id: String::new(),
-                seats: 5,
-            })
+            .provision_site(support::provision_request(
+                format!("Restart {index}"),
+                format!("restart{index}.example.com"),
+                "us-east",
+                &[],
+            ))
             .await
             .unwrap()
             .into_inner();

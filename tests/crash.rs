@@ -54,21 +54,12 @@ async fn killed_mid_restore_the_orchestrator_resumes_and_finishes_once() {
         let mut site_ids = Vec::new();
         for index in 0..SITES {
             let provisioned = alice
-                .provision_site(pb::ProvisionSiteRequest {
-                    name: format!("Crash {index}"),
-                    url: format!("crash{index}.example.org"),
-                    region: "eu-west".to_owned(),
-                    products: vec!["jira".to_owned()],
-                    admin: Some(pb::Contact {
-                        email: format!("admin@crash{index}.example"),
-                        name: String::new(),
-                        kind: "admin".to_owned(),
-                    }),
-                    contacts: Vec::new(),
-                    apps: vec!["insight".to_owned()],
-                    site_id: String::new(),
-                    seats: 5,
-                })
+                .provision_site(support::provision_request(
+                    format!("Crash {index}"),
+                    format!("crash{index}.example.org"),
+                    "eu-west",
+                    &["insight"],
+                ))
                 .await
                 .unwrap()
                 .into_inner();

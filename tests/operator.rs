@@ -265,21 +265,12 @@ async fn an_app_of_a_site_with_nothing_in_some_services_is_uninstalled() {
         let (suite, orchestrator, mut alice, mut bob) = start(backend, Duration::ZERO).await;
         // Provisioned only: media and product-data hold nothing of the site yet.
         let provisioned = alice
-            .provision_site(pb::ProvisionSiteRequest {
-                name: "Fresh".to_owned(),
-                url: "fresh.example.net".to_owned(),
-                region: "eu-west".to_owned(),
-                products: vec!["jira".to_owned()],
-                admin: Some(pb::Contact {
-                    email: "admin@fresh.example".to_owned(),
-                    name: String::new(),
-                    kind: "admin".to_owned(),
-                }),
-                contacts: Vec::new(),
-                apps: vec!["insight".to_owned()],
-                site_id: String::new(),
-                seats: 5,
-            })
+            .provision_site(support::provision_request(
+                "Fresh".to_owned(),
+                "fresh.example.net".to_owned(),
+                "eu-west",
+                &["insight"],
+            ))
             .await
             .unwrap()
             .into_inner();

@@ -77,24 +77,6 @@ impl ProcessSuite {
     }
 }
 
-fn provision_request(name: &str) -> pb::ProvisionSiteRequest {
-    pb::ProvisionSiteRequest {
-        name: name.to_owned(),
-        url: format!("{name}.example.com"),
-        region: "us-east".to_owned(),
-        products: vec!["jira".to_owned()],
-        admin: Some(pb::Contact {
-            email: format!("admin@{name}.example"),
-            name: String::new(),
-            kind: "admin".to_owned(),
-        }),
-        contacts: Vec::new(),
-        apps: Vec::new(),
-        site_id: String::new(),
-        seats: 5,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_orchestrator_call_is_one_trace_across_every_service_it_reached() {
     let receiver = Receiver::start().await;
@@ -106,7 +88,12 @@ async fn one_orchestrator_call_is_one_trace_across_every_service_it_reached() {
     ]);
     let mut admin = orchestrator_client(&suite.url("orchestrator"), "provisioner", &[Role::Admin]);
     admin
-        .provision_site(provision_request("traced"))
+        .provision_site(support::provision_request(
+            "traced".to_owned(),
+            "traced.example.com".to_owned(),
+            "us-east",
+            &[],
+        ))
         .await
         .expect("ProvisionSite");
 
@@ -251,7 +238,12 @@ async fn scrapes_after_deletions_restores_and_a_halt_find_the_counters_moved() {
     let mut sites = Vec::new();
     for index in 0..7 {
         let provisioned = admin
-            .provision_site(provision_request(&format!("metered{index}")))
+            .provision_site(support::provision_request(
+                format!("metered{index}"),
+                format!("metered{index}.example.com"),
+                "us-east",
+                &[],
+            ))
             .await
             .expect("ProvisionSite")
             .into_inner();

@@ -329,21 +329,12 @@ impl Suite {
         let mut seeded = Vec::with_capacity(count);
         for index in 0..count {
             let provisioned = orchestrator
-                .provision_site(pb::ProvisionSiteRequest {
-                    name: format!("{prefix} {index}"),
-                    url: format!("{prefix}-{index}.example.net"),
-                    region: "eu-west".to_owned(),
-                    products: vec!["jira".to_owned()],
-                    admin: Some(pb::Contact {
-                        email: format!("admin@{prefix}-{index}.example"),
-                        name: String::new(),
-                        kind: "admin".to_owned(),
-                    }),
-                    contacts: Vec::new(),
-                    apps: vec!["insight".to_owned()],
-                    site_id: String::new(),
-                    seats: 5,
-                })
+                .provision_site(provision_request(
+                    format!("{prefix} {index}"),
+                    format!("{prefix}-{index}.example.net"),
+                    "eu-west",
+                    &["insight"],
+                ))
                 .await
                 .unwrap()
                 .into_inner();
@@ -410,6 +401,32 @@ impl Suite {
             }
         }
         snapshot
+    }
+}
+
+/// A jira site as the suite tests provision it: `name` on `url`, 5 seats, `apps`
+/// installed, its admin `admin@<url's first label>.example`.
+pub fn provision_request(
+    name: String,
+    url: String,
+    region: &str,
+    apps: &[&str],
+) -> pb::ProvisionSiteRequest {
+    let host = url.split('.').next().unwrap_or_default().to_owned();
+    pb::ProvisionSiteRequest {
+        name,
+        url,
+        region: region.to_owned(),
+        products: vec!["jira".to_owned()],
+        admin: Some(pb::Contact {
+            email: format!("admin@{host}.example"),
+            name: String::new(),
+            kind: "admin".to_owned(),
+        }),
+        contacts: Vec::new(),
+        apps: apps.iter().map(|app| (*app).to_owned()).collect(),
+        site_id: String::new(),
+        seats: 5,
     }
 }
 
